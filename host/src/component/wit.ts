@@ -57,3 +57,21 @@ export function worldWitSource(dir: string = witDirectory()): string {
   cachedSource = `${header}\n\n${bodies.join('\n')}`;
   return cachedSource;
 }
+
+/**
+ * Each capability interface's functions, as jco names them on the import object. Checked against the
+ * declarations generated from wit/ (host/src/generated), so this list cannot drift from the WIT.
+ */
+export const CAPABILITY_FUNCTIONS = {
+  log: ['write'],
+  clock: ['now'],
+  random: ['bytes'],
+  kv: ['get', 'set', 'delete', 'keys'],
+  events: ['emit'],
+} as const satisfies {
+  log: readonly (keyof typeof import('../generated/interfaces/ice-agent-log.js'))[];
+  clock: readonly (keyof typeof import('../generated/interfaces/ice-agent-clock.js'))[];
+  random: readonly (keyof typeof import('../generated/interfaces/ice-agent-random.js'))[];
+  kv: readonly (keyof typeof import('../generated/interfaces/ice-agent-kv.js'))[];
+  events: readonly (keyof typeof import('../generated/interfaces/ice-agent-events.js'))[];
+};

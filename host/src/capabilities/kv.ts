@@ -1,0 +1,116 @@
+/**
+ * ice:agent/kv — the component's persistent memory: keys checked against the typed read/write
+ * matchers, sizes against the grant, data in the component's own namespace of the state database.
+ */
+import { firstMatch, type KvGrant, type Matcher } from '../policy/index.js';
+import type { KvStore } from '../state/kv-store.js';
+import {
+  allow,
+  deny,
+  invalid,
+  overLimit,
+  quote,
+  RefusedEffect,
+  utf8Bytes,
+  type CapabilityOperations,
+  type RunScope,
+  type Verdict,
+} from './operation.js';
+
+/** kv.keys answers at most this many keys; a larger listing must use a longer prefix. */
+export const KV_KEYS_MAX = 10_000;
+
+export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): CapabilityOperations {
+  const namespace = scope.component;
+
+  function checkKey(fn: string, key: string): Verdict | undefined {
+    if (key.length === 0) return invalid(`${grant.rule}.keys`, `kv.${fn}: the key is empty; keys are 1 to ${grant.maxKeyBytes} bytes`);
+    const size = utf8Bytes(key);
+    if (size > grant.maxKeyBytes) {
+      return invalid(
+        `${grant.rule}.maxKeyBytes`,
+        `kv.${fn}: the key is ${size} bytes, over ${grant.rule}.maxKeyBytes (${grant.maxKeyBytes})`,
+      );
+    }
+    return undefined;
+  }
+
+  function decideKey(fn: string, key: string, rules: readonly Matcher[], access: 'read' | 'write'): Verdict {
+    const bad = checkKey(fn, key);
+    if (bad) return bad;
+    const rule = firstMatch(rules, key);
+    if (rule) return allow(rule.rule);
+    return deny(
+      `${grant.rule}.${access}`,
+      `kv.${fn}(${quote(key)}) denied for component "${scope.component}": no ${access} rule matches; ` +
+        `add ${quote(key)} to ${grant.rule}.${access}`,
+    );
+  }
+
+  /** A read rule covers a listing when some key it matches can start with the prefix. */
+  function coversPrefix(rule: Matcher, prefix: string): boolean {
+    if (rule.kind === 'any') return true;
+    if (rule.kind === 'exact') return rule.text.startsWith(prefix);
+    return rule.text.startsWith(prefix) || prefix.startsWith(rule.text);
+  }
+
+  return {
+    get: {
+      decide: ([key]) => decideKey('get', key as string, grant.read, 'read'),
+      // null, not undefined: jco lowers both to none, and the ledger then shows none as a value, not as unit.
+      perform: ([key]) => store.get(namespace, key as string) ?? null,
+    },
+    set: {
+      writesState: true,
+      decide([key, value]) {
+        const verdict = decideKey('set', key as string, grant.write, 'write');
+        if (verdict.decision !== 'allow') return verdict;
+        const size = utf8Bytes(value as string);
+        if (size > grant.maxValueBytes) {
+          return overLimit(
+            `${grant.rule}.maxValueBytes`,
+            `kv.set(${quote(key as string)}): the value is ${size} bytes, over ${grant.rule}.maxValueBytes (${grant.maxValueBytes})`,
+          );
+        }
+        return verdict;
+      },
+      perform([key, value]) {
+        store.set(namespace, key as string, value as string);
+        return undefined;
+      },
+    },
+    delete: {
+      writesState: true,
+      decide: ([key]) => decideKey('delete', key as string, grant.write, 'write'),
+      perform([key]) {
+        store.delete(namespace, key as string);
+        return undefined;
+      },
+    },
+    keys: {
+      decide([prefix]) {
+        const p = prefix as string;
+        if (utf8Bytes(p) > grant.maxKeyBytes) {
+          return invalid(`${grant.rule}.maxKeyBytes`, `kv.keys: the prefix is longer than ${grant.rule}.maxKeyBytes (${grant.maxKeyBytes})`);
+        }
+        const rule = grant.read.find((r) => coversPrefix(r, p));
+        if (rule) return allow(rule.rule);
+        return deny(
+          `${grant.rule}.read`,
+          `kv.keys(${quote(p)}) denied for component "${scope.component}": no read rule covers keys starting with ${quote(p)}; ` +
+            `add ${quote(`${p}*`)} to ${grant.rule}.read`,
+        );
+      },
+      perform([prefix]) {
+        // Only keys the component may read are listed: a listing must not reveal what a get would deny.
+        const keys = store.keys(namespace, prefix as string, KV_KEYS_MAX + 1);
+        if (keys.length > KV_KEYS_MAX) {
+          return new RefusedEffect(
+            overLimit(`${grant.rule}.keys`, `kv.keys(${quote(prefix as string)}) matches more than ${KV_KEYS_MAX} keys; list with a longer prefix`),
+          );
+        }
+        return keys.filter((key) => firstMatch(grant.read, key) !== undefined);
+      },
+    },
+  };
+}

@@ -1,0 +1,22 @@
+/** ice:agent/random — bytes from the host's CSPRNG, bounded per call by grants.random.maxBytes. */
+import { randomBytes } from 'node:crypto';
+import type { RandomGrant } from '../policy/index.js';
+import { allow, overLimit, type CapabilityOperations } from './operation.js';
+
+export function createRandom(grant: RandomGrant): CapabilityOperations {
+  return {
+    bytes: {
+      decide([len]) {
+        const n = len as number;
+        if (n > grant.maxBytes) {
+          return overLimit(
+            `${grant.rule}.maxBytes`,
+            `random.bytes(${n}) asks for more than ${grant.rule}.maxBytes (${grant.maxBytes}) in one call`,
+          );
+        }
+        return allow(`${grant.rule}.maxBytes`);
+      },
+      perform: ([len]) => new Uint8Array(randomBytes(len as number)),
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/** `ice inspect <component.wasm> [--json]`: what a component imports and exports, and the policy keys it needs. */
+import { readFileSync } from 'node:fs';
+import { LoadError } from '../component/errors.js';
+import { inspectComponent, type WorldItem } from '../component/inspect.js';
+import { CAPABILITY_INTERFACES, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../component/wit.js';
+import { policyKeyFor } from '../policy/index.js';
+import { onePositional, parse } from './args.js';
+import { EXIT, type Io } from './io.js';
+import { INSPECT_USAGE } from './usage.js';
+
+export async function inspectCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean', default: false } }, INSPECT_USAGE);
+  const path = onePositional('inspect', positionals, 'component file', INSPECT_USAGE);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new LoadError('not-found', path, `cannot read component ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const info = await inspectComponent(bytes, path, (await import('@bytecodealliance/jco')).componentWit);
+  const imports = info.imports.map((item) => ({ ...item, ...classify(item) }));
+  const policyKeys = imports.flatMap((i) => (i.policyKey ? [i.policyKey] : []));
+  if (values.json) {
+    io.stdout(`${JSON.stringify({ component: path, digest: info.digest, size: info.size, imports, exports: info.exports, policyKeys }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  const width = Math.max(0, ...imports.map((i) => i.name.length));
+  const lines = [
+    `component ${path}`,
+    `  digest  sha256:${info.digest}`,
+    `  size    ${info.size} bytes`,
+    'imports',
+    ...(imports.length === 0 ? ['  (none)'] : imports.map((i) => `  ${i.name.padEnd(width)}  ${i.note}`)),
+    'exports',
+    ...info.exports.map((e) => `  ${e.name}${e.signature ? `: ${e.signature.replace(/;$/, '')}` : ''}`),
+    `policy keys it needs: ${policyKeys.length > 0 ? policyKeys.join(', ') : '(none)'}`,
+  ];
+  const foreign = imports.filter((i) => i.foreign);
+  if (foreign.length > 0) lines.push(`refused by ICE: ${foreign.map((i) => i.name).join(', ')} (not in the ice:agent@0.1.0 world)`);
+  io.stdout(`${lines.join('\n')}\n`);
+  return EXIT.ok;
+}
+
+function classify(item: WorldItem): { note: string; policyKey?: string; foreign?: true } {
+  const capability = CAPABILITY_INTERFACES.find((name) => qualifiedInterface(name) === item.name);
+  if (capability) return { note: `grant with ${policyKeyFor(capability)}`, policyKey: policyKeyFor(capability) };
+  if (TYPE_ONLY_INTERFACES.some((name) => qualifiedInterface(name) === item.name)) return { note: 'types only (no grant needed)' };
+  return { note: 'not in the ice:agent@0.1.0 world: ICE refuses this component', foreign: true };
+}

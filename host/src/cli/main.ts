@@ -1,0 +1,58 @@
+/**
+ * `ice`: dispatch, and the one place errors become exit codes. User errors (usage, policy, load,
+ * build) print their message, never a stack trace; ICE_DEBUG=1 adds the stack for bug reports.
+ */
+import { BuildError } from '../build/errors.js';
+import { LoadError } from '../component/errors.js';
+import { PolicyError } from '../policy/errors.js';
+import { UsageError } from './args.js';
+import { EXIT, processIo, type Io } from './io.js';
+import { AUDIT_USAGE, BUILD_USAGE, INSPECT_USAGE, RUN_USAGE } from './usage.js';
+
+const HELP = `ice — run untrusted agents as WebAssembly components under explicit, audited authority
+
+usage:
+  ${RUN_USAGE}
+  ${INSPECT_USAGE}
+  ${BUILD_USAGE}
+  ${AUDIT_USAGE}
+
+exit codes: 0 ok · 1 the guest returned err · 2 usage, policy, load or build error · 3 trap or limit
+state: --state <dir> (default ./.ice) holds kv data, the ledger and the component cache
+`;
+
+type Command = (argv: string[], io: Io) => Promise<number>;
+
+/** Loaded on demand: `ice run` should not pay for the AssemblyScript compiler, nor `ice build` for SQLite. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./run.js')).runCommand,
+  inspect: async () => (await import('./inspect.js')).inspectCommand,
+  build: async () => (await import('./build.js')).buildCommand,
+  audit: async () => (await import('./audit.js')).auditCommand,
+};
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    io.stdout(HELP);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const load = COMMANDS[command];
+  if (!load) {
+    io.stderr(`ice: unknown command "${command}"\n\n${HELP}`);
+    return EXIT.usage;
+  }
+  try {
+    return await (await load())(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof PolicyError || error instanceof LoadError || error instanceof BuildError || (error instanceof Error && error.name === 'RunInputError')) {
+      io.stderr(`${error.message}\n`);
+      return EXIT.usage;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr(`ice ${command}: internal error: ${message}\n`);
+    if (process.env.ICE_DEBUG && error instanceof Error && error.stack) io.stderr(`${error.stack}\n`);
+    else io.stderr('(set ICE_DEBUG=1 for a stack trace, and please report it)\n');
+    return EXIT.usage;
+  }
+}

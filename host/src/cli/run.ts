@@ -1,0 +1,73 @@
+/** `ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log]` */
+import { readFileSync } from 'node:fs';
+import { createHost, type RunResult } from '../host.js';
+import { onePositional, parse, UsageError } from './args.js';
+import { EXIT, type Io } from './io.js';
+import { RUN_USAGE } from './usage.js';
+
+
+export async function runCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    'run',
+    argv,
+    {
+      policy: { type: 'string' },
+      input: { type: 'string' },
+      'input-file': { type: 'string' },
+      state: { type: 'string' },
+      log: { type: 'boolean', default: false },
+    },
+    RUN_USAGE,
+  );
+  const component = onePositional('run', positionals, 'component file', RUN_USAGE);
+  if (!values.policy) throw new UsageError(`ice run: --policy <file> is required: a run without a policy has no authority to check\nusage: ${RUN_USAGE}`);
+  if (values.input !== undefined && values['input-file'] !== undefined) {
+    throw new UsageError(`ice run: give --input or --input-file, not both\nusage: ${RUN_USAGE}`);
+  }
+  const input = values['input-file'] !== undefined ? readInputFile(values['input-file']) : (values.input ?? '');
+
+  const host = await createHost({
+    ...(values.state ? { stateDir: values.state } : {}),
+    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${e.component} ${e.level}] ${e.message}\n`) } : {}),
+  });
+  try {
+    const agent = await host.load(component, values.policy);
+    const result = await agent.run(input);
+    if (result.ok) io.stdout(result.output.endsWith('\n') ? result.output : `${result.output}\n`);
+    io.stderr(`${summary(result)}\n`);
+    return result.ok ? EXIT.ok : result.outcome === 'error' ? EXIT.guestError : EXIT.trap;
+  } finally {
+    host.close();
+  }
+}
+
+/** One line: run id, outcome and call counts. */
+export function summary(result: RunResult): string {
+  const c = result.counts;
+  const counts = `${c.calls} call${c.calls === 1 ? '' : 's'} (${c.allowed} allowed, ${c.denied} denied, ${c.limited} limited, ${c.invalid} invalid)`;
+  const outcome = result.ok
+    ? 'ok'
+    : result.outcome === 'error'
+      ? `error: ${oneLine(result.error)}`
+      : `trap (${result.blame} blame): ${oneLine(result.error)}`;
+  return `run ${result.runId} ${outcome} · ${counts} · ledger root ${result.ledgerRoot.slice(0, 16)}`;
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+function readInputFile(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new UsageError(`ice run: cannot read --input-file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new UsageError(`ice run: --input-file ${path} is not valid UTF-8 text; a run's input is a WIT string`);
+  }
+}

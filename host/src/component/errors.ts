@@ -1,0 +1,27 @@
+/**
+ * Load-time refusals. Each names the component, what was refused and how to fix it, so the CLI can
+ * print the message as is (exit 2) and embedders can branch on `code`.
+ */
+export type LoadErrorCode =
+  | 'not-found'
+  | 'empty'
+  | 'not-wasm'
+  | 'core-module'
+  | 'unsupported-version'
+  | 'malformed'
+  | 'foreign-import'
+  | 'ungranted-import'
+  | 'signature-mismatch'
+  | 'bad-export'
+  | 'prepare-failed';
+
+export class LoadError extends Error {
+  override readonly name = 'LoadError';
+  constructor(
+    readonly code: LoadErrorCode,
+    readonly origin: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

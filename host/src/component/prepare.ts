@@ -1,0 +1,242 @@
+/**
+ * prepare: turn an admitted component into something we can instantiate once per run.
+ *
+ * jco transpiles it in `instantiation: 'sync'` mode, so the generated glue imports nothing and the
+ * host hands it every import; the output is cached by component digest (and jco version) in memory
+ * and in a cache directory, and its core modules are compiled once. Transpiling also yields the
+ * component's view of each imported interface as TypeScript declarations: these are compared with
+ * the ICE world's own, so a component that declares `kv.get` with another signature is refused at
+ * load instead of failing at its first call.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { LoadError } from './errors.js';
+import { inspectComponent, sha256Hex, type ComponentInfo } from './inspect.js';
+import { ICE_WORLD, worldWitSource } from './wit.js';
+
+/** What jco's generated `instantiate` returns for the ICE world. */
+export interface AgentExports {
+  run(input: string): string;
+}
+type GeneratedInstantiate = (
+  getCoreModule: (path: string) => WebAssembly.Module,
+  imports: Record<string, unknown>,
+  instantiateCore?: (module: WebAssembly.Module, imports: WebAssembly.Imports) => WebAssembly.Instance,
+) => AgentExports;
+
+export interface PreparedComponent {
+  readonly digest: string;
+  /** Where the transpiled output came from on this load. */
+  readonly source: 'memory' | 'disk' | 'transpiled';
+  readonly prepareMs: number;
+  /** A fresh component instance wired to `imports` (keyed by unversioned interface name). */
+  instantiate(imports: Record<string, unknown>): AgentExports;
+}
+
+const require = createRequire(import.meta.url);
+const JCO_VERSION: string = JSON.parse(
+  readFileSync(join(dirname(require.resolve('@bytecodealliance/jco')), '..', 'package.json'), 'utf8'),
+).version;
+/** Bump when the transpile options or the cache layout change. */
+const CACHE_FORMAT = 1;
+const TRANSPILE_OPTIONS = { name: 'agent', instantiation: 'sync', noTypescript: false } as const;
+
+interface Entry {
+  instantiate: GeneratedInstantiate;
+  modules: Map<string, WebAssembly.Module>;
+}
+
+/** jco (and its wasm-tools build) is large: loaded only when a component is not in the cache. */
+const jco = () => import('@bytecodealliance/jco');
+const INFO = 'info.json';
+
+export class ComponentCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly infos = new Map<string, ComponentInfo>();
+  private reference: Promise<Map<string, Set<string>>> | undefined;
+
+  /** @param dir on-disk cache directory, or undefined for memory only */
+  constructor(readonly dir: string | undefined) {}
+
+  /**
+   * The component's imports and exports. A component already prepared once (same digest) is not
+   * decoded again: its inspection was cached with its transpiled output, and only a component that
+   * passed every check is ever cached.
+   */
+  async inspect(bytes: Uint8Array, origin: string): Promise<ComponentInfo> {
+    const digest = sha256Hex(bytes);
+    const key = cacheKey(digest);
+    const known = this.infos.get(key) ?? (this.dir ? readInfo(join(this.dir, key), digest) : undefined);
+    return known ?? inspectComponent(bytes, origin, (await jco()).componentWit);
+  }
+
+  async prepare(bytes: Uint8Array, info: ComponentInfo, origin: string): Promise<PreparedComponent> {
+    const started = performance.now();
+    const digest = info.digest;
+    const key = cacheKey(digest);
+    let source: PreparedComponent['source'] = 'memory';
+    let entry = this.entries.get(key);
+    if (!entry) {
+      const cached = this.dir ? readCached(join(this.dir, key)) : undefined;
+      source = cached ? 'disk' : 'transpiled';
+      const files = cached ?? (await this.transpileChecked(bytes, origin));
+      if (!cached && this.dir) writeCached(this.dir, key, files, info);
+      entry = await load(files, this.dir ? join(this.dir, key) : undefined);
+      this.entries.set(key, entry);
+      this.infos.set(key, info);
+    }
+    const { instantiate, modules } = entry;
+    return {
+      digest,
+      source,
+      prepareMs: performance.now() - started,
+      instantiate(imports) {
+        return instantiate((path) => {
+          const module = modules.get(path);
+          if (!module) throw new Error(`transpiled component has no core module ${path}`);
+          return module;
+        }, imports);
+      },
+    };
+  }
+
+  private async transpileChecked(bytes: Uint8Array, origin: string): Promise<Record<string, Uint8Array>> {
+    let files: Record<string, Uint8Array>;
+    const { transpile } = await jco();
+    try {
+      ({ files } = await transpile(bytes, TRANSPILE_OPTIONS));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+      throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (jco transpile): ${reason}`);
+    }
+    checkSignatures(files, await this.referenceDeclarations(), origin);
+    return files;
+  }
+
+  /** The ICE world's own interface declarations, from a synthesized component that imports all of it. */
+  private referenceDeclarations(): Promise<Map<string, Set<string>>> {
+    this.reference ??= (async () => {
+      const { componentEmbed, componentNew, transpile } = await jco();
+      const embedded = await componentEmbed({ dummy: true, witSource: worldWitSource(), world: ICE_WORLD, stringEncoding: 'utf8' });
+      const { files } = await transpile(await componentNew(embedded, []), TRANSPILE_OPTIONS);
+      return interfaceDeclarations(files);
+    })();
+    return this.reference;
+  }
+}
+
+/** `interfaces/ice-agent-kv.d.ts` → its declarations, comments and whitespace normalized away. */
+function interfaceDeclarations(files: Record<string, Uint8Array>): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const decoder = new TextDecoder();
+  for (const [name, bytes] of Object.entries(files)) {
+    const match = /^interfaces\/(.+)\.d\.ts$/.exec(name);
+    if (!match) continue;
+    const text = decoder
+      .decode(bytes)
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/\/\/.*$/gm, '');
+    const statements = text
+      .split(';')
+      .map((s) => s.replace(/\s+/g, ' ').trim())
+      .filter(Boolean);
+    out.set(match[1]!, new Set(statements));
+  }
+  return out;
+}
+
+function checkSignatures(files: Record<string, Uint8Array>, reference: Map<string, Set<string>>, origin: string): void {
+  const mismatches: string[] = [];
+  for (const [iface, statements] of interfaceDeclarations(files)) {
+    const expected = reference.get(iface);
+    if (!expected) continue; // not an ICE interface: admit has already refused it
+    for (const statement of statements) {
+      if (!expected.has(statement)) mismatches.push(`${iface.replace(/^ice-agent-/, '')}: \`${statement}\``);
+    }
+  }
+  if (mismatches.length > 0) {
+    throw new LoadError(
+      'signature-mismatch',
+      origin,
+      `${origin} imports ICE interfaces with declarations that differ from wit/ (ice:agent@0.1.0): ` +
+        `${mismatches.join('; ')}; rebuild the guest against this version of the world`,
+    );
+  }
+}
+
+const MANIFEST = 'manifest.json';
+
+function cacheKey(digest: string): string {
+  return `${digest}-jco${JCO_VERSION}-f${CACHE_FORMAT}`;
+}
+
+function readInfo(dir: string, digest: string): ComponentInfo | undefined {
+  try {
+    const info = JSON.parse(readFileSync(join(dir, INFO), 'utf8')) as ComponentInfo;
+    return info.digest === digest && existsSync(join(dir, MANIFEST)) ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cached files, or undefined when absent or not whole (a crash mid-write, a disk error). */
+function readCached(dir: string): Record<string, Uint8Array> | undefined {
+  try {
+    const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as { files: Record<string, string> };
+    const files: Record<string, Uint8Array> = {};
+    for (const [name, digest] of Object.entries(manifest.files)) {
+      const bytes = readFileSync(join(dir, name));
+      if (sha256Hex(bytes) !== digest) return undefined;
+      files[name] = bytes;
+    }
+    return files;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written to a temporary directory and renamed into place, so readers never see half an entry. */
+function writeCached(root: string, key: string, files: Record<string, Uint8Array>, info: ComponentInfo): void {
+  const target = join(root, key);
+  const temporary = join(root, `.${key}.${process.pid}.${Date.now()}`);
+  const manifest: Record<string, string> = {};
+  try {
+    for (const [name, bytes] of Object.entries(files)) {
+      const path = join(temporary, cacheName(name));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, bytes);
+      manifest[cacheName(name)] = sha256Hex(bytes);
+    }
+    writeFileSync(join(temporary, INFO), JSON.stringify(info));
+    // The manifest goes last: an entry is whole only once it exists.
+    writeFileSync(join(temporary, MANIFEST), JSON.stringify({ jco: JCO_VERSION, files: manifest }, null, 2));
+    if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+    renameSync(temporary, target);
+  } catch {
+    // A cache that cannot be written only costs a transpile next time.
+    rmSync(temporary, { recursive: true, force: true });
+  }
+}
+
+/** The generated glue is an ES module; `.mjs` makes Node load it as one wherever the cache lives. */
+function cacheName(name: string): string {
+  return name === 'agent.js' ? 'agent.mjs' : name;
+}
+
+async function load(files: Record<string, Uint8Array>, dir: string | undefined): Promise<Entry> {
+  const modules = new Map<string, WebAssembly.Module>();
+  for (const [name, bytes] of Object.entries(files)) {
+    if (name.endsWith(".wasm")) modules.set(name, new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>));
+  }
+  const glue = files['agent.mjs'] ?? files['agent.js'];
+  if (!glue) throw new Error('jco transpile produced no agent.js');
+  const url =
+    dir && existsSync(join(dir, 'agent.mjs'))
+      ? pathToFileURL(join(dir, 'agent.mjs')).href
+      : `data:text/javascript;base64,${Buffer.from(glue).toString('base64')}`;
+  const module = (await import(url)) as { instantiate: GeneratedInstantiate };
+  return { instantiate: module.instantiate, modules };
+}
+

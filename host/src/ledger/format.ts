@@ -1,0 +1,191 @@
+/**
+ * Human-readable rendering of a run's ledger for `ice audit show`.
+ *
+ * Everything printed that came from a guest or a policy (values, messages, names) is escaped so a
+ * hostile string cannot move the cursor, recolour the terminal or reorder text (C0/C1 controls and
+ * bidi overrides become `\uXXXX`).
+ */
+import type {
+  Captured,
+  CallRecord,
+  LedgerRecord,
+  RunCounts,
+  RunEndRecord,
+  RunStartRecord,
+  StoredRecord,
+} from './records.js';
+
+const MAX_CALL = 40;
+const MAX_ARG = 24;
+const MAX_RULE = 28;
+const MAX_VALUE = 40;
+const MAX_MESSAGE = 60;
+
+/**
+ * A run as a fixed-width table: a header (run id, component and policy with short digests, start time,
+ * input, outcome), one row per call (`seq  call  decision  rule  duration  result`), and a footer with
+ * the counts and the ledger root (`options.root`: the run-end record's hash, which a record does not
+ * carry; `formatStoredRunTable` fills it in). Records are expected in seq order.
+ */
+export function formatRunTable(records: readonly LedgerRecord[], options: { root?: string } = {}): string {
+  const start = records.find((r): r is RunStartRecord => r.type === 'run-start');
+  const calls = records.filter((r): r is CallRecord => r.type === 'call');
+  const end = records.find((r): r is RunEndRecord => r.type === 'run-end');
+  const lines: string[] = [];
+
+  const run = start?.run ?? records[0]?.run ?? '(no records)';
+  lines.push(`run        ${clean(run)}`);
+  if (start) {
+    lines.push(`component  ${clean(start.component.name)}  ${shortDigest(start.component.digest)}`);
+    lines.push(`policy     ${clean(start.policy.source)}  ${shortDigest(start.policy.digest)}`);
+    lines.push(`started    ${clean(start.at)}  (ice ${clean(start.host.ice)})`);
+    lines.push(`input      ${formatCaptured(start.input, MAX_VALUE * 2)}`);
+  } else {
+    lines.push('component  ?  (run-start record missing)');
+  }
+  lines.push(`outcome    ${end ? formatOutcome(end) : 'unfinished (no run-end record)'}`);
+  lines.push('');
+
+  const header = ['seq', 'call', 'decision', 'rule', 'duration', 'result'];
+  const rows = calls.map((c) => [
+    String(c.seq),
+    formatCall(c),
+    c.decision,
+    shorten(clean(c.rule), MAX_RULE),
+    formatDuration(c.durationUs),
+    formatCallOutcome(c),
+  ]);
+  // Numeric columns right-aligned; the last column is not padded.
+  const rightAligned = [true, false, false, false, true, false];
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
+  const renderRow = (cells: string[]): string =>
+    cells
+      .map((cell, i) => {
+        if (i === cells.length - 1) return cell;
+        const pad = ' '.repeat((widths[i] ?? 0) - width(cell));
+        return rightAligned[i] ? pad + cell : cell + pad;
+      })
+      .join('  ')
+      .trimEnd();
+  lines.push(renderRow(header));
+  lines.push(renderRow(widths.map((w) => '─'.repeat(w))));
+  if (rows.length === 0) lines.push('(no calls)');
+  for (const row of rows) lines.push(renderRow(row));
+  lines.push('');
+
+  const counts = end?.counts ?? tally(calls);
+  lines.push(
+    `${counts.calls} ${counts.calls === 1 ? 'call' : 'calls'}: ${counts.allowed} allowed, ${counts.denied} denied, ` +
+      `${counts.limited} limited, ${counts.invalid} invalid`,
+  );
+  if (end) lines.push(`ledger root ${options.root ?? '(not given)'}`);
+  return lines.join('\n') + '\n';
+}
+
+/** `formatRunTable` for stored records (`LedgerStore.readRun`): the footer shows the ledger root hash. */
+export function formatStoredRunTable(records: readonly StoredRecord[]): string {
+  const end = records.find((r) => r.record.type === 'run-end');
+  return formatRunTable(
+    records.map((r) => r.record),
+    end ? { root: end.hash } : {},
+  );
+}
+
+function formatOutcome(end: RunEndRecord): string {
+  let text: string = end.outcome;
+  if (end.blame) text += ` (${end.blame} blame)`;
+  if (end.reason !== undefined) text += `: ${shorten(clean(end.reason), MAX_MESSAGE)}`;
+  if (end.output !== undefined) text += `  output ${formatCaptured(end.output, MAX_VALUE)}`;
+  return `${text}  in ${formatDuration(end.durationUs)}`;
+}
+
+function formatCall(c: CallRecord): string {
+  const args = c.args.map((a) => formatCaptured(a, MAX_ARG)).join(', ');
+  return shorten(`${clean(c.call)}(${args})`, MAX_CALL);
+}
+
+function formatCallOutcome(c: CallRecord): string {
+  if ('ok' in c.outcome) return c.outcome.ok === null ? 'ok' : formatCaptured(c.outcome.ok, MAX_VALUE);
+  return shorten(`${c.outcome.err.kind}: ${clean(c.outcome.err.message)}`, MAX_MESSAGE);
+}
+
+/** A captured value for display: JSON-quoted strings, `sha256:1a2b3c4d… (12 B)` for digests. */
+export function formatCaptured(c: Captured, max: number): string {
+  if ('sha256' in c) return `sha256:${c.sha256.slice(0, 8)}… (${formatSize(c.size)})`;
+  if ('hex' in c) return shorten(`0x${c.hex}`, max - 1) + ` (${formatSize(c.hex.length / 2)})`;
+  const v = c.value;
+  if (typeof v === 'string') return quote(v, max);
+  if (Array.isArray(v)) {
+    const items: string[] = [];
+    let used = 2;
+    for (const item of v) {
+      const text = quote(item, MAX_ARG);
+      if (used + text.length + 2 > max) {
+        items.push('…');
+        break;
+      }
+      items.push(text);
+      used += text.length + 2;
+    }
+    return `[${items.join(', ')}]`;
+  }
+  return String(v);
+}
+
+/** A JSON string literal, shortened to `max` characters with the ellipsis inside the quotes. */
+function quote(s: string, max: number): string {
+  const q = clean(JSON.stringify(s));
+  if (width(q) <= max) return q;
+  return shorten(q.slice(0, -1), max - 1) + '"';
+}
+
+function tally(calls: readonly CallRecord[]): RunCounts {
+  const counts: RunCounts = { calls: calls.length, allowed: 0, denied: 0, limited: 0, invalid: 0 };
+  for (const c of calls) {
+    if (c.decision === 'allow') counts.allowed++;
+    else if (c.decision === 'deny') counts.denied++;
+    else if (c.decision === 'limit') counts.limited++;
+    else counts.invalid++;
+  }
+  return counts;
+}
+
+function shortDigest(digest: string): string {
+  return `sha256:${clean(digest).slice(0, 12)}`;
+}
+
+/** `12 µs`, `3.4 µs`, `1.84 ms`, `2.10 s`. */
+export function formatDuration(us: number): string {
+  if (us < 10 && !Number.isInteger(us)) return `${us.toFixed(1)} µs`;
+  if (us < 1000) return `${Math.round(us)} µs`;
+  if (us < 1_000_000) return `${(us / 1000).toFixed(2)} ms`;
+  return `${(us / 1_000_000).toFixed(2)} s`;
+}
+
+function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// C0 and C1 controls, DEL, line/paragraph separators, bidi marks, embeddings, overrides and isolates.
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Escapes characters that could alter a terminal's display. */
+function clean(s: string): string {
+  return s.replace(UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Display width in code points (wide CJK glyphs are counted as one). */
+function width(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+/** At most `max` code points, the last being `…` when cut. */
+function shorten(s: string, max: number): string {
+  if (width(s) <= max) return s;
+  return Array.from(s).slice(0, Math.max(0, max - 1)).join('') + '…';
+}

@@ -1,0 +1,5 @@
+/** The audit ledger: record format, SQLite store, verification and formatting. */
+export * from './records.js';
+export * from './store.js';
+export * from './verify.js';
+export * from './format.js';

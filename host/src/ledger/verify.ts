@@ -1,0 +1,248 @@
+/**
+ * Offline verification of the hash chain. Recomputes every hash from the stored body (never trusting
+ * a parsed copy) and checks the links, the seq order, the record shapes and the run-end tallies.
+ * Reports the first bad record: its run, its seq (the position where the chain breaks — for a
+ * missing record, the seq that is missing) and a reason.
+ *
+ * What a chain cannot show on its own: removing the newest runs, or appending a forged but
+ * well-formed run at the end. Anchor the ledger root (the run-end hash a run returns) or the newest
+ * run-start hash outside the database to detect those.
+ */
+import {
+  DECISION_COUNTER,
+  emptyCounts,
+  sha256Hex,
+  type RunCounts,
+  type StoredRecord,
+} from './records.js';
+import type { LedgerRow } from './store.js';
+
+export type VerifyResult =
+  | { ok: true; records: number; runs: number }
+  | { ok: false; seq: number; run: string; reason: string };
+
+type Failure = { seq: number; reason: string };
+
+const DECISIONS = new Set(['allow', 'deny', 'limit', 'invalid']);
+const ERROR_KINDS = new Set(['denied', 'limit', 'invalid', 'failed']);
+const RUN_OUTCOMES = new Set(['ok', 'error', 'trap', 'limit']);
+const COUNT_KEYS: ReadonlyArray<keyof RunCounts> = ['calls', 'allowed', 'denied', 'limited', 'invalid'];
+
+/** The incremental state of one run's chain while its records are checked in order. */
+class RunChain {
+  private next = 0;
+  private head = '';
+  private counts = emptyCounts();
+  private ended = false;
+
+  constructor(readonly run: string) {}
+
+  get expectsRunStart(): boolean {
+    return this.next === 0;
+  }
+
+  /**
+   * Checks the next record. `startPrev`: for a run-start, the hash its prev must equal (the previous
+   * run-start in the store, or null); undefined skips that check. `columns`: the row's indexed
+   * columns, which must agree with the body.
+   */
+  check(
+    hash: string,
+    body: string,
+    startPrev: string | null | undefined,
+    columns?: { seq: number; type: string },
+  ): Failure | undefined {
+    const seq = this.next;
+    const fail = (reason: string): Failure => ({ seq, reason });
+    if (sha256Hex(body) !== hash) return fail('hash does not match body');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return fail('body is not valid JSON');
+    }
+    if (!isObject(parsed)) return fail('body is not a JSON object');
+    const rec = parsed;
+    if (rec.v !== 1) return fail(`unsupported record version ${JSON.stringify(rec.v)}`);
+    if (rec.run !== this.run) return fail(`record claims run ${JSON.stringify(rec.run)}`);
+    if (columns !== undefined) {
+      if (columns.seq !== rec.seq) return fail(`seq column ${columns.seq} does not match body seq ${String(rec.seq)}`);
+      if (columns.type !== rec.type) return fail(`type column "${columns.type}" does not match body type`);
+    }
+    if (this.ended) return fail('record after run-end');
+    if (seq === 0 && rec.type !== 'run-start') return fail('run has no run-start record');
+    if (rec.seq !== seq) return fail(`expected seq ${seq}, found ${JSON.stringify(rec.seq)}`);
+    if (seq === 0) {
+      if (startPrev !== undefined && rec.prev !== startPrev) {
+        return fail('run-start prev does not match the previous run-start in the store');
+      }
+    } else if (rec.prev !== this.head) {
+      return fail(`prev does not match the hash of seq ${seq - 1}`);
+    }
+    switch (rec.type) {
+      case 'run-start': {
+        if (seq !== 0) return fail('run-start after seq 0');
+        const shape = runStartShape(rec);
+        if (shape) return fail(`malformed run-start record: ${shape}`);
+        break;
+      }
+      case 'call': {
+        const shape = callShape(rec);
+        if (shape) return fail(`malformed call record: ${shape}`);
+        this.counts.calls++;
+        this.counts[DECISION_COUNTER[rec.decision as keyof typeof DECISION_COUNTER]]++;
+        break;
+      }
+      case 'run-end': {
+        const shape = runEndShape(rec);
+        if (shape) return fail(`malformed run-end record: ${shape}`);
+        const claimed = rec.counts as RunCounts;
+        const wrong = COUNT_KEYS.filter((key) => claimed[key] !== this.counts[key]);
+        if (wrong.length > 0) {
+          const detail = wrong.map((key) => `${key} ${claimed[key]} ≠ ${this.counts[key]}`).join(', ');
+          return fail(`run-end counts do not match the call records (${detail})`);
+        }
+        this.ended = true;
+        break;
+      }
+      default:
+        return fail(`unknown record type ${JSON.stringify(rec.type)}`);
+    }
+    this.head = hash;
+    this.next++;
+    return undefined;
+  }
+
+  /** After the last record: a run must end with a run-end. */
+  finish(): Failure | undefined {
+    if (this.next === 0) return { seq: 0, reason: 'run has no records' };
+    if (!this.ended) return { seq: this.next, reason: 'run has no run-end record' };
+    return undefined;
+  }
+
+  get records(): number {
+    return this.next;
+  }
+}
+
+/**
+ * Verifies one run's records, given in seq order (as `LedgerStore.readRun` returns them). The
+ * run-start's link to the previous run is checked only if `previousRunStart` is given (the hash of
+ * the previous run-start in the store, or null for the first run); `verifyStore` checks it always.
+ * `run`: the run id the records must belong to (as read, e.g. `readRun(id)`); by default the run the
+ * first record claims, which a tampered first record can misstate.
+ */
+export function verifyRun(
+  records: readonly StoredRecord[],
+  options: { previousRunStart?: string | null; run?: string } = {},
+): VerifyResult {
+  const first = records[0];
+  if (first === undefined) return { ok: false, seq: 0, run: options.run ?? '', reason: 'run has no records' };
+  const chain = new RunChain(options.run ?? claimedRun(first));
+  for (const { hash, body } of records) {
+    const failure = chain.check(hash, body, chain.expectsRunStart ? options.previousRunStart : undefined);
+    if (failure) return { ok: false, run: chain.run, ...failure };
+  }
+  const failure = chain.finish();
+  if (failure) return { ok: false, run: chain.run, ...failure };
+  return { ok: true, records: chain.records, runs: 1 };
+}
+
+/**
+ * Verifies every record in a store, in append order: each run's chain, and the chain of run-starts
+ * (each run-start's prev is the previous run-start's hash). Streams the rows; memory grows with the
+ * number of runs, not records.
+ */
+export function verifyStore(store: { rows(): Iterable<LedgerRow> }): VerifyResult {
+  const chains = new Map<string, RunChain>();
+  let previousRunStart: string | null = null;
+  let records = 0;
+  for (const row of store.rows()) {
+    let chain = chains.get(row.run);
+    if (chain === undefined) {
+      chain = new RunChain(row.run);
+      chains.set(row.run, chain);
+    }
+    const isStart = chain.expectsRunStart;
+    const failure = chain.check(row.hash, row.body, isStart ? previousRunStart : undefined, row);
+    if (failure) return { ok: false, run: row.run, ...failure };
+    if (isStart) previousRunStart = row.hash;
+    records++;
+  }
+  for (const chain of chains.values()) {
+    const failure = chain.finish();
+    if (failure) return { ok: false, run: chain.run, ...failure };
+  }
+  return { ok: true, records, runs: chains.size };
+}
+
+function claimedRun(record: StoredRecord): string {
+  try {
+    const parsed: unknown = JSON.parse(record.body);
+    if (isObject(parsed) && typeof parsed.run === 'string') return parsed.run;
+  } catch {
+    // fall through: the chain check reports the bad body
+  }
+  return typeof record.record?.run === 'string' ? record.record.run : '';
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const isDuration = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value) && value >= 0;
+
+function isCaptured(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  const keys = Object.keys(value);
+  if (keys.length === 1 && keys[0] === 'value') {
+    const v = value.value;
+    return v === null || ['string', 'number', 'boolean'].includes(typeof v) || (Array.isArray(v) && v.every(isString));
+  }
+  if (keys.length === 1 && keys[0] === 'hex') return isString(value.hex) && /^(?:[0-9a-f]{2})*$/.test(value.hex);
+  if (keys.length === 2 && isString(value.sha256) && isCount(value.size)) return /^[0-9a-f]{64}$/.test(value.sha256);
+  return false;
+}
+
+/** The first malformed field of a run-start body, or undefined. */
+function runStartShape(rec: Record<string, unknown>): string | undefined {
+  if (!isString(rec.at)) return 'at';
+  if (rec.prev !== null && !isString(rec.prev)) return 'prev';
+  const { component, policy, host } = rec;
+  if (!isObject(component) || !isString(component.name) || !isString(component.digest)) return 'component';
+  if (!isObject(policy) || !isString(policy.digest) || !isString(policy.source)) return 'policy';
+  if (!isCaptured(rec.input)) return 'input';
+  if (!isObject(host) || !isString(host.ice)) return 'host';
+  return undefined;
+}
+
+function callShape(rec: Record<string, unknown>): string | undefined {
+  if (!isString(rec.at)) return 'at';
+  if (!isString(rec.call)) return 'call';
+  if (!Array.isArray(rec.args) || !rec.args.every(isCaptured)) return 'args';
+  if (!isString(rec.decision) || !DECISIONS.has(rec.decision)) return 'decision';
+  if (!isString(rec.rule)) return 'rule';
+  const outcome = rec.outcome;
+  if (!isObject(outcome)) return 'outcome';
+  if ('ok' in outcome) {
+    if (outcome.ok !== null && !isCaptured(outcome.ok)) return 'outcome';
+  } else if (!isObject(outcome.err) || !ERROR_KINDS.has(outcome.err.kind as string) || !isString(outcome.err.message)) {
+    return 'outcome';
+  }
+  if (!isDuration(rec.durationUs)) return 'durationUs';
+  return undefined;
+}
+
+function runEndShape(rec: Record<string, unknown>): string | undefined {
+  if (!isString(rec.at)) return 'at';
+  if (!isString(rec.outcome) || !RUN_OUTCOMES.has(rec.outcome)) return 'outcome';
+  if (rec.blame !== undefined && rec.blame !== 'guest' && rec.blame !== 'host') return 'blame';
+  if (rec.output !== undefined && !isCaptured(rec.output)) return 'output';
+  if (rec.reason !== undefined && !isString(rec.reason)) return 'reason';
+  const counts = rec.counts;
+  if (!isObject(counts) || !COUNT_KEYS.every((key) => isCount(counts[key]))) return 'counts';
+  if (!isDuration(rec.durationUs)) return 'durationUs';
+  return undefined;
+}

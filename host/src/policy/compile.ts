@@ -1,0 +1,150 @@
+/**
+ * Validated document → compiled policy: typed matchers, budgets as plain numbers, deny slots with their
+ * rule ids. Runs once per load (and once more inside a worker, from `document`); nothing here runs per call.
+ */
+import { createHash } from 'node:crypto';
+import { PolicyError, messages, toPolicyIssues } from './errors.js';
+import { compileMatcher } from './matchers.js';
+import { PolicySchema, type PolicyDocument } from './schema.js';
+import type { CompiledGrants, CompiledPolicy, Denied, Level, Matcher, PolicyCapability } from './types.js';
+
+export { firstMatch } from './matchers.js';
+
+export const INLINE_SOURCE = '<inline>';
+
+/** The policy key that grants `capability`, e.g. `grants.kv`: named by admission errors and used as rule id. */
+export function policyKeyFor(capability: PolicyCapability): string {
+  return `grants.${capability}`;
+}
+
+/**
+ * Validates and compiles an already parsed policy (from a file, from the library API, or a `document`
+ * sent to a worker). Throws `PolicyError` listing every problem found.
+ */
+export function compilePolicy(document: unknown, source: string = INLINE_SOURCE): CompiledPolicy {
+  const result = PolicySchema.safeParse(document, {
+    reportInput: true,
+    // Only reached by an issue the schema has no message for; still a sentence, never zod's own text.
+    error: (issue) => messages.invalidValue(issue.input),
+  });
+  if (!result.success) throw new PolicyError(source, toPolicyIssues(result.error.issues));
+  const normalized = deepFreeze(result.data);
+  return Object.freeze({
+    component: normalized.component,
+    capture: normalized.audit.capture,
+    grants: compileGrants(normalized.grants),
+    document: normalized,
+    digest: createHash('sha256').update(canonicalJson(normalized)).digest('hex'),
+    source,
+  });
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function compileGrants(grants: PolicyDocument['grants']): CompiledGrants {
+  const out: Mutable<CompiledGrants> = {};
+  const { log, clock, random, kv, events } = grants;
+  if (log !== undefined) {
+    out.log =
+      log === 'deny'
+        ? denied('log')
+        : Object.freeze({
+            mode: 'grant',
+            rule: policyKeyFor('log'),
+            levels: new SealedSet<Level>(log.levels),
+            maxCalls: log.maxCalls,
+            maxMessageBytes: log.maxMessageBytes,
+          });
+  }
+  if (clock !== undefined) {
+    out.clock =
+      clock === 'deny' ? denied('clock') : Object.freeze({ mode: 'grant', rule: policyKeyFor('clock'), maxCalls: clock.maxCalls });
+  }
+  if (random !== undefined) {
+    out.random =
+      random === 'deny'
+        ? denied('random')
+        : Object.freeze({ mode: 'grant', rule: policyKeyFor('random'), maxCalls: random.maxCalls, maxBytes: random.maxBytes });
+  }
+  if (kv !== undefined) {
+    out.kv =
+      kv === 'deny'
+        ? denied('kv')
+        : Object.freeze({
+            mode: 'grant',
+            rule: policyKeyFor('kv'),
+            maxCalls: kv.maxCalls,
+            read: compileMatchers('grants.kv.read', kv.read),
+            write: compileMatchers('grants.kv.write', kv.write),
+            maxValueBytes: kv.maxValueBytes,
+            maxKeyBytes: kv.maxKeyBytes,
+          });
+  }
+  if (events !== undefined) {
+    out.events =
+      events === 'deny'
+        ? denied('events')
+        : Object.freeze({
+            mode: 'grant',
+            rule: policyKeyFor('events'),
+            maxCalls: events.maxCalls,
+            kinds: compileMatchers('grants.events.kinds', events.kinds),
+            maxPayloadBytes: events.maxPayloadBytes,
+          });
+  }
+  return Object.freeze(out);
+}
+
+function denied(capability: PolicyCapability): Denied {
+  return Object.freeze({ mode: 'deny', rule: policyKeyFor(capability) });
+}
+
+function compileMatchers(rule: string, patterns: readonly string[]): readonly Matcher[] {
+  return Object.freeze(patterns.map((pattern, index) => compileMatcher(`${rule}[${index}]`, pattern)));
+}
+
+/**
+ * A Set that cannot be changed after construction: `ReadonlySet` is only a compile-time promise, and a
+ * capability provider must not be able to widen the levels it was granted.
+ */
+class SealedSet<T> extends Set<T> {
+  #sealed = false;
+  constructor(values: Iterable<T>) {
+    super();
+    for (const value of values) super.add(value);
+    this.#sealed = true;
+    Object.freeze(this);
+  }
+  override add(value: T): this {
+    if (this.#sealed) throw new TypeError('a compiled policy is read-only');
+    return super.add(value);
+  }
+  override delete(_value: T): boolean {
+    throw new TypeError('a compiled policy is read-only');
+  }
+  override clear(): void {
+    throw new TypeError('a compiled policy is read-only');
+  }
+}
+
+/** JSON with object keys sorted at every level: the digest must not depend on key order in the file. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    const fields = Object.keys(record)
+      .filter((key) => record[key] !== undefined)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+    return `{${fields.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

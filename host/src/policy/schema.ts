@@ -1,0 +1,239 @@
+/**
+ * The policy format: one zod schema, the single source of truth for what a policy may say, its defaults,
+ * and the `PolicyDocument` type. Every object is strict (an unknown key is an error, never ignored: a
+ * misspelt key would otherwise silently grant or limit less than its author believes), and every issue
+ * carries a human message from errors.ts.
+ */
+import { z } from 'zod';
+import { messages } from './errors.js';
+import { parsePattern } from './matchers.js';
+
+export const POLICY_VERSION = 1;
+export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export const CAPTURES = ['full', 'digest'] as const;
+export const CAPABILITIES = ['log', 'clock', 'random', 'kv', 'events'] as const;
+
+/** `maxCalls` when a granted interface does not set it: an explicit host default, never "unlimited". */
+export const DEFAULT_MAX_CALLS = 100_000;
+
+const MiB = 1024 * 1024;
+
+/** Defaults the schema fills in; `document` shows them, so the ledger records what was actually enforced. */
+export const POLICY_DEFAULTS = Object.freeze({
+  capture: 'full',
+  maxCalls: DEFAULT_MAX_CALLS,
+  logMaxMessageBytes: 4096,
+  randomMaxBytes: 4096,
+  kvMaxValueBytes: 65_536,
+  kvMaxKeyBytes: 256,
+  eventsMaxPayloadBytes: 65_536,
+} as const);
+
+/** Upper bounds: a policy cannot grant budgets the host cannot honour (or record) sensibly. */
+export const POLICY_LIMITS = Object.freeze({
+  maxCalls: 1_000_000_000,
+  logMaxMessageBytes: MiB,
+  randomMaxBytes: MiB,
+  kvMaxValueBytes: 16 * MiB,
+  kvMaxKeyBytes: 4096,
+  eventsMaxPayloadBytes: 16 * MiB,
+  /** Longest event kind pattern, in UTF-8 bytes (kinds have no per-policy maximum, unlike kv keys). */
+  eventKindBytes: 256,
+  /** Patterns per list: matching is a linear scan, and a long list is better written as a prefix. */
+  patterns: 1024,
+} as const);
+
+export const COMPONENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** A strict object whose unknown keys are reported one per key, listing the allowed keys. */
+function strictObject<Shape extends z.core.$ZodLooseShape>(shape: Shape, notAnObject: (got: unknown) => string) {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? messages.unknownKey(allowed) : notAnObject(issue.input)),
+  });
+}
+
+function size(max: number, fallback: number) {
+  const error = (issue: { input?: unknown }) => messages.sizeOutOfRange(max, issue.input);
+  return z.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
+}
+
+const maxCalls = () => size(POLICY_LIMITS.maxCalls, DEFAULT_MAX_CALLS);
+
+const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
+
+interface PatternListOptions {
+  /** The list's rule path, e.g. `grants.kv.read`: duplicates name the earlier entry by its rule id. */
+  readonly rule: string;
+  /** A prefix pattern that fits the namespace, for fixes: `history/*` or `counter.*`. */
+  readonly prefixExample: string;
+  readonly listExample: string;
+  /** Checked per pattern when the bound does not depend on a sibling setting. */
+  readonly maxBytes?: number;
+  /** For a required list: the message when it is absent. */
+  readonly missing?: () => string;
+}
+
+function patternList(options: PatternListOptions) {
+  const pattern = z
+    .string({ error: (issue) => messages.patternNotString(issue.input) })
+    .superRefine((text, ctx) => {
+      const shape = parsePattern(text, options.prefixExample);
+      if ('problem' in shape) {
+        ctx.addIssue({ code: 'custom', message: messages.badPattern(text, shape.problem) });
+      } else if (options.maxBytes !== undefined && utf8Bytes(text) > options.maxBytes) {
+        ctx.addIssue({
+          code: 'custom',
+          message: messages.badPattern(text, messages.patternTooLongForKinds(utf8Bytes(text), options.maxBytes)),
+        });
+      }
+    });
+  return z
+    .array(pattern, {
+      error: (issue) =>
+        issue.input === undefined && options.missing
+          ? options.missing()
+          : messages.patternsNotList(options.listExample, issue.input),
+    })
+    .max(POLICY_LIMITS.patterns, {
+      error: (issue) =>
+        messages.patternsTooMany(
+          Array.isArray(issue.input) ? issue.input.length : 0,
+          POLICY_LIMITS.patterns,
+          options.prefixExample,
+        ),
+    })
+    .superRefine((patterns, ctx) => {
+      const first = new Map<string, number>();
+      patterns.forEach((text, index) => {
+        const earlier = first.get(text);
+        if (earlier === undefined) first.set(text, index);
+        else ctx.addIssue({ code: 'custom', path: [index], message: messages.patternDuplicate(text, `${options.rule}[${earlier}]`) });
+      });
+    });
+}
+
+/** `"deny"` or the interface's settings; anything else is reported with an example of the settings. */
+function grantSlot<Settings extends z.ZodType>(settings: Settings, example: string) {
+  return z
+    .union([z.literal('deny'), settings], { error: (issue) => messages.grantNotSettings(example, issue.input) })
+    .optional();
+}
+
+const LogSettings = strictObject(
+  {
+    levels: z
+      .array(z.enum(LEVELS, { error: (issue) => messages.levelUnknown(issue.input) }), {
+        error: (issue) => messages.levelsNotList(issue.input),
+      })
+      .superRefine((levels, ctx) => {
+        const seen = new Set<string>();
+        levels.forEach((level, index) => {
+          if (seen.has(level)) ctx.addIssue({ code: 'custom', path: [index], message: messages.levelDuplicate(level) });
+          seen.add(level);
+        });
+      })
+      // A set of levels: canonical order, so `[warn, info]` and `[info, warn]` are the same policy (same digest).
+      .transform((levels) => LEVELS.filter((level) => levels.includes(level)))
+      .default(() => [...LEVELS]),
+    maxCalls: maxCalls(),
+    maxMessageBytes: size(POLICY_LIMITS.logMaxMessageBytes, POLICY_DEFAULTS.logMaxMessageBytes),
+  },
+  (got) => messages.grantNotSettings('log: { levels: [info, warn, error] }', got),
+);
+
+const ClockSettings = strictObject({ maxCalls: maxCalls() }, (got) => messages.grantNotSettings('clock: {}', got));
+
+const RandomSettings = strictObject(
+  {
+    maxCalls: maxCalls(),
+    maxBytes: size(POLICY_LIMITS.randomMaxBytes, POLICY_DEFAULTS.randomMaxBytes),
+  },
+  (got) => messages.grantNotSettings('random: { maxBytes: 4096 }', got),
+);
+
+const KV_EXAMPLE = 'kv: { read: ["count"], write: ["count"] }';
+
+const KvSettings = strictObject(
+  {
+    maxCalls: maxCalls(),
+    read: patternList({ rule: 'grants.kv.read', prefixExample: 'history/*', listExample: '["count", "history/*"]' }).default(() => []),
+    write: patternList({ rule: 'grants.kv.write', prefixExample: 'history/*', listExample: '["count", "history/*"]' }).default(() => []),
+    maxValueBytes: size(POLICY_LIMITS.kvMaxValueBytes, POLICY_DEFAULTS.kvMaxValueBytes),
+    maxKeyBytes: size(POLICY_LIMITS.kvMaxKeyBytes, POLICY_DEFAULTS.kvMaxKeyBytes),
+  },
+  (got) => messages.grantNotSettings(KV_EXAMPLE, got),
+).superRefine((kv, ctx) => {
+  // A pattern longer than the longest key the component may use can never match: almost surely a mistake.
+  for (const list of ['read', 'write'] as const) {
+    kv[list].forEach((text, index) => {
+      const bytes = utf8Bytes(text);
+      if (bytes > kv.maxKeyBytes) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [list, index],
+          message: messages.badPattern(text, messages.patternTooLongForKeys(bytes, kv.maxKeyBytes)),
+        });
+      }
+    });
+  }
+});
+
+const EVENTS_EXAMPLE = 'events: { kinds: ["counter.*"] }';
+
+const EventsSettings = strictObject(
+  {
+    maxCalls: maxCalls(),
+    // Required: granting events without saying which kinds would either allow every kind or none, and
+    // neither should be the silent reading of `events: {}`.
+    kinds: patternList({
+      rule: 'grants.events.kinds',
+      prefixExample: 'counter.*',
+      listExample: '["counter.*"]',
+      maxBytes: POLICY_LIMITS.eventKindBytes,
+      missing: messages.kindsMissing,
+    }),
+    maxPayloadBytes: size(POLICY_LIMITS.eventsMaxPayloadBytes, POLICY_DEFAULTS.eventsMaxPayloadBytes),
+  },
+  (got) => messages.grantNotSettings(EVENTS_EXAMPLE, got),
+);
+
+const GrantsSchema = strictObject(
+  {
+    log: grantSlot(LogSettings, 'log: { levels: [info, warn, error] }'),
+    clock: grantSlot(ClockSettings, 'clock: {}'),
+    random: grantSlot(RandomSettings, 'random: { maxBytes: 4096 }'),
+    kv: grantSlot(KvSettings, KV_EXAMPLE),
+    events: grantSlot(EventsSettings, EVENTS_EXAMPLE),
+  },
+  (got) => (got === undefined ? messages.grantsMissing() : messages.grantsNotMapping(got)),
+);
+
+const AuditSchema = strictObject(
+  { capture: z.enum(CAPTURES, { error: (issue) => messages.captureInvalid(issue.input) }).default(POLICY_DEFAULTS.capture) },
+  (got) => messages.auditNotMapping(got),
+).default(() => ({ capture: POLICY_DEFAULTS.capture }));
+
+const TOP_LEVEL_KEYS = ['version', 'component', 'audit', 'grants'];
+
+export const PolicySchema = strictObject(
+  {
+    version: z.literal(POLICY_VERSION, {
+      error: (issue) => (issue.input === undefined ? messages.versionMissing() : messages.versionUnsupported(issue.input)),
+    }),
+    component: z
+      .string({
+        error: (issue) =>
+          issue.input === undefined ? messages.componentMissing() : messages.componentNotString(issue.input),
+      })
+      .regex(COMPONENT_NAME, { error: (issue) => messages.componentBadName(String(issue.input)) }),
+    audit: AuditSchema,
+    grants: GrantsSchema,
+  },
+  (got) => messages.notAMapping(TOP_LEVEL_KEYS, got),
+);
+
+/** A validated policy with every default filled in: plain JSON data. */
+export type PolicyDocument = z.output<typeof PolicySchema>;
+/** What an author may write (defaults optional). */
+export type PolicyInput = z.input<typeof PolicySchema>;

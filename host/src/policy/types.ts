@@ -1,0 +1,107 @@
+/**
+ * The compiled policy: the only form the mediator and the capability providers read at call time.
+ * Everything here is decided at load (patterns are already typed matchers, defaults are filled in), so a
+ * call-time check is a field read or a `firstMatch`, never a parse.
+ */
+import type { PolicyDocument } from './schema.js';
+
+export type { PolicyDocument } from './schema.js';
+export { firstMatch } from './matchers.js';
+export { PolicyError } from './errors.js';
+export type { PolicyIssue } from './errors.js';
+
+export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+export type Capture = 'full' | 'digest';
+
+/** The capability interfaces a policy can grant; one `grants.<name>` key each. */
+export type PolicyCapability = 'log' | 'clock' | 'random' | 'kv' | 'events';
+
+/**
+ * One key or kind pattern, parsed once at load. `kind` says how `text` is compared, so a pattern is never
+ * interpreted as a glob at call time (Deno's typed wildcards rather than a regex built from user text).
+ */
+export interface Matcher {
+  /** Rule id for the ledger and for denial hints, e.g. `grants.kv.read[1]`. */
+  readonly rule: string;
+  /** The pattern as written in the policy. */
+  readonly pattern: string;
+  readonly kind: 'any' | 'prefix' | 'exact';
+  /** The exact key, or the prefix before the trailing `*` (`''` for `any`). */
+  readonly text: string;
+  test(value: string): boolean;
+}
+
+/** An interface set to `deny`: components importing it load, and every call is denied under `rule`. */
+export interface Denied {
+  readonly mode: 'deny';
+  /** `grants.<interface>`. */
+  readonly rule: string;
+}
+
+export interface LogGrant {
+  readonly mode: 'grant';
+  /** `grants.log`. */
+  readonly rule: string;
+  readonly levels: ReadonlySet<Level>;
+  readonly maxCalls: number;
+  readonly maxMessageBytes: number;
+}
+
+export interface ClockGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly maxCalls: number;
+}
+
+export interface RandomGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly maxCalls: number;
+  /** Per call. */
+  readonly maxBytes: number;
+}
+
+export interface KvGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly maxCalls: number;
+  readonly read: readonly Matcher[];
+  /** Governs `set` and `delete`. */
+  readonly write: readonly Matcher[];
+  readonly maxValueBytes: number;
+  readonly maxKeyBytes: number;
+}
+
+export interface EventsGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly maxCalls: number;
+  readonly kinds: readonly Matcher[];
+  readonly maxPayloadBytes: number;
+}
+
+/** An absent key means the interface is not granted at all: admission refuses a component importing it. */
+export interface CompiledGrants {
+  readonly log?: LogGrant | Denied;
+  readonly clock?: ClockGrant | Denied;
+  readonly random?: RandomGrant | Denied;
+  readonly kv?: KvGrant | Denied;
+  readonly events?: EventsGrant | Denied;
+}
+
+export interface CompiledPolicy {
+  /** The component's name in the ledger; also its kv namespace. */
+  readonly component: string;
+  readonly capture: Capture;
+  readonly grants: CompiledGrants;
+  /**
+   * The normalized policy (defaults filled in) as plain JSON data: what was enforced. It goes into the
+   * ledger's run-start record, and it is what crosses to a worker thread, where `compilePolicy(document)`
+   * rebuilds the same compiled form (matchers hold closures, which cannot be cloned).
+   */
+  readonly document: PolicyDocument;
+  /** sha256 hex of the canonical JSON (sorted keys) of `document`: the same policy in YAML or JSON has the same digest. */
+  readonly digest: string;
+  /** The file path, or `<inline>`. */
+  readonly source: string;
+}

@@ -1,0 +1,36 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHost, type Host } from '../host/src/index.js';
+import { ICE_BIN, ROOT } from './paths.js';
+
+export function tempDir(prefix = 'ice-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A policy file in a fresh temp dir. */
+export function writePolicy(yaml: string, name = 'policy.yaml'): string {
+  const path = join(tempDir('ice-policy-'), name);
+  writeFileSync(path, yaml);
+  return path;
+}
+
+/** A host on a fresh state dir, with guest logs collected instead of printed. */
+export async function freshHost(stateDir = tempDir()): Promise<{ host: Host; stateDir: string; guestLog: string[] }> {
+  const guestLog: string[] = [];
+  const host = await createHost({ stateDir, cacheDir: join(ROOT, 'build', 'test-cache'), onGuestLog: (e) => guestLog.push(`${e.level}: ${e.message}`) });
+  return { host, stateDir, guestLog };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real `ice` binary in a child process (requires `npm run build`). */
+export function ice(args: string[], options: { cwd?: string } = {}): CliResult {
+  const out = spawnSync(process.execPath, [ICE_BIN, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, ICE_LOG_LEVEL: 'warn' } });
+  return { code: out.status ?? -1, stdout: out.stdout, stderr: out.stderr };
+}

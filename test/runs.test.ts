@@ -1,0 +1,121 @@
+/**
+ * Governed runs through the real path: real guests, real policies, the real SQLite ledger.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { RunInputError } from '../host/src/index.js';
+import { verifyRun } from '../host/src/ledger/index.js';
+import { freshHost, writePolicy } from './helpers.js';
+import { guestWasm } from './paths.js';
+
+const COUNTER_POLICY = writePolicy(`version: 1
+component: counter
+grants:
+  log: deny
+  kv: { read: ["count", "history/*"], write: ["count", "history/*"] }
+`);
+
+describe('runs', () => {
+  it('keeps kv across runs and lists only keys the policy lets the guest read', async () => {
+    const { host } = await freshHost();
+    const agent = await host.load(guestWasm('counter'), COUNTER_POLICY);
+    for (const n of [1, 2, 3]) expect(await agent.run(`run ${n}`)).toMatchObject({ ok: true, output: `count=${n}` });
+    expect(await agent.run('keys:history/')).toMatchObject({ output: 'history/1,history/2,history/3' });
+
+    const narrow = writePolicy('version: 1\ncomponent: counter\ngrants:\n  log: deny\n  kv: { read: ["history/2"] }\n');
+    const limited = await host.load(guestWasm('counter'), narrow);
+    expect(await limited.run('keys:history/')).toMatchObject({ ok: true, output: 'history/2' });
+    expect(await limited.run('keys:')).toMatchObject({ ok: true, output: 'history/2' });
+    host.close();
+  });
+
+  it('namespaces kv per component name', async () => {
+    const { host } = await freshHost();
+    const a = await host.load(guestWasm('counter'), COUNTER_POLICY);
+    const other = writePolicy('version: 1\ncomponent: counter-b\ngrants:\n  log: deny\n  kv: { read: ["count"], write: ["count"] }\n');
+    const b = await host.load(guestWasm('counter'), other);
+    await a.run('x');
+    await a.run('x');
+    expect(await b.run('x')).toMatchObject({ output: 'count=1' });
+    host.close();
+  });
+
+  it('ends a trapped run with a run-end record, and the host runs the next component', async () => {
+    const { host, guestLog } = await freshHost();
+    const trap = await host.load(guestWasm('trap'), writePolicy('version: 1\ncomponent: trap\ngrants:\n  log: {}\n'));
+    const result = await trap.run('abort');
+    expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest' });
+    expect(guestLog.at(-1)).toMatch(/^error: .*guest gave up: abort/);
+    const records = host.readRun(result.runId);
+    expect(records.at(-1)!.record).toMatchObject({ type: 'run-end', outcome: 'trap', blame: 'guest' });
+    expect(verifyRun(records)).toMatchObject({ ok: true });
+
+    const again = await trap.run('abort');
+    expect(again.runId).not.toBe(result.runId);
+    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    expect(await hello.run('still here')).toMatchObject({ ok: true, output: 'hello, still here!' });
+    host.close();
+  });
+
+  it('round-trips unicode input and output', async () => {
+    const { host } = await freshHost();
+    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    expect(await hello.run('ünïcödé ✓ 😀')).toMatchObject({ ok: true, output: 'hello, ünïcödé ✓ 😀!' });
+    host.close();
+  });
+
+  it('refuses an oversized input before the run starts', async () => {
+    const { host } = await freshHost();
+    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    await expect(hello.run('x'.repeat(1024 * 1024 + 1))).rejects.toThrow(RunInputError);
+    await expect(hello.run('x'.repeat(1024 * 1024 + 1))).rejects.toThrow(
+      'run input is 1048577 bytes, over the host\'s limit of 1048576 bytes (maxInputBytes)',
+    );
+    expect(host.readRun('last')).toEqual([]);
+    host.close();
+  });
+
+  it('records digests instead of values when the policy says audit.capture: digest', async () => {
+    const { host } = await freshHost();
+    const policy = writePolicy('version: 1\ncomponent: counter\naudit: { capture: digest }\ngrants:\n  log: deny\n  kv: { read: ["count"], write: ["count"] }\n');
+    const result = await (await host.load(guestWasm('counter'), policy)).run('secret input');
+    const bodies = host.readRun(result.runId).map((r) => r.body).join('\n');
+    expect(bodies).not.toContain('secret input');
+    const set = host.readRun(result.runId).find((r) => r.record.type === 'call' && r.record.call === 'kv.set')!.record;
+    expect(set).toMatchObject({ args: [{ sha256: expect.stringMatching(/^[0-9a-f]{64}$/), size: 5 }, { sha256: expect.any(String), size: 1 }] });
+    host.close();
+  });
+
+  it('records full values by default, one record per import call in order', async () => {
+    const { host } = await freshHost();
+    const result = await (await host.load(guestWasm('counter'), COUNTER_POLICY)).run('first');
+    const calls = host.readRun(result.runId).filter((r) => r.record.type === 'call').map((r) => r.record);
+    expect(calls).toMatchObject([
+      { seq: 1, call: 'kv.get', args: [{ value: 'count' }], decision: 'allow', outcome: { ok: { value: null } } },
+      { seq: 2, call: 'kv.set', args: [{ value: 'count' }, { value: '1' }], decision: 'allow', outcome: { ok: null } },
+      { seq: 3, call: 'kv.set', args: [{ value: 'history/1' }, { value: 'first' }], decision: 'allow' },
+    ]);
+    expect(result.calls).toBe(3);
+    host.close();
+  });
+
+  it('detects an edited ledger record at its seq', async () => {
+    const { host, stateDir } = await freshHost();
+    const result = await (await host.load(guestWasm('counter'), COUNTER_POLICY)).run('first');
+    expect(verifyRun(host.readRun(result.runId))).toMatchObject({ ok: true });
+    host.close();
+
+    // An attacker with the file: drop the append-only guards and rewrite a decision.
+    const db = new Database(join(stateDir, 'ice.db'));
+    for (const { name } of db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]) {
+      db.exec(`DROP TRIGGER "${name}"`);
+    }
+    db.prepare("UPDATE ledger SET body = replace(body, '\"decision\":\"allow\"', '\"decision\":\"deny\"') WHERE run = ? AND seq = 2").run(result.runId);
+    db.close();
+
+    const { host: reopened } = await freshHost(stateDir);
+    expect(verifyRun(reopened.readRun(result.runId))).toMatchObject({ ok: false, seq: 2 });
+    reopened.close();
+  });
+});
