@@ -5,7 +5,7 @@
  * component with a helpful message); the structure is then validated by jco's wasm-tools
  * (`componentWit` decodes and validates the whole component and prints its world).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../digest.js';
 import { LoadError } from './errors.js';
 
 export interface ComponentInfo {
@@ -91,9 +91,6 @@ export async function inspectComponent(
   return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit };
 }
 
-export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);

@@ -13,7 +13,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LoadError } from './errors.js';
-import { inspectComponent, sha256Hex, type ComponentInfo } from './inspect.js';
+import { sha256Hex } from '../digest.js';
+import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { ICE_WORLD, worldWitSource } from './wit.js';
 
 /** What jco's generated `instantiate` returns for the ICE world. */

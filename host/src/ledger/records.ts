@@ -8,6 +8,7 @@
  * whole run breaks the chain too.
  */
 import * as crypto from 'node:crypto';
+import { sha256Hex } from '../digest.js';
 
 export const LEDGER_RECORD_VERSION = 1;
 
@@ -108,15 +109,7 @@ export type RunEndInput = Omit<RunEndRecord, 'v' | 'type' | 'run' | 'seq' | 'pre
   counts?: RunCounts;
 };
 
-// Node >= 20.12 has a one-shot `crypto.hash`, about twice as fast as createHash for small inputs
-// (@types/node 20 does not declare it yet).
-const oneShotHash = (crypto as unknown as { hash?: (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string })
-  .hash;
-
-/** SHA-256 hex of a string's UTF-8 bytes, or of bytes. */
-export const sha256Hex: (data: string | Uint8Array) => string = oneShotHash
-  ? (data) => oneShotHash('sha256', data, 'hex')
-  : (data) => crypto.createHash('sha256').update(data).digest('hex');
+export { sha256Hex };
 
 let lastIsoMs = -1;
 let lastIso = '';

@@ -2,7 +2,7 @@
  * Validated document → compiled policy: typed matchers, budgets as plain numbers, deny slots with their
  * rule ids. Runs once per load (and once more inside a worker, from `document`); nothing here runs per call.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../digest.js';
 import { PolicyError, messages, toPolicyIssues } from './errors.js';
 import { compileMatcher } from './matchers.js';
 import { PolicySchema, type PolicyDocument } from './schema.js';
@@ -34,7 +34,7 @@ export function compilePolicy(document: unknown, source: string = INLINE_SOURCE)
     capture: normalized.audit.capture,
     grants: compileGrants(normalized.grants),
     document: normalized,
-    digest: createHash('sha256').update(canonicalJson(normalized)).digest('hex'),
+    digest: sha256Hex(canonicalJson(normalized)),
     source,
   });
 }
