@@ -3,8 +3,9 @@
  * emit (kind and payload, under the policy's capture rule); the effect hands it to the host's
  * listener, if the embedder set one.
  */
+import type * as EventsInterface from '../generated/interfaces/ice-agent-events.js';
 import { firstMatch, type EventsGrant } from '../policy/index.js';
-import { allow, deny, invalid, overLimit, quote, utf8Bytes, type CapabilityOperations, type RunScope } from './operation.js';
+import { allow, deny, invalid, overLimit, quote, utf8Bytes, type InterfaceOperations, type RunScope } from './operation.js';
 
 export interface GuestEvent {
   readonly component: string;
@@ -17,11 +18,10 @@ export type GuestEventSink = (event: GuestEvent) => void;
 /** Kinds are names, not data: short, printable, dotted (`counter.incremented`). */
 const KIND_SHAPE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
-export function createEvents(grant: EventsGrant, scope: RunScope, sink: GuestEventSink | undefined): CapabilityOperations {
+export function createEvents(grant: EventsGrant, scope: RunScope, sink: GuestEventSink | undefined): InterfaceOperations<typeof EventsInterface> {
   return {
     emit: {
-      decide([kind, payload]) {
-        const k = kind as string;
+      decide([k, payload]) {
         if (!KIND_SHAPE.test(k)) {
           return invalid(
             `${grant.rule}.kinds`,
@@ -35,7 +35,7 @@ export function createEvents(grant: EventsGrant, scope: RunScope, sink: GuestEve
             `events.emit(${quote(k)}) denied for component "${scope.component}": no kind rule matches; add ${quote(k)} to ${grant.rule}.kinds`,
           );
         }
-        const size = utf8Bytes(payload as string);
+        const size = utf8Bytes(payload);
         if (size > grant.maxPayloadBytes) {
           return overLimit(
             `${grant.rule}.maxPayloadBytes`,
@@ -45,7 +45,7 @@ export function createEvents(grant: EventsGrant, scope: RunScope, sink: GuestEve
         return allow(rule.rule);
       },
       perform([kind, payload]) {
-        sink?.({ component: scope.component, runId: scope.runId, kind: kind as string, payload: payload as string });
+        sink?.({ component: scope.component, runId: scope.runId, kind, payload });
         return undefined;
       },
     },

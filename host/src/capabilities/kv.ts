@@ -2,6 +2,7 @@
  * ice:agent/kv — the component's persistent memory: keys checked against the typed read/write
  * matchers, sizes against the grant, data in the component's own namespace of the state database.
  */
+import type * as KvInterface from '../generated/interfaces/ice-agent-kv.js';
 import { firstMatch, type KvGrant, type Matcher } from '../policy/index.js';
 import type { KvStore } from '../state/kv-store.js';
 import {
@@ -12,7 +13,7 @@ import {
   quote,
   RefusedEffect,
   utf8Bytes,
-  type CapabilityOperations,
+  type InterfaceOperations,
   type RunScope,
   type Verdict,
 } from './operation.js';
@@ -20,7 +21,7 @@ import {
 /** kv.keys answers at most this many keys; a larger listing must use a longer prefix. */
 export const KV_KEYS_MAX = 10_000;
 
-export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): CapabilityOperations {
+export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): InterfaceOperations<typeof KvInterface> {
   const namespace = scope.component;
 
   function checkKey(fn: string, key: string): Verdict | undefined {
@@ -56,40 +57,40 @@ export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): Capab
 
   return {
     get: {
-      decide: ([key]) => decideKey('get', key as string, grant.read, 'read'),
+      decide: ([key]) => decideKey('get', key , grant.read, 'read'),
       // null, not undefined: jco lowers both to none, and the ledger then shows none as a value, not as unit.
-      perform: ([key]) => store.get(namespace, key as string) ?? null,
+      perform: ([key]) => store.get(namespace, key ) ?? null,
     },
     set: {
       writesState: true,
       decide([key, value]) {
-        const verdict = decideKey('set', key as string, grant.write, 'write');
+        const verdict = decideKey('set', key , grant.write, 'write');
         if (verdict.decision !== 'allow') return verdict;
-        const size = utf8Bytes(value as string);
+        const size = utf8Bytes(value );
         if (size > grant.maxValueBytes) {
           return overLimit(
             `${grant.rule}.maxValueBytes`,
-            `kv.set(${quote(key as string)}): the value is ${size} bytes, over ${grant.rule}.maxValueBytes (${grant.maxValueBytes})`,
+            `kv.set(${quote(key )}): the value is ${size} bytes, over ${grant.rule}.maxValueBytes (${grant.maxValueBytes})`,
           );
         }
         return verdict;
       },
       perform([key, value]) {
-        store.set(namespace, key as string, value as string);
+        store.set(namespace, key , value );
         return undefined;
       },
     },
     delete: {
       writesState: true,
-      decide: ([key]) => decideKey('delete', key as string, grant.write, 'write'),
+      decide: ([key]) => decideKey('delete', key , grant.write, 'write'),
       perform([key]) {
-        store.delete(namespace, key as string);
+        store.delete(namespace, key );
         return undefined;
       },
     },
     keys: {
       decide([prefix]) {
-        const p = prefix as string;
+        const p = prefix ;
         if (utf8Bytes(p) > grant.maxKeyBytes) {
           return invalid(`${grant.rule}.maxKeyBytes`, `kv.keys: the prefix is longer than ${grant.rule}.maxKeyBytes (${grant.maxKeyBytes})`);
         }
@@ -103,10 +104,10 @@ export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): Capab
       },
       perform([prefix]) {
         // Only keys the component may read are listed: a listing must not reveal what a get would deny.
-        const keys = store.keys(namespace, prefix as string, KV_KEYS_MAX + 1);
+        const keys = store.keys(namespace, prefix , KV_KEYS_MAX + 1);
         if (keys.length > KV_KEYS_MAX) {
           return new RefusedEffect(
-            overLimit(`${grant.rule}.keys`, `kv.keys(${quote(prefix as string)}) matches more than ${KV_KEYS_MAX} keys; list with a longer prefix`),
+            overLimit(`${grant.rule}.keys`, `kv.keys(${quote(prefix )}) matches more than ${KV_KEYS_MAX} keys; list with a longer prefix`),
           );
         }
         return keys.filter((key) => firstMatch(grant.read, key) !== undefined);

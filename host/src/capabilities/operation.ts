@@ -24,11 +24,15 @@ export class RefusedEffect {
   constructor(readonly refusal: Refusal) {}
 }
 
-export interface Operation {
+export interface Operation<Args extends readonly unknown[] = readonly unknown[], Result = unknown> {
   /** Pure: policy + arguments → verdict. Never has an effect. */
-  decide(args: readonly unknown[]): Verdict;
-  /** The effect, run only after an `allow`; its return value is the ok payload for the guest. */
-  perform(args: readonly unknown[]): unknown | RefusedEffect;
+  decide(args: Args): Verdict;
+  /**
+   * The effect, run only after an `allow`; its return value is the ok payload for the guest. An
+   * optional result may be `null` for none (jco lowers null and undefined alike; the ledger then
+   * shows none as a value rather than as a unit result).
+   */
+  perform(args: Args): Result | (undefined extends Result ? null : never) | RefusedEffect;
   /**
    * True when the effect writes the state database: the write and its ledger record then commit in
    * one transaction, so the store never holds a write the ledger does not show.
@@ -38,6 +42,18 @@ export interface Operation {
 
 /** A capability's functions, keyed by WIT function name (`get`, `set`, ...). */
 export type CapabilityOperations = Readonly<Record<string, Operation>>;
+
+/**
+ * The operations of one WIT interface, typed from the declarations jco generates from wit/
+ * (host/src/generated): arguments and ok results cannot drift from the WIT.
+ */
+export type InterfaceOperations<Interface> = {
+  readonly [F in keyof Interface as Interface[F] extends (...args: never[]) => unknown ? F : never]: Interface[F] extends (
+    ...args: infer A
+  ) => infer R
+    ? Operation<Readonly<A>, R>
+    : never;
+};
 
 /** What a capability needs from the run it serves (plain data plus host services). */
 export interface RunScope {

@@ -1,13 +1,13 @@
 /** ice:agent/random — bytes from the host's CSPRNG, bounded per call by grants.random.maxBytes. */
+import type * as RandomInterface from '../generated/interfaces/ice-agent-random.js';
 import { randomBytes } from 'node:crypto';
 import type { RandomGrant } from '../policy/index.js';
-import { allow, overLimit, type CapabilityOperations } from './operation.js';
+import { allow, overLimit, type InterfaceOperations } from './operation.js';
 
-export function createRandom(grant: RandomGrant): CapabilityOperations {
+export function createRandom(grant: RandomGrant): InterfaceOperations<typeof RandomInterface> {
   return {
     bytes: {
-      decide([len]) {
-        const n = len as number;
+      decide([n]) {
         if (n > grant.maxBytes) {
           return overLimit(
             `${grant.rule}.maxBytes`,
@@ -16,7 +16,7 @@ export function createRandom(grant: RandomGrant): CapabilityOperations {
         }
         return allow(`${grant.rule}.maxBytes`);
       },
-      perform: ([len]) => new Uint8Array(randomBytes(len as number)),
+      perform: ([len]) => new Uint8Array(randomBytes(len)),
     },
   };
 }

@@ -84,15 +84,15 @@ export class RunMediator {
     const { grants } = this.policy;
     switch (name) {
       case 'log':
-        return createLog(asGrant(grants.log), this.scope, this.services.guestLog);
+        return untyped(createLog(asGrant(grants.log), this.scope, this.services.guestLog));
       case 'clock':
-        return createClock(asGrant(grants.clock), this.services.now);
+        return untyped(createClock(asGrant(grants.clock), this.services.now));
       case 'random':
-        return createRandom(asGrant(grants.random));
+        return untyped(createRandom(asGrant(grants.random)));
       case 'kv':
-        return createKv(asGrant(grants.kv), this.scope, this.services.kv);
+        return untyped(createKv(asGrant(grants.kv), this.scope, this.services.kv));
       case 'events':
-        return createEvents(asGrant(grants.events), this.scope, this.services.events);
+        return untyped(createEvents(asGrant(grants.events), this.scope, this.services.events));
     }
   }
 
@@ -160,6 +160,15 @@ export class RunMediator {
     }
     return fault;
   }
+}
+
+/**
+ * The mediator's view of a capability: arguments as jco lifted them. jco lifts them by the component's
+ * declared signatures, which prepare has checked against wit/, so they are the generated types the
+ * capability was written against; this is the one place that typing is set aside.
+ */
+function untyped<T>(operations: T): CapabilityOperations {
+  return operations as unknown as CapabilityOperations;
 }
 
 function asGrant<T extends { mode: 'grant' }>(grant: T | Denied | undefined): T {
