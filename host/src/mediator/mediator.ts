@@ -47,7 +47,6 @@ export class HostFault extends Error {
 export class RunMediator {
   /** Set when a host fault trapped the run, so the run-end blames the host. */
   hostFault: HostFault | undefined;
-  private readonly perInterface = new Map<CapabilityName, number>();
 
   constructor(
     private readonly policy: CompiledPolicy,
@@ -62,10 +61,11 @@ export class RunMediator {
     for (const name of imported) {
       const operations = this.operationsFor(name);
       const functions: Record<string, (...args: unknown[]) => WitResult> = {};
+      const budget = { made: 0 }; // maxCalls counts every call to the interface, whatever the function
       for (const fn of CAPABILITY_FUNCTIONS[name]) {
         const operation = operations[fn];
         if (!operation) throw new Error(`capability ${name} has no operation ${fn}`);
-        functions[fn] = this.mediated(name, fn, operation);
+        functions[fn] = this.mediated(name, fn, operation, budget);
       }
       // jco's instantiation glue looks interfaces up by their unversioned names.
       table[`ice:agent/${name}`] = functions;
@@ -96,29 +96,35 @@ export class RunMediator {
     }
   }
 
-  private mediated(name: CapabilityName, fn: string, operation: Operation): (...args: unknown[]) => WitResult {
+  private mediated(name: CapabilityName, fn: string, operation: Operation, budget: { made: number }): (...args: unknown[]) => WitResult {
     const call = `${name}.${fn}`;
     const grant = this.policy.grants[name];
     const maxCalls = grant && grant.mode === 'grant' ? grant.maxCalls : Number.POSITIVE_INFINITY;
     const budgetRule = `grants.${name}.maxCalls`;
+    const perform = (args: unknown[], verdict: Verdict, started: number): WitResult => {
+      const value = operation.perform(args);
+      if (value instanceof RefusedEffect) return this.finish(call, args, value.refusal, undefined, started);
+      return this.finish(call, args, verdict, value, started);
+    };
     return (...args: unknown[]): WitResult => {
       const started = performance.now();
-      const made = (this.perInterface.get(name) ?? 0) + 1;
-      this.perInterface.set(name, made);
-      const verdict: Verdict =
-        made > maxCalls
-          ? overLimit(budgetRule, `${call} is call ${made} to ${name} in this run, over ${budgetRule} (${maxCalls})`)
-          : operation.decide(args);
-      if (verdict.decision !== 'allow') return this.finish(call, args, verdict, undefined, started);
+      // Until a verdict exists, a failure is a check that failed: recorded as a denial by the interface.
+      let decided: Pick<Verdict, 'decision' | 'rule'> = { decision: 'deny', rule: `grants.${name}` };
+      // Fail closed: a decision, effect or record that throws traps the run with host blame; nothing
+      // half-done is ever answered as a success.
       try {
-        const perform = (): WitResult => {
-          const value = operation.perform(args);
-          if (value instanceof RefusedEffect) return this.finish(call, args, value.refusal, undefined, started);
-          return this.finish(call, args, verdict, value, started);
-        };
-        return operation.writesState ? this.services.state.transaction(perform) : perform();
+        const made = ++budget.made;
+        const verdict: Verdict =
+          made > maxCalls
+            ? overLimit(budgetRule, `${call} is call ${made} to ${name} in this run, over ${budgetRule} (${maxCalls})`)
+            : operation.decide(args);
+        decided = verdict;
+        if (verdict.decision !== 'allow') return this.finish(call, args, verdict, undefined, started);
+        return operation.writesState
+          ? this.services.state.transaction(() => perform(args, verdict, started))
+          : perform(args, verdict, started);
       } catch (error) {
-        throw this.fault(call, args, verdict.rule, error, started);
+        throw this.fault(call, args, decided, error, started);
       }
     };
   }
@@ -142,7 +148,7 @@ export class RunMediator {
     return allowed ? { tag: 'ok', val: value } : { tag: 'err', val: verdict.error };
   }
 
-  private fault(call: string, args: unknown[], rule: string, error: unknown, started: number): HostFault {
+  private fault(call: string, args: unknown[], decided: Pick<Verdict, 'decision' | 'rule'>, error: unknown, started: number): HostFault {
     const reason = error instanceof Error ? error.message : String(error);
     const fault = new HostFault(`host fault in ${call}: ${reason}`);
     this.hostFault = fault;
@@ -150,8 +156,8 @@ export class RunMediator {
       this.writer.appendCall({
         call,
         args: args.map((arg) => capture(arg as never, this.scope.capture)),
-        decision: 'allow',
-        rule,
+        decision: decided.decision,
+        rule: decided.rule,
         outcome: { err: { kind: 'failed', message: fault.message } },
         durationUs: Math.round((performance.now() - started) * 1000),
       });
