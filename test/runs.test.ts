@@ -72,7 +72,7 @@ describe('runs', () => {
     const result = await hello.run('x');
     expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'host', error: 'host fault in log.write: log sink is down' });
     const records = host.readRun(result.runId).map((r) => r.record);
-    expect(records[1]).toMatchObject({ call: 'log.write', decision: 'allow', outcome: { err: { kind: 'failed', message: 'host fault in log.write: log sink is down' } } });
+    expect(records[1]).toMatchObject({ call: 'ice:agent/log@0.1.0#write', decision: 'allow', outcome: { err: { kind: 'failed', message: 'host fault in log.write: log sink is down' } } });
     expect(records[2]).toMatchObject({ type: 'run-end', outcome: 'trap', blame: 'host' });
     expect(verifyRun(host.readRun(result.runId))).toMatchObject({ ok: true });
     failing = false;
@@ -124,7 +124,7 @@ describe('runs', () => {
     const result = await (await host.load(guestWasm('counter'), policy)).run('secret input');
     const bodies = host.readRun(result.runId).map((r) => r.body).join('\n');
     expect(bodies).not.toContain('secret input');
-    const set = host.readRun(result.runId).find((r) => r.record.type === 'call' && r.record.call === 'kv.set')!.record;
+    const set = host.readRun(result.runId).find((r) => r.record.type === 'call' && r.record.call === 'ice:agent/kv@0.1.0#set')!.record;
     expect(set).toMatchObject({ args: [{ sha256: expect.stringMatching(/^[0-9a-f]{64}$/), size: 5 }, { sha256: expect.any(String), size: 1 }] });
     host.close();
   });
@@ -134,9 +134,9 @@ describe('runs', () => {
     const result = await (await host.load(guestWasm('counter'), COUNTER_POLICY)).run('first');
     const calls = host.readRun(result.runId).filter((r) => r.record.type === 'call').map((r) => r.record);
     expect(calls).toMatchObject([
-      { seq: 1, call: 'kv.get', args: [{ value: 'count' }], decision: 'allow', outcome: { ok: { value: null } } },
-      { seq: 2, call: 'kv.set', args: [{ value: 'count' }, { value: '1' }], decision: 'allow', outcome: { ok: null } },
-      { seq: 3, call: 'kv.set', args: [{ value: 'history/1' }, { value: 'first' }], decision: 'allow' },
+      { seq: 1, call: 'ice:agent/kv@0.1.0#get', args: [{ value: 'count' }], decision: 'allow', outcome: { ok: { value: null } } },
+      { seq: 2, call: 'ice:agent/kv@0.1.0#set', args: [{ value: 'count' }, { value: '1' }], decision: 'allow', outcome: { ok: null } },
+      { seq: 3, call: 'ice:agent/kv@0.1.0#set', args: [{ value: 'history/1' }, { value: 'first' }], decision: 'allow' },
     ]);
     expect(result.calls).toBe(3);
     host.close();

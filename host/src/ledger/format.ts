@@ -99,9 +99,15 @@ function formatOutcome(end: RunEndRecord): string {
   return `${text}  in ${formatDuration(end.durationUs)}`;
 }
 
+/** `ice:agent/kv@0.1.0#get` reads as `kv.get` in the table; other interfaces keep their full name. */
+export function displayCall(call: string): string {
+  const ice = /^ice:agent\/([a-z][a-z0-9-]*)@[0-9.]+#(.+)$/.exec(call);
+  return ice ? `${ice[1]}.${ice[2]}` : call;
+}
+
 function formatCall(c: CallRecord): string {
   const args = c.args.map((a) => formatCaptured(a, MAX_ARG)).join(', ');
-  return shorten(`${clean(c.call)}(${args})`, MAX_CALL);
+  return shorten(`${clean(displayCall(c.call))}(${args})`, MAX_CALL);
 }
 
 function formatCallOutcome(c: CallRecord): string {

@@ -58,7 +58,7 @@ export interface CallRecord {
   seq: number;
   at: string;
   prev: string;
-  /** `interface.function`, e.g. `kv.get`. */
+  /** `interface#function` with the interface fully qualified, e.g. `ice:agent/kv@0.1.0#get`. */
   call: string;
   /** In WIT parameter order. */
   args: Captured[];

@@ -11,7 +11,7 @@ import type { CompiledPolicy, Denied } from '../policy/index.js';
 import type { StateDb } from '../state/db.js';
 import type { KvStore } from '../state/kv-store.js';
 import { capture, type RunWriter } from '../ledger/index.js';
-import { CAPABILITY_FUNCTIONS, type CapabilityName } from '../component/wit.js';
+import { CAPABILITY_FUNCTIONS, qualifiedInterface, type CapabilityName } from '../component/wit.js';
 import { createClock } from '../capabilities/clock.js';
 import { createEvents, type GuestEventSink } from '../capabilities/events.js';
 import { createKv } from '../capabilities/kv.js';
@@ -97,7 +97,9 @@ export class RunMediator {
   }
 
   private mediated(name: CapabilityName, fn: string, operation: Operation, budget: { made: number }): (...args: unknown[]) => WitResult {
-    const call = `${name}.${fn}`;
+    // The ledger names a call interface#function (`ice:agent/kv@0.1.0#get`); messages say `kv.get`.
+    const call = `${qualifiedInterface(name)}#${fn}`;
+    const label = `${name}.${fn}`;
     const grant = this.policy.grants[name];
     const maxCalls = grant && grant.mode === 'grant' ? grant.maxCalls : Number.POSITIVE_INFINITY;
     const budgetRule = `grants.${name}.maxCalls`;
@@ -116,7 +118,7 @@ export class RunMediator {
         const made = ++budget.made;
         const verdict: Verdict =
           made > maxCalls
-            ? overLimit(budgetRule, `${call} is call ${made} to ${name} in this run, over ${budgetRule} (${maxCalls})`)
+            ? overLimit(budgetRule, `${label} is call ${made} to ${name} in this run, over ${budgetRule} (${maxCalls})`)
             : operation.decide(args);
         decided = verdict;
         if (verdict.decision !== 'allow') return this.finish(call, args, verdict, undefined, started);
@@ -124,7 +126,7 @@ export class RunMediator {
           ? this.services.state.transaction(() => perform(args, verdict, started))
           : perform(args, verdict, started);
       } catch (error) {
-        throw this.fault(call, args, decided, error, started);
+        throw this.fault(call, label, args, decided, error, started);
       }
     };
   }
@@ -148,9 +150,9 @@ export class RunMediator {
     return allowed ? { tag: 'ok', val: value } : { tag: 'err', val: verdict.error };
   }
 
-  private fault(call: string, args: unknown[], decided: Pick<Verdict, 'decision' | 'rule'>, error: unknown, started: number): HostFault {
+  private fault(call: string, label: string, args: unknown[], decided: Pick<Verdict, 'decision' | 'rule'>, error: unknown, started: number): HostFault {
     const reason = error instanceof Error ? error.message : String(error);
-    const fault = new HostFault(`host fault in ${call}: ${reason}`);
+    const fault = new HostFault(`host fault in ${label}: ${reason}`);
     this.hostFault = fault;
     try {
       this.writer.appendCall({
