@@ -1,17 +1,16 @@
-/** Argument parsing for `ice` (node:util parseArgs), with usage errors that say what to type. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+/** Argument handling for `ice` commands, with usage errors that say what to type. */
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
 /**
- * Parses a command's arguments strictly (unknown flags are errors); a parse failure becomes a
- * UsageError that repeats the usage line.
+ * Runs a command's argument parse (node:util parseArgs, strict: unknown flags are errors) and turns
+ * its failure into a UsageError that repeats the usage line.
  */
-export function parse<T extends ParseArgsConfig['options']>(command: string, argv: string[], options: T, usage: string) {
+export function withUsage<T>(command: string, usage: string, parse: () => T): T {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true } as const);
+    return parse();
   } catch (error) {
     const message = error instanceof Error ? error.message.replace(/\. To specify a positional.*$/s, '') : String(error);
     throw new UsageError(`ice ${command}: ${message}\nusage: ${usage}`);

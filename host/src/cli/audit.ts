@@ -4,7 +4,8 @@ import { LedgerStore } from '../ledger/index.js';
 import { openStateDb } from '../state/db.js';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { onePositional, parse, UsageError } from './args.js';
+import { onePositional, withUsage, UsageError } from './args.js';
+import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { AUDIT_USAGE } from './usage.js';
 
@@ -13,11 +14,8 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
   if (sub !== 'show') {
     throw new UsageError(`ice audit: ${sub ? `unknown subcommand "${sub}"` : 'missing subcommand'}\nusage: ${AUDIT_USAGE}`);
   }
-  const { values, positionals } = parse(
-    'audit show',
-    rest,
-    { json: { type: 'boolean', default: false }, state: { type: 'string' } },
-    AUDIT_USAGE,
+  const { values, positionals } = withUsage('audit show', AUDIT_USAGE, () =>
+    parseArgs({ args: rest, options: { json: { type: 'boolean', default: false }, state: { type: 'string' } }, allowPositionals: true, strict: true }),
   );
   const wanted = onePositional('audit show', positionals, 'run id (or `last`)', AUDIT_USAGE);
   const stateDir = resolve(values.state ?? '.ice');

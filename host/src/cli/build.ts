@@ -2,12 +2,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { buildGuest } from '../build/index.js';
-import { onePositional, parse, UsageError } from './args.js';
+import { onePositional, withUsage, UsageError } from './args.js';
+import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { BUILD_USAGE } from './usage.js';
 
 export async function buildCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse('build', argv, { out: { type: 'string', short: 'o' } }, BUILD_USAGE);
+  const { values, positionals } = withUsage('build', BUILD_USAGE, () =>
+    parseArgs({ args: argv, options: { out: { type: 'string', short: 'o' } }, allowPositionals: true, strict: true }),
+  );
   const source = onePositional('build', positionals, 'guest source', BUILD_USAGE);
   if (!values.out) throw new UsageError(`ice build: -o <out.wasm> is required\nusage: ${BUILD_USAGE}`);
   const result = await buildGuest(resolve(source));

@@ -4,12 +4,15 @@ import { LoadError } from '../component/errors.js';
 import { inspectComponent, type WorldItem } from '../component/inspect.js';
 import { CAPABILITY_INTERFACES, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../component/wit.js';
 import { policyKeyFor } from '../policy/index.js';
-import { onePositional, parse } from './args.js';
+import { onePositional, withUsage } from './args.js';
+import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { INSPECT_USAGE } from './usage.js';
 
 export async function inspectCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse('inspect', argv, { json: { type: 'boolean', default: false } }, INSPECT_USAGE);
+  const { values, positionals } = withUsage('inspect', INSPECT_USAGE, () =>
+    parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true }),
+  );
   const path = onePositional('inspect', positionals, 'component file', INSPECT_USAGE);
   let bytes: Uint8Array;
   try {

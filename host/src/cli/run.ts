@@ -1,23 +1,25 @@
 /** `ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log]` */
 import { readFileSync } from 'node:fs';
 import { createHost, type RunResult } from '../host.js';
-import { onePositional, parse, UsageError } from './args.js';
+import { onePositional, withUsage, UsageError } from './args.js';
+import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { RUN_USAGE } from './usage.js';
 
-
 export async function runCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(
-    'run',
-    argv,
-    {
-      policy: { type: 'string' },
-      input: { type: 'string' },
-      'input-file': { type: 'string' },
-      state: { type: 'string' },
-      log: { type: 'boolean', default: false },
-    },
-    RUN_USAGE,
+  const { values, positionals } = withUsage('run', RUN_USAGE, () =>
+    parseArgs({
+      args: argv,
+      options: {
+        policy: { type: 'string' },
+        input: { type: 'string' },
+        'input-file': { type: 'string' },
+        state: { type: 'string' },
+        log: { type: 'boolean', default: false },
+      },
+      allowPositionals: true,
+      strict: true,
+    }),
   );
   const component = onePositional('run', positionals, 'component file', RUN_USAGE);
   if (!values.policy) throw new UsageError(`ice run: --policy <file> is required: a run without a policy has no authority to check\nusage: ${RUN_USAGE}`);
