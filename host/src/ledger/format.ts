@@ -3,7 +3,7 @@
  *
  * Everything printed that came from a guest or a policy (values, messages, names) is escaped so a
  * hostile string cannot move the cursor, recolour the terminal or reorder text (C0/C1 controls and
- * bidi overrides become `\uXXXX`).
+ * bidi overrides become `\u` escapes such as `\u202e`).
  */
 import type {
   Captured,
