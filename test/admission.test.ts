@@ -60,12 +60,52 @@ describe('admission', () => {
     );
   });
 
-  it('refuses an ICE import whose signature differs from wit/', async () => {
-    const wit = `package ice:agent@0.1.0;\n${TYPES}\ninterface kv { use types.{error}; get: func(key: u32) -> result<option<string>, error>; }\nworld w { import kv; ${RUN} }`;
-    const policy = writePolicy('version: 1\ncomponent: probe\ngrants:\n  kv: { read: ["*"] }\n');
-    const error = await loadError(host, await componentFor(wit), policy);
-    expect(error.code).toBe('signature-mismatch');
-    expect(error.message).toContain('kv: `export function get(key: number): string | undefined`');
+  describe('imports whose types differ from wit/', () => {
+    const kvPolicy = writePolicy('version: 1\ncomponent: probe\ngrants:\n  log: {}\n  kv: { read: ["*"] }\n');
+    const LOG = 'interface log { use types.{error}; enum level { trace, debug, info, warn, error } write: func(level: level, message: string) -> result<_, error>; }';
+    const cases: [string, string, string][] = [
+      [
+        'a parameter of another type',
+        `${TYPES}\ninterface kv { use types.{error}; get: func(key: u32) -> result<option<string>, error>; }`,
+        'ice:agent/kv@0.1.0 declares `get: func(key: u32) -> result<option<string>, error>` where the world has `get: func(key: string) -> result<option<string>, error>`',
+      ],
+      [
+        'a bare return instead of a result',
+        `${TYPES}\ninterface kv { get: func(key: string) -> option<string>; }`,
+        'ice:agent/kv@0.1.0 declares `get: func(key: string) -> option<string>` where the world has `get: func(key: string) -> result<option<string>, error>`',
+      ],
+      [
+        'a renamed parameter',
+        `${TYPES}\ninterface kv { use types.{error}; get: func(name: string) -> result<option<string>, error>; }`,
+        'declares `get: func(name: string) -> result<option<string>, error>`',
+      ],
+      [
+        'a function the world does not have',
+        `${TYPES}\ninterface kv { use types.{error}; drop-all: func() -> result<_, error>; }`,
+        'ice:agent/kv@0.1.0 declares `drop-all: func() -> result<_, error>`, which the world does not have',
+      ],
+      [
+        'an error variant with other cases',
+        `interface types { variant error { denied(string), allowed(string) } }\ninterface kv { use types.{error}; get: func(key: string) -> result<option<string>, error>; }`,
+        'ice:agent/types@0.1.0 declares `type error = variant{denied(string), allowed(string)}`',
+      ],
+      [
+        'an enum with other cases',
+        `${TYPES}\n${LOG.replace('warn, error }', 'warn, error, fatal }')}`,
+        'declares `type level = enum{trace, debug, info, warn, error, fatal}`',
+      ],
+    ];
+    for (const [what, interfaces, message] of cases) {
+      it(`refuses ${what}, before compiling anything`, async () => {
+        const world = interfaces.includes('interface log') ? 'import log;' : 'import kv;';
+        const bytes = await componentFor(`package ice:agent@0.1.0;\n${interfaces}\nworld w { ${world} ${RUN} }`);
+        const error = await loadError(host, bytes, kvPolicy);
+        expect(error.code).toBe('signature-mismatch');
+        expect(error.message.startsWith('<component bytes> declares ICE imports that differ from the ice:agent@0.1.0 world in wit/: ')).toBe(true);
+        expect(error.message).toContain(message);
+        expect(error.message).toMatch(/; rebuild the guest against this version of the world$/);
+      });
+    }
   });
 
   it('refuses a component whose run export has the wrong signature', async () => {

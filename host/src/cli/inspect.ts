@@ -20,7 +20,7 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
   } catch (error) {
     throw new LoadError('not-found', path, `cannot read component ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  const info = await inspectComponent(bytes, path, (await import('@bytecodealliance/jco')).componentWit);
+  const info = await inspectComponent(bytes, path, await import('@bytecodealliance/jco'));
   const imports = info.imports.map((item) => ({ ...item, ...classify(item) }));
   const policyKeys = imports.flatMap((i) => (i.policyKey ? [i.policyKey] : []));
   if (values.json) {

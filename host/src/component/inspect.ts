@@ -7,6 +7,7 @@
  */
 import { sha256Hex } from '../digest.js';
 import { LoadError } from './errors.js';
+import { importSignatures, type ImportSignatures } from './signatures.js';
 
 export interface ComponentInfo {
   /** sha256 hex of the component bytes: its identity in caches and in the ledger. */
@@ -17,6 +18,14 @@ export interface ComponentInfo {
   readonly exports: readonly WorldItem[];
   /** The component's world as WIT text, as printed by wasm-tools. */
   readonly wit: string;
+  /** The exact types it declares for each imported instance (see signatures.ts). */
+  readonly signatures: ImportSignatures;
+}
+
+/** The parts of jco inspection needs (passed in: a cached load never loads jco). */
+export interface Decoder {
+  componentWit(bytes: Uint8Array): Promise<string>;
+  print(bytes: Uint8Array): Promise<string>;
 }
 
 /** One `import`/`export` line of the component's world. */
@@ -70,25 +79,19 @@ export function checkHeader(bytes: Uint8Array, origin: string): void {
   }
 }
 
-/**
- * @param componentWit jco's decoder, passed in so callers that may not need it (a cached load) never
- *   pay for loading jco
- */
-export async function inspectComponent(
-  bytes: Uint8Array,
-  origin: string,
-  componentWit: (bytes: Uint8Array) => Promise<string>,
-): Promise<ComponentInfo> {
+export async function inspectComponent(bytes: Uint8Array, origin: string, decoder: Decoder): Promise<ComponentInfo> {
   checkHeader(bytes, origin);
   let wit: string;
+  let text: string;
   try {
-    wit = await componentWit(bytes);
+    wit = await decoder.componentWit(bytes);
+    text = await decoder.print(bytes);
   } catch (error) {
     const reason = firstLine(error);
     throw new LoadError('malformed', origin, `${origin} is not a valid component: ${reason}`);
   }
   const { imports, exports } = parseWorld(wit);
-  return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit };
+  return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit, signatures: importSignatures(text) };
 }
 
 

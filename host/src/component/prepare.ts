@@ -3,10 +3,9 @@
  *
  * jco transpiles it in `instantiation: 'sync'` mode, so the generated glue imports nothing and the
  * host hands it every import; the output is cached by component digest (and jco version) in memory
- * and in a cache directory, and its core modules are compiled once. Transpiling also yields the
- * component's view of each imported interface as TypeScript declarations: these are compared with
- * the ICE world's own, so a component that declares `kv.get` with another signature is refused at
- * load instead of failing at its first call.
+ * and in a cache directory, and its core modules are compiled once. Inspection happens here too
+ * (`inspect`), so that a component seen before is neither decoded nor checked again, and a new one
+ * has its declared import types compared with the ICE world's (signatures.ts) before anything else.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,7 +14,8 @@ import { pathToFileURL } from 'node:url';
 import { LoadError } from './errors.js';
 import { sha256Hex } from '../digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
-import { ICE_WORLD, worldWitSource } from './wit.js';
+import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
+import { ICE_PACKAGE, ICE_VERSION, ICE_WORLD, worldWitSource } from './wit.js';
 
 /** What jco's generated `instantiate` returns for the ICE world. */
 export interface AgentExports {
@@ -56,7 +56,7 @@ const INFO = 'info.json';
 export class ComponentCache {
   private readonly entries = new Map<string, Entry>();
   private readonly infos = new Map<string, ComponentInfo>();
-  private reference: Promise<Map<string, Set<string>>> | undefined;
+  private world: Promise<ImportSignatures> | undefined;
 
   /** @param dir on-disk cache directory, or undefined for memory only */
   constructor(readonly dir: string | undefined) {}
@@ -70,7 +70,18 @@ export class ComponentCache {
     const digest = sha256Hex(bytes);
     const key = cacheKey(digest);
     const known = this.infos.get(key) ?? (this.dir ? readInfo(join(this.dir, key), digest) : undefined);
-    return known ?? inspectComponent(bytes, origin, (await jco()).componentWit);
+    if (known) return known;
+    const info = await inspectComponent(bytes, origin, await jco());
+    const mismatches = signatureMismatches(info.signatures, await this.worldSignatures());
+    if (mismatches.length > 0) {
+      throw new LoadError(
+        'signature-mismatch',
+        origin,
+        `${origin} declares ICE imports that differ from the ${ICE_PACKAGE}@${ICE_VERSION} world in wit/: ` +
+          `${mismatches.join('; ')}; rebuild the guest against this version of the world`,
+      );
+    }
+    return info;
   }
 
   async prepare(bytes: Uint8Array, info: ComponentInfo, origin: string): Promise<PreparedComponent> {
@@ -82,7 +93,7 @@ export class ComponentCache {
     if (!entry) {
       const cached = this.dir ? readCached(join(this.dir, key)) : undefined;
       source = cached ? 'disk' : 'transpiled';
-      const files = cached ?? (await this.transpileChecked(bytes, origin));
+      const files = cached ?? (await this.transpile(bytes, origin));
       if (!cached && this.dir) writeCached(this.dir, key, files, info);
       entry = await load(files, this.dir ? join(this.dir, key) : undefined);
       this.entries.set(key, entry);
@@ -103,67 +114,24 @@ export class ComponentCache {
     };
   }
 
-  private async transpileChecked(bytes: Uint8Array, origin: string): Promise<Record<string, Uint8Array>> {
-    let files: Record<string, Uint8Array>;
+  private async transpile(bytes: Uint8Array, origin: string): Promise<Record<string, Uint8Array>> {
     const { transpile } = await jco();
     try {
-      ({ files } = await transpile(bytes, TRANSPILE_OPTIONS));
+      return (await transpile(bytes, TRANSPILE_OPTIONS)).files;
     } catch (error) {
       const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
       throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (jco transpile): ${reason}`);
     }
-    checkSignatures(files, await this.referenceDeclarations(), origin);
-    return files;
   }
 
-  /** The ICE world's own interface declarations, from a synthesized component that imports all of it. */
-  private referenceDeclarations(): Promise<Map<string, Set<string>>> {
-    this.reference ??= (async () => {
-      const { componentEmbed, componentNew, transpile } = await jco();
+  /** The ICE world's own declarations, from a component synthesized from wit/ that imports all of it. */
+  private worldSignatures(): Promise<ImportSignatures> {
+    this.world ??= (async () => {
+      const { componentEmbed, componentNew, print } = await jco();
       const embedded = await componentEmbed({ dummy: true, witSource: worldWitSource(), world: ICE_WORLD, stringEncoding: 'utf8' });
-      const { files } = await transpile(await componentNew(embedded, []), TRANSPILE_OPTIONS);
-      return interfaceDeclarations(files);
+      return importSignatures(await print(await componentNew(embedded, [])));
     })();
-    return this.reference;
-  }
-}
-
-/** `interfaces/ice-agent-kv.d.ts` → its declarations, comments and whitespace normalized away. */
-function interfaceDeclarations(files: Record<string, Uint8Array>): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
-  const decoder = new TextDecoder();
-  for (const [name, bytes] of Object.entries(files)) {
-    const match = /^interfaces\/(.+)\.d\.ts$/.exec(name);
-    if (!match) continue;
-    const text = decoder
-      .decode(bytes)
-      .replace(/\/\*[\s\S]*?\*\//g, '')
-      .replace(/\/\/.*$/gm, '');
-    const statements = text
-      .split(';')
-      .map((s) => s.replace(/\s+/g, ' ').trim())
-      .filter(Boolean);
-    out.set(match[1]!, new Set(statements));
-  }
-  return out;
-}
-
-function checkSignatures(files: Record<string, Uint8Array>, reference: Map<string, Set<string>>, origin: string): void {
-  const mismatches: string[] = [];
-  for (const [iface, statements] of interfaceDeclarations(files)) {
-    const expected = reference.get(iface);
-    if (!expected) continue; // not an ICE interface: admit has already refused it
-    for (const statement of statements) {
-      if (!expected.has(statement)) mismatches.push(`${iface.replace(/^ice-agent-/, '')}: \`${statement}\``);
-    }
-  }
-  if (mismatches.length > 0) {
-    throw new LoadError(
-      'signature-mismatch',
-      origin,
-      `${origin} imports ICE interfaces with declarations that differ from wit/ (ice:agent@0.1.0): ` +
-        `${mismatches.join('; ')}; rebuild the guest against this version of the world`,
-    );
+    return this.world;
   }
 }
 
