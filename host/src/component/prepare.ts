@@ -53,10 +53,24 @@ interface Entry {
 const jco = () => import('@bytecodealliance/jco');
 const INFO = 'info.json';
 
+let world: Promise<ImportSignatures> | undefined;
+
+/**
+ * The ICE world's own declarations, from a component synthesized from wit/ that imports all of it.
+ * Derived from wit/ alone, so one per process (pure data, no authority in it).
+ */
+function worldSignatures(): Promise<ImportSignatures> {
+  world ??= (async () => {
+    const { componentEmbed, componentNew, print } = await jco();
+    const embedded = await componentEmbed({ dummy: true, witSource: worldWitSource(), world: ICE_WORLD, stringEncoding: 'utf8' });
+    return importSignatures(await print(await componentNew(embedded, [])));
+  })();
+  return world;
+}
+
 export class ComponentCache {
   private readonly entries = new Map<string, Entry>();
   private readonly infos = new Map<string, ComponentInfo>();
-  private world: Promise<ImportSignatures> | undefined;
 
   /** @param dir on-disk cache directory, or undefined for memory only */
   constructor(readonly dir: string | undefined) {}
@@ -72,7 +86,7 @@ export class ComponentCache {
     const known = this.infos.get(key) ?? (this.dir ? readInfo(join(this.dir, key), digest) : undefined);
     if (known) return known;
     const info = await inspectComponent(bytes, origin, await jco());
-    const mismatches = signatureMismatches(info.signatures, await this.worldSignatures());
+    const mismatches = signatureMismatches(info.signatures, await worldSignatures());
     if (mismatches.length > 0) {
       throw new LoadError(
         'signature-mismatch',
@@ -122,16 +136,6 @@ export class ComponentCache {
       const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
       throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (jco transpile): ${reason}`);
     }
-  }
-
-  /** The ICE world's own declarations, from a component synthesized from wit/ that imports all of it. */
-  private worldSignatures(): Promise<ImportSignatures> {
-    this.world ??= (async () => {
-      const { componentEmbed, componentNew, print } = await jco();
-      const embedded = await componentEmbed({ dummy: true, witSource: worldWitSource(), world: ICE_WORLD, stringEncoding: 'utf8' });
-      return importSignatures(await print(await componentNew(embedded, [])));
-    })();
-    return this.world;
   }
 }
 
