@@ -119,7 +119,7 @@ export class Host {
 
   /** The records of one run, in order (`last` for the most recent run). */
   readRun(runId: string): StoredRecord[] {
-    const id = runId === 'last' ? this.ledger.lastRunId() : runId;
+    const id = this.ledger.resolveRunId(runId);
     return id ? this.ledger.readRun(id) : [];
   }
 

@@ -25,7 +25,7 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
   const state = openStateDb(stateDir);
   try {
     const ledger = new LedgerStore(state);
-    const runId = wanted === 'last' ? ledger.lastRunId() : wanted;
+    const runId = ledger.resolveRunId(wanted);
     if (!runId) throw new UsageError(`ice audit show: the ledger in ${stateDir} has no runs yet`);
     const records = ledger.readRun(runId);
     if (records.length === 0) throw new UsageError(`ice audit show: no run ${runId} in the ledger in ${stateDir} (try \`ice audit show last\`)`);

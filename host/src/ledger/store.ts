@@ -186,6 +186,11 @@ export class LedgerStore {
     return this.lastRunStartStmt.get()?.run;
   }
 
+  /** A run id as users give it: an id, or `last` for the most recent run (undefined when there is none). */
+  resolveRunId(idOrLast: string): string | undefined {
+    return idOrLast === 'last' ? this.lastRunId() : idOrLast;
+  }
+
   /** The newest `limit` runs, newest first. */
   listRuns(limit: number): RunSummary[] {
     if (!Number.isSafeInteger(limit) || limit < 0) {
