@@ -9,7 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoadError, type Host } from '../host/src/index.js';
 import { worldWitSource } from '../host/src/component/wit.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
-import { guestWasm } from './paths.js';
+import { LANGUAGES, guestWasm } from './paths.js';
+
+/** A policy that grants (or denies) every interface, so a load only ever fails on the component. */
+const allGranted = (component: string): string =>
+  writePolicy(`version: 1\ncomponent: ${component}\ngrants:\n  log: {}\n  clock: {}\n  random: {}\n  kv: { read: ["*"], write: ["*"] }\n  events: { kinds: ["*"] }\n`);
 
 const RUN = 'export run: func(input: string) -> result<string, string>;';
 const TYPES = 'interface types { variant error { denied(string), limit(string), invalid(string), failed(string) } }';
@@ -51,14 +55,27 @@ describe('admission', () => {
     expect(error.message).toContain('imports ice:agent/types@0.2.0, ice:agent/log@0.2.0, which are not part of the ice:agent@0.1.0 world');
   });
 
-  it('refuses an import the policy does not mention, naming the policy key that would grant it', async () => {
-    const error = await loadError(host, guestWasm('counter'), logOnly);
-    expect(error.code).toBe('ungranted-import');
-    expect(error.message).toBe(
-      `${guestWasm('counter')} imports ice:agent/kv@0.1.0, which policy ${logOnly} does not grant: ` +
-        'add grants.kv (or set grants.kv: deny to load it with every call denied)',
-    );
-  });
+  for (const language of LANGUAGES) {
+    it(`refuses an import the policy does not mention, naming the policy key that would grant it (${language})`, async () => {
+      const counter = guestWasm('counter', language);
+      const error = await loadError(host, counter, logOnly);
+      expect(error.code).toBe('ungranted-import');
+      expect(error.message).toBe(
+        `${counter} imports ice:agent/kv@0.1.0, which policy ${logOnly} does not grant: ` +
+          'add grants.kv (or set grants.kv: deny to load it with every call denied)',
+      );
+    });
+
+    // Every guest imports log: both SDKs report an abort or a panic through it before trapping.
+    it(`admits a guest importing only the interfaces its code calls, plus log (${language})`, async () => {
+      const imports = async (name: string) => (await host.load(guestWasm(name, language), allGranted(name))).imports;
+      expect(await imports('hello')).toEqual(['log']);
+      expect(await imports('counter')).toEqual(['log', 'kv']);
+      expect(await imports('clock-random')).toEqual(['log', 'clock', 'random']);
+      expect(await imports('event-emitter')).toEqual(['log', 'events']);
+      expect(await imports('denied')).toEqual(['log', 'kv']);
+    });
+  }
 
   describe('imports whose types differ from wit/', () => {
     const kvPolicy = writePolicy('version: 1\ncomponent: probe\ngrants:\n  log: {}\n  kv: { read: ["*"] }\n');

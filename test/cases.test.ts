@@ -5,27 +5,28 @@
  *   expected.txt  the exact ok output, or expected.re a regular expression it must match (random or time),
  *                 or error.txt the exact err message, or trap.txt (blame, then part of the reason)
  *   ledger.txt    the exact call records: `<seq> <call> <decision> <rule>`, then `end <outcome>[ <blame>]`
- * Each case runs the real guest (built from guests/) under the real policy file, through the library
- * API, on a fresh state dir; then the ledger chain is verified.
+ * Each case runs the real guest, in every language (built from guests/<guest> and guests/rust/<guest>),
+ * under the real policy file, through the library API, on a fresh state dir; then the ledger chain is
+ * verified. Both languages must give the same output and the same ledger, record for record.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyRun } from '../host/src/ledger/index.js';
 import { freshHost } from './helpers.js';
-import { CASES_DIR, ROOT, guestWasm } from './paths.js';
+import { CASES_DIR, LANGUAGES, ROOT, guestWasm } from './paths.js';
 
 const read = (dir: string, file: string): string | undefined =>
   existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').replace(/\n$/, '') : undefined;
 
-describe('end-to-end cases', () => {
+describe.each(LANGUAGES)('end-to-end cases (%s)', (language) => {
   for (const name of readdirSync(CASES_DIR).sort()) {
     const dir = join(CASES_DIR, name);
     const guest = name.split('--')[0]!;
     it(name, async () => {
       const { host } = await freshHost();
       try {
-        const agent = await host.load(guestWasm(guest), relative(ROOT, join(dir, 'policy.yaml')));
+        const agent = await host.load(guestWasm(guest, language), relative(ROOT, join(dir, 'policy.yaml')));
         const result = await agent.run(read(dir, 'input.txt') ?? '');
 
         const expected = read(dir, 'expected.txt');

@@ -1,14 +1,20 @@
 /**
- * Builds every guest in guests/ from source once per test run (AssemblyScript → core module →
- * component through the same build function as `ice build`), into build/guests/<name>.wasm.
+ * Builds every guest from source once per test run, through the same build function as `ice build`:
+ * AssemblyScript guests/<name> → build/guests/<name>.wasm, Rust guests/rust/<name> →
+ * build/guests/rust/<name>.wasm.
  */
 import { mkdirSync } from 'node:fs';
 import { buildAllGuests } from '../host/src/build/index.js';
-import { GUESTS_DIR, GUEST_BUILD_DIR } from './paths.js';
+import { GUESTS_DIR, GUEST_BUILD_DIR, RUST_GUESTS_DIR, RUST_GUEST_BUILD_DIR } from './paths.js';
 
 export default async function setup(): Promise<void> {
   mkdirSync(GUEST_BUILD_DIR, { recursive: true });
-  const started = performance.now();
-  const built = await buildAllGuests(GUESTS_DIR, GUEST_BUILD_DIR);
-  console.log(`built ${Object.keys(built).length} guests from source in ${Math.round(performance.now() - started)} ms`);
+  for (const [language, from, to] of [
+    ['AssemblyScript', GUESTS_DIR, GUEST_BUILD_DIR],
+    ['Rust', RUST_GUESTS_DIR, RUST_GUEST_BUILD_DIR],
+  ] as const) {
+    const started = performance.now();
+    const built = await buildAllGuests(from, to);
+    console.log(`built ${Object.keys(built).length} ${language} guests from source in ${Math.round(performance.now() - started)} ms`);
+  }
 }

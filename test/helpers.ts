@@ -30,7 +30,8 @@ export interface CliResult {
 }
 
 /** The real `ice` binary in a child process (requires `npm run build`). */
-export function ice(args: string[], options: { cwd?: string } = {}): CliResult {
-  const out = spawnSync(process.execPath, [ICE_BIN, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, ICE_LOG_LEVEL: 'warn' } });
+export function ice(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const env = { ...process.env, ICE_LOG_LEVEL: 'warn', ...options.env };
+  const out = spawnSync(process.execPath, [ICE_BIN, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env });
   return { code: out.status ?? -1, stdout: out.stdout, stderr: out.stderr };
 }

@@ -3,10 +3,17 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const GUESTS_DIR = join(ROOT, 'guests');
+export const RUST_GUESTS_DIR = join(GUESTS_DIR, 'rust');
 export const GUEST_BUILD_DIR = join(ROOT, 'build', 'guests');
+export const RUST_GUEST_BUILD_DIR = join(GUEST_BUILD_DIR, 'rust');
 export const CASES_DIR = join(ROOT, 'test', 'cases');
 export const ICE_BIN = join(ROOT, 'bin', 'ice.js');
 
-export function guestWasm(name: string): string {
-  return join(GUEST_BUILD_DIR, `${name}.wasm`);
+/** Every guest in guests/ exists in each of these languages; behaviour tests run against all. */
+export const LANGUAGES = ['assemblyscript', 'rust'] as const;
+export type Language = (typeof LANGUAGES)[number];
+
+/** The component built from guests/<name> (AssemblyScript) or guests/rust/<name>. */
+export function guestWasm(name: string, language: Language = 'assemblyscript'): string {
+  return join(language === 'rust' ? RUST_GUEST_BUILD_DIR : GUEST_BUILD_DIR, `${name}.wasm`);
 }

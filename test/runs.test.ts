@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createHost, RunInputError } from '../host/src/index.js';
 import { verifyRun } from '../host/src/ledger/index.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
-import { guestWasm } from './paths.js';
+import { LANGUAGES, guestWasm as wasmOf, type Language } from './paths.js';
 
 const COUNTER_POLICY = writePolicy(`version: 1
 component: counter
@@ -17,7 +17,9 @@ grants:
   kv: { read: ["count", "history/*"], write: ["count", "history/*"] }
 `);
 
-describe('runs', () => {
+describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
+  const guestWasm = (name: string): string => wasmOf(name, language);
+
   it('keeps kv across runs and lists only keys the policy lets the guest read', async () => {
     const { host } = await freshHost();
     const agent = await host.load(guestWasm('counter'), COUNTER_POLICY);
@@ -47,7 +49,7 @@ describe('runs', () => {
     const trap = await host.load(guestWasm('trap'), writePolicy('version: 1\ncomponent: trap\ngrants:\n  log: {}\n'));
     const result = await trap.run('abort');
     expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest' });
-    expect(guestLog.at(-1)).toMatch(/^error: .*guest gave up: abort/);
+    expect(guestLog.at(-1)).toMatch(/^error: guest gave up: abort \(.+:\d+:\d+\)$/);
     const records = host.readRun(result.runId);
     expect(records.at(-1)!.record).toMatchObject({ type: 'run-end', outcome: 'trap', blame: 'guest' });
     expect(verifyRun(records)).toMatchObject({ ok: true });

@@ -7,20 +7,24 @@
  * await writeFile('hello.wasm', built.component);
  * ```
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildAssemblyScript } from './assemblyscript.js';
 import { BuildError } from './errors.js';
+import { buildRust } from './rust.js';
 
 export { BuildError } from './errors.js';
 export { buildAssemblyScript, sdkDirectory, SDK_SPECIFIER } from './assemblyscript.js';
 export type { AssemblyScriptBuild } from './assemblyscript.js';
 export { componentize } from './component.js';
+export { buildRust } from './rust.js';
+export type { RustBuild } from './rust.js';
+export { findRustToolchain, RUST_PACKAGES_HINT } from './rust-toolchain.js';
 
 export interface BuildResult {
-  language: 'assemblyscript';
+  language: 'assemblyscript' | 'rust';
   /** The component bytes. */
   component: Uint8Array;
   /** Size of the core module inside. */
@@ -32,29 +36,18 @@ export interface BuildResult {
 
 /**
  * Builds one guest.
- * @param source an AssemblyScript `.ts` file, or a directory holding `index.ts`
- *   (a directory with `Cargo.toml` is a Rust guest: not supported yet).
+ * @param source an AssemblyScript `.ts` file or a directory holding `index.ts`; or a Rust guest: a
+ *   directory holding a cargo package (`Cargo.toml` with `[package]`), or that `Cargo.toml`.
  * @throws BuildError naming the source and the reason (compiler diagnostics included).
  */
 export async function buildGuest(source: string): Promise<BuildResult> {
   const started = performance.now();
   const path = resolve(source);
   if (!existsSync(path)) throw new BuildError(path, 'no such file or directory');
-  let entry = path;
-  if (statSync(path).isDirectory()) {
-    if (existsSync(join(path, 'Cargo.toml'))) {
-      throw new BuildError(path, 'Rust guests are not supported yet (found Cargo.toml)');
-    }
-    entry = join(path, 'index.ts');
-    if (!existsSync(entry)) {
-      throw new BuildError(path, 'expected an AssemblyScript guest: the directory has no index.ts');
-    }
-  } else if (!path.endsWith('.ts')) {
-    throw new BuildError(path, 'expected an AssemblyScript .ts file or a directory with index.ts');
-  }
-  const built = await buildAssemblyScript(entry);
+  const guest = guestKind(path);
+  const built = guest.language === 'rust' ? await buildRust(guest.path) : await buildAssemblyScript(guest.path);
   return {
-    language: 'assemblyscript',
+    language: guest.language,
     component: built.component,
     coreBytes: built.core.byteLength,
     componentBytes: built.component.byteLength,
@@ -62,9 +55,36 @@ export async function buildGuest(source: string): Promise<BuildResult> {
   };
 }
 
+/** Which language a guest path is in, and the path its builder takes (a .ts file or a package dir). */
+function guestKind(path: string): { language: 'assemblyscript' | 'rust'; path: string } {
+  if (!statSync(path).isDirectory()) {
+    if (path.endsWith('.ts')) return { language: 'assemblyscript', path };
+    if (path.endsWith('Cargo.toml')) return { language: 'rust', path: resolve(path, '..') };
+    throw new BuildError(path, 'expected an AssemblyScript .ts file, a directory with index.ts, or a Rust package directory');
+  }
+  const hasIndex = existsSync(join(path, 'index.ts'));
+  const hasCargo = existsSync(join(path, 'Cargo.toml'));
+  if (hasIndex && hasCargo) {
+    throw new BuildError(path, 'the directory has both index.ts and Cargo.toml: pass index.ts or Cargo.toml to choose');
+  }
+  if (hasCargo) {
+    if (!isCargoPackage(path)) {
+      throw new BuildError(path, 'Cargo.toml here is a workspace without a [package]: pass one member directory');
+    }
+    return { language: 'rust', path };
+  }
+  if (hasIndex) return { language: 'assemblyscript', path: join(path, 'index.ts') };
+  throw new BuildError(path, 'expected a guest: an AssemblyScript index.ts or a Rust Cargo.toml in this directory');
+}
+
+function isCargoPackage(dir: string): boolean {
+  return /^\s*\[package\]/m.test(readFileSync(join(dir, 'Cargo.toml'), 'utf8'));
+}
+
 /**
- * Builds every `<guestsDir>/<name>/index.ts` into `<outDir>/<name>.wasm`, one after another (asc is
- * CPU-bound; running several at once only adds memory). Directories without index.ts are skipped.
+ * Builds every guest directly under `guestsDir` (a directory with index.ts, or a cargo package) into
+ * `<outDir>/<name>.wasm`, one after another (both compilers are CPU-bound; cargo already uses every
+ * core). Other directories, such as a cargo workspace root, are skipped.
  * @returns guest name → written component path
  */
 export async function buildAllGuests(guestsDir: string, outDir: string): Promise<Record<string, string>> {
@@ -73,8 +93,9 @@ export async function buildAllGuests(guestsDir: string, outDir: string): Promise
   await mkdir(target, { recursive: true });
   const entries = await readdir(root, { withFileTypes: true });
   const names = entries
-    .filter((e) => e.isDirectory() && existsSync(join(root, e.name, 'index.ts')))
+    .filter((e) => e.isDirectory())
     .map((e) => e.name)
+    .filter((name) => existsSync(join(root, name, 'index.ts')) || (existsSync(join(root, name, 'Cargo.toml')) && isCargoPackage(join(root, name))))
     .sort();
   const written: Record<string, string> = {};
   for (const name of names) {
