@@ -57,12 +57,16 @@ try {
   const prepared = await cache.prepare(built.component, info, wasm);
   const store = new Map([['count', '42']]);
   const bytes = new Uint8Array(32);
-  const plain = prepared.instantiate({
+  const meter = {
+    fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
+    memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+  };
+  const plain = prepared.instantiate(64, {
     'ice:agent/log': { write: () => undefined },
     'ice:agent/kv': { get: (k: string) => store.get(k), set: () => undefined, delete: () => undefined, keys: () => [] },
     'ice:agent/clock': { now: () => BigInt(Date.now()) },
     'ice:agent/random': { bytes: () => bytes },
-  });
+  }, meter);
 
   // ICE: the real Host path on a fresh state dir with the real policy file; kv holds 'count' so gets hit.
   const stateDir = join(work, 'state');

@@ -13,18 +13,20 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyRun } from '../host/src/ledger/index.js';
-import { freshHost } from './helpers.js';
+import { EXECUTIONS, freshHost, tempDir } from './helpers.js';
 import { CASES_DIR, LANGUAGES, ROOT, guestWasm } from './paths.js';
 
 const read = (dir: string, file: string): string | undefined =>
   existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').replace(/\n$/, '') : undefined;
 
-describe.each(LANGUAGES)('end-to-end cases (%s)', (language) => {
+const MATRIX = LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [language, execution] as const));
+
+describe.each(MATRIX)('end-to-end cases (%s, %s)', (language, execution) => {
   for (const name of readdirSync(CASES_DIR).sort()) {
     const dir = join(CASES_DIR, name);
     const guest = name.split('--')[0]!;
     it(name, async () => {
-      const { host } = await freshHost();
+      const { host } = await freshHost(tempDir(), { execution });
       try {
         const agent = await host.load(guestWasm(guest, language), relative(ROOT, join(dir, 'policy.yaml')));
         const result = await agent.run(read(dir, 'input.txt') ?? '');

@@ -17,7 +17,7 @@ describe('ice run', () => {
     const state = tempDir();
     const first = ice(['run', guestWasm('counter'), '--policy', COUNTER_POLICY, '--state', state]);
     expect(first).toMatchObject({ code: 0, stdout: 'count=1\n' });
-    expect(first.stderr).toMatch(/^run \S+ ok · 3 calls \(2 allowed, 1 denied, 0 limited, 0 invalid\) · ledger root [0-9a-f]{16}\n$/);
+    expect(first.stderr).toMatch(/^run \S+ ok · 3 calls \(2 allowed, 1 denied, 0 limited, 0 invalid\) · fuel \d+ · ledger root [0-9a-f]{16}\n$/);
     const second = ice(['run', guestWasm('counter'), '--policy', COUNTER_POLICY, '--state', state, '--input', 'again']);
     expect(second).toMatchObject({ code: 0, stdout: 'count=2\n' });
   });

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHost, type Host } from '../host/src/index.js';
+import { createHost, type Host, type HostOptions } from '../host/src/index.js';
 import { ICE_BIN, ROOT } from './paths.js';
 
 export function tempDir(prefix = 'ice-test-'): string {
@@ -16,10 +16,22 @@ export function writePolicy(yaml: string, name = 'policy.yaml'): string {
   return path;
 }
 
+/** Both ways a host executes runs; behaviour tests run in each. */
+export const EXECUTIONS = ['worker', 'in-process'] as const;
+export type Execution = (typeof EXECUTIONS)[number];
+
 /** A host on a fresh state dir, with guest logs collected instead of printed. */
-export async function freshHost(stateDir = tempDir()): Promise<{ host: Host; stateDir: string; guestLog: string[] }> {
+export async function freshHost(
+  stateDir = tempDir(),
+  options: Partial<HostOptions> = {},
+): Promise<{ host: Host; stateDir: string; guestLog: string[] }> {
   const guestLog: string[] = [];
-  const host = await createHost({ stateDir, cacheDir: join(ROOT, 'build', 'test-cache'), onGuestLog: (e) => guestLog.push(`${e.level}: ${e.message}`) });
+  const host = await createHost({
+    stateDir,
+    cacheDir: join(ROOT, 'build', 'test-cache'),
+    onGuestLog: (e) => guestLog.push(`${e.level}: ${e.message}`),
+    ...options,
+  });
   return { host, stateDir, guestLog };
 }
 

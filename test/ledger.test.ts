@@ -436,7 +436,7 @@ describe('ledger runs', () => {
     const resumed = ledger.resumeRun(writer.run);
     expect(resumed.seq).toBe(2);
     expect(resumed.counts).toEqual({ calls: 2, allowed: 1, denied: 1, limited: 0, invalid: 0 });
-    const root = resumed.end({ outcome: 'limit', reason: 'deadline of 50 ms exceeded', counts: resumed.counts, durationUs: 50_000 });
+    const root = resumed.end({ outcome: 'limit', limit: 'timeout', reason: 'deadline of 50 ms exceeded', counts: resumed.counts, durationUs: 50_000 });
     expect(verifyStore(ledger)).toEqual({ ok: true, records: 4, runs: 1 });
     expect(ledger.listRuns(10)[0]).toMatchObject({ outcome: 'limit', calls: 2, root });
     expect(() => ledger.resumeRun(writer.run)).toThrow(LedgerError);

@@ -61,12 +61,12 @@ describe('policy: hostile and malformed input is refused with a message naming t
   describe('unknown keys at every level', () => {
     it('rejects an unknown top-level key', () => {
       expect(yamlIssues(`${HEADER}grants: {}\ngrant: {}\n`)).toEqual([
-        'grant: unknown key; allowed keys: version, component, audit, grants',
+        'grant: unknown key; allowed keys: version, component, audit, limits, grants',
       ]);
     });
     it('rejects an unknown key in audit', () => {
       expect(yamlIssues(`${HEADER}audit: { capture: full, redact: true }\ngrants: {}\n`)).toEqual([
-        'audit.redact: unknown key; allowed keys: capture',
+        'audit.redact: unknown key; allowed keys: capture, maxCaptureBytes',
       ]);
     });
     it('rejects an unknown interface in grants', () => {
@@ -89,12 +89,12 @@ describe('policy: hostile and malformed input is refused with a message naming t
     });
     it('treats __proto__ as an unknown key, in YAML and in JSON', () => {
       expect(yamlIssues(`${HEADER}grants: {}\n__proto__: { grants: { kv: {} } }\n`)).toEqual([
-        '__proto__: unknown key; allowed keys: version, component, audit, grants',
+        '__proto__: unknown key; allowed keys: version, component, audit, limits, grants',
       ]);
       const error = policyError(() =>
         parsePolicyText('{"version":1,"component":"c","grants":{},"__proto__":{"x":1}}', 'p.json'),
       );
-      expect(error.issues).toEqual([{ path: '__proto__', message: 'unknown key; allowed keys: version, component, audit, grants' }]);
+      expect(error.issues).toEqual([{ path: '__proto__', message: 'unknown key; allowed keys: version, component, audit, limits, grants' }]);
     });
   });
 
@@ -144,10 +144,10 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ]);
     });
     it('rejects a document that is not a mapping', () => {
-      expect(yamlIssues('- version: 1\n')).toEqual(['expected a mapping with keys version, component, audit, grants, got a list']);
-      expect(yamlIssues('hello\n')).toEqual(['expected a mapping with keys version, component, audit, grants, got "hello"']);
+      expect(yamlIssues('- version: 1\n')).toEqual(['expected a mapping with keys version, component, audit, limits, grants, got a list']);
+      expect(yamlIssues('hello\n')).toEqual(['expected a mapping with keys version, component, audit, limits, grants, got "hello"']);
       expect(policyError(() => compilePolicy(null)).message).toBe(
-        'policy <inline> is invalid:\n  expected a mapping with keys version, component, audit, grants, got an empty value',
+        'policy <inline> is invalid:\n  expected a mapping with keys version, component, audit, limits, grants, got an empty value',
       );
     });
   });
@@ -438,7 +438,8 @@ grants:
     expect(policy.document).toEqual({
       version: 1,
       component: 'counter',
-      audit: { capture: 'full' },
+      audit: { capture: 'full', maxCaptureBytes: 65536 },
+      limits: { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64, maxOutputBytes: 1048576 },
       grants: {
         log: { levels: ['trace', 'debug', 'info', 'warn', 'error'], maxCalls: 100_000, maxMessageBytes: 4096 },
         clock: { maxCalls: 100_000 },
@@ -493,7 +494,7 @@ grants:
   it('capture: digest', () => {
     const policy = parsePolicyText(`${HEADER}audit: { capture: digest }\ngrants: {}\n`, 'p.yaml');
     expect(policy.capture).toBe('digest');
-    expect(policy.document.audit).toEqual({ capture: 'digest' });
+    expect(policy.document.audit).toEqual({ capture: 'digest', maxCaptureBytes: 65536 });
     expect(parsePolicyText(`${HEADER}audit: {}\ngrants: {}\n`, 'p.yaml').capture).toBe('full');
   });
 

@@ -4,6 +4,7 @@
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createHost, RunInputError } from '../host/src/index.js';
 import { verifyRun } from '../host/src/ledger/index.js';
@@ -61,11 +62,13 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
     host.close();
   });
 
-  it('traps the run with host blame when the host itself fails, records it, and serves the next run', async () => {
+  it('traps the run with host blame when the host itself fails, records it, and serves the next run (in-process)', async () => {
     let failing = true;
     const host = await createHost({
       stateDir: tempDir(),
       cacheDir: false,
+      // In a worker, guest logs reach the sink after the call was answered (see the next test).
+      execution: 'in-process',
       onGuestLog: () => {
         if (failing) throw new Error('log sink is down');
       },
@@ -79,6 +82,24 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
     expect(verifyRun(host.readRun(result.runId))).toMatchObject({ ok: true });
     failing = false;
     expect(await hello.run('again')).toMatchObject({ ok: true, output: 'hello, again!' });
+    host.close();
+  });
+
+  it('keeps running and serving when a log sink throws in worker execution', async () => {
+    const errors: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) });
+    const host = await createHost({
+      stateDir: tempDir(),
+      cacheDir: false,
+      logger,
+      onGuestLog: () => {
+        throw new Error('log sink is down');
+      },
+    });
+    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    expect(await hello.run('x')).toMatchObject({ ok: true, output: 'hello, x!' });
+    expect(await hello.run('y')).toMatchObject({ ok: true, output: 'hello, y!' });
+    expect(errors.join('')).toContain('log sink is down');
     host.close();
   });
 

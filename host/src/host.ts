@@ -4,6 +4,7 @@
  * one governed, recorded run.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { admitImports } from './component/admit.js';
@@ -11,12 +12,12 @@ import { LoadError } from './component/errors.js';
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import type { CapabilityName } from './component/wit.js';
-import { capture, LedgerStore, newRunId, type RunCounts, type StoredRecord } from './ledger/index.js';
-import { RunMediator } from './mediator/mediator.js';
+import { LedgerStore, newRunId, type LimitKind, type RunCounts, type StoredRecord } from './ledger/index.js';
 import type { GuestEventSink } from './capabilities/events.js';
 import type { GuestLogSink } from './capabilities/log.js';
 import { compilePolicy, loadPolicyFile, type CompiledPolicy } from './policy/index.js';
-import { runInProcess } from './sandbox/in-process.js';
+import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
+import { WorkerPool } from './sandbox/pool.js';
 import { openStateDb, type StateDb } from './state/db.js';
 import { KvStore } from './state/kv-store.js';
 import { ICE_VERSION } from './version.js';
@@ -34,9 +35,18 @@ export interface HostOptions {
   readonly onEvent?: GuestEventSink;
   /** Largest run input accepted, in UTF-8 bytes. Default 1 MiB. */
   readonly maxInputBytes?: number;
+  /**
+   * `worker` (default): each run executes in a worker thread of a pool, and `limits.timeoutMs` is
+   * enforced by terminating the worker. `in-process`: on the calling thread, for trusted or embedded
+   * use: fuel, memory and size limits hold, but nothing can preempt a run, so `limits.timeoutMs` is
+   * not enforced (fuel still bounds the guest's work).
+   */
+  readonly execution?: 'worker' | 'in-process';
+  /** Worker threads in the pool. Default: the number of cores. */
+  readonly workers?: number;
 }
 
-export type RunOutcome = 'ok' | 'error' | 'trap';
+export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
 
 interface RunTotals {
   readonly runId: string;
@@ -46,17 +56,21 @@ interface RunTotals {
   /** Hash of the run-end record: the head of the run's chain. */
   readonly ledgerRoot: string;
   readonly durationMs: number;
+  /** Fuel the guest used; undefined when it was stopped at its deadline. */
+  readonly fuel: number | undefined;
 }
 
 export type RunResult =
   | (RunTotals & { readonly ok: true; readonly outcome: 'ok'; readonly output: string })
   | (RunTotals & {
       readonly ok: false;
-      readonly outcome: 'error' | 'trap';
-      /** The guest's err message, or why the run trapped. */
+      readonly outcome: 'error' | 'trap' | 'limit';
+      /** The guest's err message, why the run trapped, or which limit ended it and how. */
       readonly error: string;
       /** Who a trap is blamed on. */
       readonly blame?: 'guest' | 'host';
+      /** For outcome `limit`: which one. */
+      readonly limit?: LimitKind;
     });
 
 /** A run refused before it started (nothing reached the guest, nothing was recorded). */
@@ -82,10 +96,13 @@ export class Host {
   readonly stateDir: string;
   readonly logger: Logger;
   readonly ledger: LedgerStore;
-  private readonly state: StateDb;
+  /** @internal */
+  readonly state: StateDb;
   private readonly kv: KvStore;
   private readonly cache: ComponentCache;
   private readonly guestLog: GuestLogSink;
+  private readonly execution: 'worker' | 'in-process';
+  private pool: WorkerPool | undefined;
 
   constructor(private readonly options: HostOptions) {
     this.stateDir = resolve(options.stateDir ?? '.ice');
@@ -99,6 +116,7 @@ export class Host {
     this.guestLog =
       options.onGuestLog ??
       ((entry) => this.logger.debug({ guest: entry.component, run: entry.runId, level: entry.level }, entry.message));
+    this.execution = options.execution ?? 'worker';
   }
 
   /**
@@ -113,6 +131,8 @@ export class Host {
     const info = await this.cache.inspect(bytes, origin);
     const imported = admitImports(info, compiled, origin);
     const prepared = await this.cache.prepare(bytes, info, origin);
+    // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
+    prepared.modules(compiled.limits.memoryMiB);
     this.logger.debug({ component: compiled.component, digest: info.digest, source: prepared.source, ms: prepared.prepareMs }, 'component loaded');
     return new Agent(this, info, compiled, imported, prepared);
   }
@@ -123,47 +143,90 @@ export class Host {
     return id ? this.ledger.readRun(id) : [];
   }
 
+  /** Closes the state database and stops the worker pool (runs in flight are cut off). */
   close(): void {
+    void this.pool?.close();
+    this.pool = undefined;
     this.state.close();
   }
 
   /** @internal one governed run; Agent.run is the public entry. */
-  execute(agent: Agent, input: string): RunResult {
-    const started = performance.now();
+  async execute(agent: Agent, input: string): Promise<RunResult> {
     const max = this.options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
     if (typeof input !== 'string') throw new RunInputError('run input must be a string');
     const inputBytes = Buffer.byteLength(input, 'utf8');
     if (inputBytes > max) {
       throw new RunInputError(`run input is ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
     }
-    const { policy, info } = agent;
-    const runId = newRunId();
-    const writer = this.ledger.startRun({
-      run: runId,
-      component: { name: policy.component, digest: info.digest },
-      policy: { digest: policy.digest, source: policy.source, document: policy.document },
-      input: capture(input, policy.capture),
-      host: { ice: ICE_VERSION },
+    const { policy, info, prepared, imports } = agent;
+    const request: RunRequest = { runId: newRunId(), input, policy, digest: info.digest, imports };
+    const summary =
+      this.execution === 'in-process'
+        ? governedRun(request, (wired, meter) => prepared.instantiate(policy.limits.memoryMiB, wired, meter), this.services())
+        : await this.inWorker(agent, request);
+    this.logger.info({ run: summary.runId, component: policy.component, outcome: summary.ending.outcome, calls: summary.counts.calls }, 'run ended');
+    return toResult(summary);
+  }
+
+  private services(): RunServices {
+    return {
+      state: this.state,
+      ledger: this.ledger,
+      kv: this.kv,
+      guestLog: this.guestLog,
+      ...(this.options.onEvent ? { events: this.options.onEvent } : {}),
+    };
+  }
+
+  private deliver(sink: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.logger.error({ sink, error: error instanceof Error ? error.message : String(error) }, 'a guest output sink failed');
+    }
+  }
+
+  private async inWorker(agent: Agent, request: RunRequest): Promise<RunSummary> {
+    const { policy, prepared } = agent;
+    const { memoryMiB, timeoutMs } = policy.limits;
+    this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir);
+    const outcome = await this.pool.run({
+      job: {
+        runId: request.runId,
+        input: request.input,
+        digest: request.digest,
+        imports: request.imports,
+        policy: { document: policy.document, source: policy.source, digest: policy.digest },
+        component: { key: `${request.digest}/${memoryMiB}`, glueUrl: prepared.glueUrl, modules: prepared.modules(memoryMiB) },
+      },
+      timeoutMs,
+      // A sink that throws cannot fail a run that already recorded the call; it must not crash the host either.
+      onLog: (entry) => this.deliver('onGuestLog', () => this.guestLog(entry)),
+      onEvent: (event) => this.deliver('onEvent', () => this.options.onEvent?.(event)),
     });
-    const scope = { component: policy.component, runId, capture: policy.capture };
-    const services = { state: this.state, kv: this.kv, guestLog: this.guestLog, ...(this.options.onEvent ? { events: this.options.onEvent } : {}) };
-    const mediator = new RunMediator(policy, scope, writer, services);
-    const ending = runInProcess(agent.prepared, agent.imports, mediator, input);
-    const durationUs = Math.round((performance.now() - started) * 1000);
-    // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
-    const ledgerRoot = this.state.durable(() => writer.end({
-      outcome: ending.outcome,
-      ...(ending.outcome === 'ok' ? { output: capture(ending.output, policy.capture) } : {}),
-      ...(ending.outcome === 'error' ? { output: capture(ending.error, policy.capture) } : {}),
-      ...(ending.outcome === 'trap' ? { blame: ending.blame, reason: ending.reason } : {}),
-      durationUs,
-    }));
-    const counts = writer.counts;
-    const totals = { runId, calls: counts.calls, counts, ledgerRoot, durationMs: durationUs / 1000 };
-    this.logger.info({ run: runId, component: policy.component, outcome: ending.outcome, calls: counts.calls }, 'run ended');
-    if (ending.outcome === 'ok') return { ...totals, ok: true, outcome: 'ok', output: ending.output };
-    if (ending.outcome === 'error') return { ...totals, ok: false, outcome: 'error', error: ending.error };
-    return { ...totals, ok: false, outcome: 'trap', error: ending.reason, blame: ending.blame };
+    switch (outcome.kind) {
+      case 'done':
+        return outcome.summary;
+      case 'timeout':
+        return endStoppedRun(this, request, { outcome: 'limit', limit: 'timeout', reason: `the run took longer than limits.timeoutMs (${timeoutMs} ms) and was stopped` }, outcome.elapsedUs);
+      case 'failed':
+        return endStoppedRun(this, request, { outcome: 'trap', blame: 'host', reason: outcome.reason }, outcome.elapsedUs);
+    }
+  }
+}
+
+function toResult(summary: RunSummary): RunResult {
+  const { runId, ending, counts, ledgerRoot, fuel } = summary;
+  const totals = { runId, calls: counts.calls, counts, ledgerRoot, durationMs: summary.durationUs / 1000, fuel };
+  switch (ending.outcome) {
+    case 'ok':
+      return { ...totals, ok: true, outcome: 'ok', output: ending.output };
+    case 'error':
+      return { ...totals, ok: false, outcome: 'error', error: ending.error };
+    case 'trap':
+      return { ...totals, ok: false, outcome: 'trap', error: ending.reason, blame: ending.blame };
+    case 'limit':
+      return { ...totals, ok: false, outcome: 'limit', error: ending.reason, limit: ending.limit };
   }
 }
 

@@ -60,6 +60,8 @@ export interface RunScope {
   readonly component: string;
   readonly runId: string;
   readonly capture: Capture;
+  /** audit.maxCaptureBytes. */
+  readonly maxCaptureBytes: number;
 }
 
 export function allow(rule: string): Verdict {

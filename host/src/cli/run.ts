@@ -16,6 +16,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
         'input-file': { type: 'string' },
         state: { type: 'string' },
         log: { type: 'boolean', default: false },
+        'in-process': { type: 'boolean', default: false },
       },
       allowPositionals: true,
       strict: true,
@@ -31,6 +32,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   const host = await createHost({
     ...(values.state ? { stateDir: values.state } : {}),
     ...(values.log ? { onGuestLog: (e) => io.stderr(`[${e.component} ${e.level}] ${e.message}\n`) } : {}),
+    ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
   });
   try {
     const agent = await host.load(component, values.policy);
@@ -51,8 +53,11 @@ export function summary(result: RunResult): string {
     ? 'ok'
     : result.outcome === 'error'
       ? `error: ${oneLine(result.error)}`
-      : `trap (${result.blame} blame): ${oneLine(result.error)}`;
-  return `run ${result.runId} ${outcome} · ${counts} · ledger root ${result.ledgerRoot.slice(0, 16)}`;
+      : result.outcome === 'limit'
+        ? `limit (${result.limit}): ${oneLine(result.error)}`
+        : `trap (${result.blame} blame): ${oneLine(result.error)}`;
+  const fuel = result.fuel === undefined ? '' : ` · fuel ${result.fuel}`;
+  return `run ${result.runId} ${outcome} · ${counts}${fuel} · ledger root ${result.ledgerRoot.slice(0, 16)}`;
 }
 
 function oneLine(text: string): string {

@@ -13,7 +13,8 @@ export type LoadErrorCode =
   | 'ungranted-import'
   | 'signature-mismatch'
   | 'bad-export'
-  | 'prepare-failed';
+  | 'prepare-failed'
+  | 'memory-limit';
 
 export class LoadError extends Error {
   override readonly name = 'LoadError';

@@ -6,12 +6,19 @@
  * and in a cache directory, and its core modules are compiled once. Inspection happens here too
  * (`inspect`), so that a component seen before is neither decoded nor checked again, and a new one
  * has its declared import types compared with the ICE world's (signatures.ts) before anything else.
+ *
+ * Every core module is metered once, right after the transpile (meter.ts: fuel at function entries,
+ * exits and loop headers, and a flag on refused memory growth), and the cache holds the metered
+ * modules. The memory cap depends on the policy, so it is applied per load: each defined memory's
+ * maximum is rewritten to `limits.memoryMiB` (a fast binary patch) and the result compiled once per
+ * distinct cap.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LoadError } from './errors.js';
+import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories, meterCoreModule } from './meter.js';
 import { sha256Hex } from '../digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
@@ -21,7 +28,16 @@ import { ICE_PACKAGE, ICE_VERSION, ICE_WORLD, worldWitSource } from './wit.js';
 export interface AgentExports {
   run(input: string): string;
 }
-type GeneratedInstantiate = (
+
+/** A run's meter: what the metered core modules import from `ice:meter`. */
+export interface Meter {
+  /** i64, mutable: fuel left; the guest traps when it goes below 0. */
+  readonly fuel: WebAssembly.Global;
+  /** i32, mutable: set to 1 when a memory.grow was refused. */
+  readonly memoryRefused: WebAssembly.Global;
+}
+
+export type GeneratedInstantiate = (
   getCoreModule: (path: string) => WebAssembly.Module,
   imports: Record<string, unknown>,
   instantiateCore?: (module: WebAssembly.Module, imports: WebAssembly.Imports) => WebAssembly.Instance,
@@ -32,21 +48,51 @@ export interface PreparedComponent {
   /** Where the transpiled output came from on this load. */
   readonly source: 'memory' | 'disk' | 'transpiled';
   readonly prepareMs: number;
-  /** A fresh component instance wired to `imports` (keyed by unversioned interface name). */
-  instantiate(imports: Record<string, unknown>): AgentExports;
+  /** The generated glue as an importable URL (a file in the cache, or data:), for worker threads. */
+  readonly glueUrl: string;
+  /** The core modules, compiled with every defined memory capped at `memoryMiB` (memoized per cap). */
+  modules(memoryMiB: number): ReadonlyMap<string, WebAssembly.Module>;
+  /** A fresh component instance wired to `imports` (keyed by unversioned interface name) and `meter`. */
+  instantiate(memoryMiB: number, imports: Record<string, unknown>, meter: Meter): AgentExports;
 }
+
+/** Runs jco's generated `instantiate` over compiled core modules, giving every core module the meter. */
+export function instantiateGenerated(
+  generated: GeneratedInstantiate,
+  modules: ReadonlyMap<string, WebAssembly.Module>,
+  imports: Record<string, unknown>,
+  meter: Meter,
+): AgentExports {
+  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused };
+  return generated(
+    (path) => {
+      const module = modules.get(path);
+      if (!module) throw new Error(`transpiled component has no core module ${path}`);
+      return module;
+    },
+    imports,
+    (module, coreImports) => new WebAssembly.Instance(module, { ...coreImports, [METER_MODULE]: metering }),
+  );
+}
+
+const WASM_PAGE = 64 * 1024;
+const PAGES_PER_MIB = (1024 * 1024) / WASM_PAGE;
 
 const require = createRequire(import.meta.url);
 const JCO_VERSION: string = JSON.parse(
   readFileSync(join(dirname(require.resolve('@bytecodealliance/jco')), '..', 'package.json'), 'utf8'),
 ).version;
-/** Bump when the transpile options or the cache layout change. */
-const CACHE_FORMAT = 1;
+/** Bump when the transpile options, the metering or the cache layout change. */
+const CACHE_FORMAT = 2;
 const TRANSPILE_OPTIONS = { name: 'agent', instantiation: 'sync', noTypescript: false } as const;
 
 interface Entry {
   instantiate: GeneratedInstantiate;
-  modules: Map<string, WebAssembly.Module>;
+  glueUrl: string;
+  /** Metered core module bytes, by the path the glue asks for. */
+  cores: Map<string, Uint8Array>;
+  /** Compiled core modules per memory cap (pages). */
+  compiled: Map<number, Map<string, WebAssembly.Module>>;
 }
 
 /** jco (and its wasm-tools build) is large: loaded only when a component is not in the cache. */
@@ -113,30 +159,57 @@ export class ComponentCache {
       this.entries.set(key, entry);
       this.infos.set(key, info);
     }
-    const { instantiate, modules } = entry;
+    const ready = entry;
+    const modules = (memoryMiB: number): ReadonlyMap<string, WebAssembly.Module> => compiledFor(ready, memoryMiB, origin);
     return {
       digest,
       source,
       prepareMs: performance.now() - started,
-      instantiate(imports) {
-        return instantiate((path) => {
-          const module = modules.get(path);
-          if (!module) throw new Error(`transpiled component has no core module ${path}`);
-          return module;
-        }, imports);
-      },
+      glueUrl: ready.glueUrl,
+      modules,
+      instantiate: (memoryMiB, imports, meter) => instantiateGenerated(ready.instantiate, modules(memoryMiB), imports, meter),
     };
   }
 
   private async transpile(bytes: Uint8Array, origin: string): Promise<Record<string, Uint8Array>> {
     const { transpile } = await jco();
+    let files: Record<string, Uint8Array>;
     try {
-      return (await transpile(bytes, TRANSPILE_OPTIONS)).files;
+      files = (await transpile(bytes, TRANSPILE_OPTIONS)).files;
     } catch (error) {
       const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
       throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (jco transpile): ${reason}`);
     }
+    files['agent.js'] = strictUtf8(files['agent.js'], origin);
+    for (const [name, core] of Object.entries(files)) {
+      if (!name.endsWith('.wasm')) continue;
+      try {
+        files[name] = meterCoreModule(core);
+      } catch (error) {
+        if (!(error instanceof MeterError)) throw error;
+        throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (fuel metering of ${name}): ${error.message}`);
+      }
+    }
+    return files;
   }
+}
+
+/** jco 1.35's glue decodes guest strings with a lenient TextDecoder, as it writes it. */
+const LENIENT_DECODER = 'const TEXT_DECODER_UTF8 = new TextDecoder();';
+const STRICT_DECODER = "const TEXT_DECODER_UTF8 = new TextDecoder('utf-8', { fatal: true });";
+
+/**
+ * The canonical ABI traps on a string that is not valid UTF-8; jco's glue would quietly replace the
+ * bad bytes with U+FFFD, so the host would act on (and record) text the guest never sent. The glue's
+ * decoder is made fatal: such a string fails the lifting, which traps the run with guest blame.
+ * If the glue no longer has the decoder as expected, preparing fails rather than run lenient.
+ */
+function strictUtf8(glue: Uint8Array | undefined, origin: string): Uint8Array {
+  const text = glue === undefined ? '' : Buffer.from(glue).toString('utf8');
+  if (text.split(LENIENT_DECODER).length !== 2) {
+    throw new LoadError('prepare-failed', origin, `${origin} could not be prepared: jco's generated glue does not decode strings as this host expects (jco ${JCO_VERSION})`);
+  }
+  return Buffer.from(text.replace(LENIENT_DECODER, STRICT_DECODER), 'utf8');
 }
 
 const MANIFEST = 'manifest.json';
@@ -205,17 +278,39 @@ function cacheName(name: string): string {
 }
 
 async function load(files: Record<string, Uint8Array>, dir: string | undefined): Promise<Entry> {
-  const modules = new Map<string, WebAssembly.Module>();
+  const cores = new Map<string, Uint8Array>();
   for (const [name, bytes] of Object.entries(files)) {
-    if (name.endsWith(".wasm")) modules.set(name, new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>));
+    if (name.endsWith('.wasm')) cores.set(name, bytes);
   }
   const glue = files['agent.mjs'] ?? files['agent.js'];
   if (!glue) throw new Error('jco transpile produced no agent.js');
-  const url =
+  const glueUrl =
     dir && existsSync(join(dir, 'agent.mjs'))
       ? pathToFileURL(join(dir, 'agent.mjs')).href
       : `data:text/javascript;base64,${Buffer.from(glue).toString('base64')}`;
-  const module = (await import(url)) as { instantiate: GeneratedInstantiate };
-  return { instantiate: module.instantiate, modules };
+  const module = (await import(glueUrl)) as { instantiate: GeneratedInstantiate };
+  return { instantiate: module.instantiate, glueUrl, cores, compiled: new Map() };
 }
 
+/** @throws LoadError (memory-limit) when a core module needs more initial memory than the cap. */
+function compiledFor(entry: Entry, memoryMiB: number, origin: string): Map<string, WebAssembly.Module> {
+  const pages = memoryMiB * PAGES_PER_MIB;
+  let modules = entry.compiled.get(pages);
+  if (modules) return modules;
+  modules = new Map();
+  for (const [name, bytes] of entry.cores) {
+    try {
+      modules.set(name, new WebAssembly.Module(capMemories(bytes, pages) as Uint8Array<ArrayBuffer>));
+    } catch (error) {
+      if (!(error instanceof MemoryCapError)) throw error;
+      throw new LoadError(
+        'memory-limit',
+        origin,
+        `${origin} needs ${Math.ceil(error.initialPages / PAGES_PER_MIB)} MiB of initial memory, over limits.memoryMiB ` +
+          `(${memoryMiB} MiB): raise limits.memoryMiB in the policy`,
+      );
+    }
+  }
+  entry.compiled.set(pages, modules);
+  return modules;
+}

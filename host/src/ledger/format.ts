@@ -93,10 +93,12 @@ export function formatStoredRunTable(records: readonly StoredRecord[]): string {
 
 function formatOutcome(end: RunEndRecord): string {
   let text: string = end.outcome;
+  if (end.limit) text += ` (${end.limit})`;
   if (end.blame) text += ` (${end.blame} blame)`;
   if (end.reason !== undefined) text += `: ${shorten(clean(end.reason), MAX_MESSAGE)}`;
   if (end.output !== undefined) text += `  output ${formatCaptured(end.output, MAX_VALUE)}`;
-  return `${text}  in ${formatDuration(end.durationUs)}`;
+  const fuel = end.fuel === undefined ? '' : `  fuel ${end.fuel}`;
+  return `${text}  in ${formatDuration(end.durationUs)}${fuel}`;
 }
 
 /** `ice:agent/kv@0.1.0#get` reads as `kv.get` in the table; other interfaces keep their full name. */

@@ -26,6 +26,8 @@ export type CaptureMode = 'full' | 'digest';
 export type Decision = 'allow' | 'deny' | 'limit' | 'invalid';
 export type CallErrorKind = 'denied' | 'limit' | 'invalid' | 'failed';
 export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
+/** Which run limit ended a run with outcome `limit` (policy `limits.*`). */
+export type LimitKind = 'fuel' | 'timeout' | 'memory' | 'output';
 export type Blame = 'guest' | 'host';
 
 export interface RunCounts {
@@ -84,7 +86,11 @@ export interface RunEndRecord {
   output?: Captured;
   /** Trap or limit message. */
   reason?: string;
+  /** For limit: which one. */
+  limit?: LimitKind;
   counts: RunCounts;
+  /** Fuel the guest used (absent when the run was stopped from outside, by its timeout). */
+  fuel?: number;
   durationUs: number;
 }
 
@@ -134,12 +140,14 @@ export type Capturable = string | number | bigint | boolean | Uint8Array | reado
  * - `digest`: strings, string lists and bytes as `{ sha256, size }` — the digest and byte size of the
  *   UTF-8 text (a string list: of its JSON text, e.g. `["a","b"]`; bytes: of the bytes), so the record
  *   proves what was passed without holding it.
+ * - `maxBytes` (audit.maxCaptureBytes): in `full` mode too, a string, list or byte array over this many
+ *   bytes is recorded as `{ sha256, size }`, so a guest cannot make the ledger hold megabytes per call.
  * - In both modes numbers, bigints, booleans and null/undefined are kept as values: they are small,
  *   fixed-size, carry no free text, and replay needs them (clock readings, random u64s). A bigint is
  *   its decimal string (`{ value: "1732614780123456789" }`); a non-finite number is its name
  *   (`"NaN"`, `"Infinity"`, `"-Infinity"`), since JSON has no such numbers.
  */
-export function capture(value: Capturable, mode: CaptureMode): Captured {
+export function capture(value: Capturable, mode: CaptureMode, maxBytes: number = Number.POSITIVE_INFINITY): Captured {
   if (value === undefined || value === null) return { value: null };
   switch (typeof value) {
     case 'number':
@@ -149,14 +157,20 @@ export function capture(value: Capturable, mode: CaptureMode): Captured {
     case 'boolean':
       return { value };
     case 'string':
-      return mode === 'full' ? { value } : digestOf(value);
+      // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: the exact count is only needed near the cap.
+      return mode === 'full' && (value.length * 3 <= maxBytes || Buffer.byteLength(value, 'utf8') <= maxBytes)
+        ? { value }
+        : digestOf(value);
   }
   if (value instanceof Uint8Array) {
-    return mode === 'full' ? { hex: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex') } : digestOf(value);
+    return mode === 'full' && value.byteLength <= maxBytes
+      ? { hex: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex') }
+      : digestOf(value);
   }
   if (Array.isArray(value)) {
     const list = value.map(String);
-    return mode === 'full' ? { value: list } : digestOf(JSON.stringify(list));
+    const json = JSON.stringify(list);
+    return mode === 'full' && Buffer.byteLength(json, 'utf8') <= maxBytes ? { value: list } : digestOf(json);
   }
   throw new TypeError(`capture: unsupported value of type ${typeof value}`);
 }
@@ -240,6 +254,7 @@ export function serializeRecord(record: LedgerRecord): string {
         blame: record.blame,
         output: record.output,
         reason: record.reason,
+        limit: record.limit,
         counts: {
           calls: record.counts.calls,
           allowed: record.counts.allowed,
@@ -247,6 +262,7 @@ export function serializeRecord(record: LedgerRecord): string {
           limited: record.counts.limited,
           invalid: record.counts.invalid,
         },
+        fuel: record.fuel,
         durationUs: record.durationUs,
       });
   }

@@ -311,7 +311,9 @@ class SqliteRunWriter implements RunWriter {
       blame: input.blame,
       output: input.output,
       reason: input.reason,
+      limit: input.limit,
       counts: { ...expected },
+      fuel: input.fuel,
       durationUs: input.durationUs,
     };
     const hash = this.insert(record);

@@ -235,12 +235,17 @@ function callShape(rec: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+const LIMIT_KINDS: ReadonlySet<string> = new Set(['fuel', 'timeout', 'memory', 'output']);
+
 function runEndShape(rec: Record<string, unknown>): string | undefined {
   if (!isString(rec.at)) return 'at';
   if (!isString(rec.outcome) || !RUN_OUTCOMES.has(rec.outcome)) return 'outcome';
   if (rec.blame !== undefined && rec.blame !== 'guest' && rec.blame !== 'host') return 'blame';
   if (rec.output !== undefined && !isCaptured(rec.output)) return 'output';
   if (rec.reason !== undefined && !isString(rec.reason)) return 'reason';
+  if (rec.limit !== undefined && !LIMIT_KINDS.has(rec.limit as string)) return 'limit';
+  if ((rec.outcome === 'limit') !== (rec.limit !== undefined)) return 'limit';
+  if (rec.fuel !== undefined && !isCount(rec.fuel)) return 'fuel';
   const counts = rec.counts;
   if (!isObject(counts) || !COUNT_KEYS.every((key) => isCount(counts[key]))) return 'counts';
   if (!isDuration(rec.durationUs)) return 'durationUs';

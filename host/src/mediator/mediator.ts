@@ -136,15 +136,15 @@ export class RunMediator {
    * Call counts are the writer's (it follows rollbacks), never tallied here.
    */
   private finish(call: string, args: unknown[], verdict: Verdict, value: unknown, started: number): WitResult {
-    const mode = this.scope.capture;
+    const { capture: mode, maxCaptureBytes: max } = this.scope;
     const durationUs = Math.round((performance.now() - started) * 1000);
     const allowed = verdict.decision === 'allow';
     this.writer.appendCall({
       call,
-      args: args.map((arg) => capture(arg as never, mode)),
+      args: args.map((arg) => capture(arg as never, mode, max)),
       decision: verdict.decision,
       rule: verdict.rule,
-      outcome: allowed ? { ok: value === undefined ? null : capture(value as never, mode) } : { err: { kind: verdict.error.tag, message: verdict.error.val } },
+      outcome: allowed ? { ok: value === undefined ? null : capture(value as never, mode, max) } : { err: { kind: verdict.error.tag, message: verdict.error.val } },
       durationUs,
     });
     return allowed ? { tag: 'ok', val: value } : { tag: 'err', val: verdict.error };
@@ -157,7 +157,7 @@ export class RunMediator {
     try {
       this.writer.appendCall({
         call,
-        args: args.map((arg) => capture(arg as never, this.scope.capture)),
+        args: args.map((arg) => capture(arg as never, this.scope.capture, this.scope.maxCaptureBytes)),
         decision: decided.decision,
         rule: decided.rule,
         outcome: { err: { kind: 'failed', message: fault.message } },

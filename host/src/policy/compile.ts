@@ -32,6 +32,8 @@ export function compilePolicy(document: unknown, source: string = INLINE_SOURCE)
   return Object.freeze({
     component: normalized.component,
     capture: normalized.audit.capture,
+    maxCaptureBytes: normalized.audit.maxCaptureBytes,
+    limits: normalized.limits,
     grants: compileGrants(normalized.grants),
     document: normalized,
     digest: sha256Hex(canonicalJson(normalized)),

@@ -82,6 +82,10 @@ export const messages = {
   componentBadName: (got: string) =>
     `bad component name ${describeValue(got)}: use 1 to 64 characters from a-z, 0-9, ".", "_", "-", starting with a letter or digit`,
   auditNotMapping: (got: unknown) => `expected a mapping like { capture: full }, got ${describeValue(got)}`,
+  limitsNotMapping: (got: unknown) =>
+    `expected a mapping like { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64 }, got ${describeValue(got)}`,
+  limitOutOfRange: (max: number, unit: string, got: unknown) =>
+    `must be an integer from 1 to ${max}${unit}, got ${describeValue(got)}`,
   captureInvalid: (got: unknown) => `expected full or digest, got ${describeValue(got)}`,
   grantsMissing: () =>
     'missing; add "grants:" with the capabilities this component may use ("grants: {}" grants nothing)',

@@ -20,6 +20,7 @@ export type {
   Matcher,
   PolicyCapability,
   RandomGrant,
+  RunLimits,
 } from './types.js';
 export type { PolicyDocument, PolicyInput } from './schema.js';
 export type { PolicyIssue } from './errors.js';
@@ -32,7 +33,10 @@ export {
   CAPABILITIES,
   CAPTURES,
   COMPONENT_NAME,
+  DEFAULT_LIMITS,
   DEFAULT_MAX_CALLS,
+  DEFAULT_MAX_CAPTURE_BYTES,
+  LIMITS_MAX,
   LEVELS,
   POLICY_DEFAULTS,
   POLICY_LIMITS,

@@ -29,6 +29,29 @@ export const POLICY_DEFAULTS = Object.freeze({
   eventsMaxPayloadBytes: 65_536,
 } as const);
 
+/**
+ * Run limits when the policy does not set them (`limits.*`): every run is bounded, never "unlimited".
+ * fuel: units of guest work (one per function entry, function exit and loop iteration; see
+ * component/meter.ts) — 10^9 is a few seconds of tight-loop compute on this machine's cores.
+ */
+export const DEFAULT_LIMITS = Object.freeze({
+  fuel: 1_000_000_000,
+  timeoutMs: 10_000,
+  memoryMiB: 64,
+  maxOutputBytes: MiB,
+} as const);
+
+/** Upper bounds of `limits.*`. memoryMiB: a wasm32 memory holds at most 4 GiB. */
+export const LIMITS_MAX = Object.freeze({
+  fuel: 1e15,
+  timeoutMs: 3_600_000,
+  memoryMiB: 4096,
+  maxOutputBytes: 64 * MiB,
+} as const);
+
+/** audit.maxCaptureBytes: a value over this many bytes is recorded as its digest and size, even in `full` mode. */
+export const DEFAULT_MAX_CAPTURE_BYTES = 64 * 1024;
+
 /** Upper bounds: a policy cannot grant budgets the host cannot honour (or record) sensibly. */
 export const POLICY_LIMITS = Object.freeze({
   maxCalls: 1_000_000_000,
@@ -210,11 +233,29 @@ const GrantsSchema = strictObject(
 );
 
 const AuditSchema = strictObject(
-  { capture: z.enum(CAPTURES, { error: (issue) => messages.captureInvalid(issue.input) }).default(POLICY_DEFAULTS.capture) },
+  {
+    capture: z.enum(CAPTURES, { error: (issue) => messages.captureInvalid(issue.input) }).default(POLICY_DEFAULTS.capture),
+    maxCaptureBytes: size(16 * MiB, DEFAULT_MAX_CAPTURE_BYTES),
+  },
   (got) => messages.auditNotMapping(got),
-).default(() => ({ capture: POLICY_DEFAULTS.capture }));
+).default(() => ({ capture: POLICY_DEFAULTS.capture, maxCaptureBytes: DEFAULT_MAX_CAPTURE_BYTES }));
 
-const TOP_LEVEL_KEYS = ['version', 'component', 'audit', 'grants'];
+function limit(max: number, fallback: number, unit = '') {
+  const error = (issue: { input?: unknown }) => messages.limitOutOfRange(max, unit, issue.input);
+  return z.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
+}
+
+const LimitsSchema = strictObject(
+  {
+    fuel: limit(LIMITS_MAX.fuel, DEFAULT_LIMITS.fuel),
+    timeoutMs: limit(LIMITS_MAX.timeoutMs, DEFAULT_LIMITS.timeoutMs, ' (ms)'),
+    memoryMiB: limit(LIMITS_MAX.memoryMiB, DEFAULT_LIMITS.memoryMiB, ' (MiB)'),
+    maxOutputBytes: size(LIMITS_MAX.maxOutputBytes, DEFAULT_LIMITS.maxOutputBytes),
+  },
+  (got) => messages.limitsNotMapping(got),
+).default(() => ({ ...DEFAULT_LIMITS }));
+
+const TOP_LEVEL_KEYS = ['version', 'component', 'audit', 'limits', 'grants'];
 
 export const PolicySchema = strictObject(
   {
@@ -228,6 +269,7 @@ export const PolicySchema = strictObject(
       })
       .regex(COMPONENT_NAME, { error: (issue) => messages.componentBadName(String(issue.input)) }),
     audit: AuditSchema,
+    limits: LimitsSchema,
     grants: GrantsSchema,
   },
   (got) => messages.notAMapping(TOP_LEVEL_KEYS, got),

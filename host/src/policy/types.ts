@@ -89,10 +89,26 @@ export interface CompiledGrants {
   readonly events?: EventsGrant | Denied;
 }
 
+/** What bounds one run (policy `limits`). */
+export interface RunLimits {
+  /** Units of guest work: one per function entry, function exit and loop iteration. */
+  readonly fuel: number;
+  /** Wall clock, enforced by terminating the run's worker (worker execution only). */
+  readonly timeoutMs: number;
+  /** The maximum of every linear memory the component defines. */
+  readonly memoryMiB: number;
+  /** The run's ok output or err message, in UTF-8 bytes. */
+  readonly maxOutputBytes: number;
+}
+
 export interface CompiledPolicy {
   /** The component's name in the ledger; also its kv namespace. */
   readonly component: string;
   readonly capture: Capture;
+  /** audit.maxCaptureBytes: larger values are recorded as digest and size. */
+  readonly maxCaptureBytes: number;
+  /** limits.*, defaults filled in. */
+  readonly limits: RunLimits;
   readonly grants: CompiledGrants;
   /**
    * The normalized policy (defaults filled in) as plain JSON data: what was enforced. It goes into the

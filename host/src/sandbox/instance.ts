@@ -1,0 +1,110 @@
+/**
+ * One component instance for one run: a fresh instance per run (an agent's memory is its kv, never
+ * leftover instance state, and a trapped instance is poisoned), the guest's `run` called
+ * synchronously, and whatever it ends with classified for the ledger's run-end record.
+ *
+ * The instance draws on a per-run meter (component/meter.ts): a fuel global shared by every core
+ * module of the component, and a flag the metered code raises when a memory.grow is refused. Both are
+ * read after the run, so a trap that happened because fuel ran out or memory was capped is reported
+ * as that limit rather than as a bare trap.
+ */
+import type { AgentExports, Meter } from '../component/prepare.js';
+import type { CapabilityName } from '../component/wit.js';
+import type { LimitKind } from '../ledger/index.js';
+import type { RunLimits } from '../policy/index.js';
+import { HostFault, type RunMediator } from '../mediator/mediator.js';
+
+export type RunEnding =
+  | { readonly outcome: 'ok'; readonly output: string }
+  | { readonly outcome: 'error'; readonly error: string }
+  | { readonly outcome: 'trap'; readonly blame: 'guest' | 'host'; readonly reason: string }
+  | { readonly outcome: 'limit'; readonly limit: LimitKind; readonly reason: string };
+
+export interface InstanceRun {
+  readonly ending: RunEnding;
+  /** Fuel the guest used (at most the limit). */
+  readonly fuel: number;
+}
+
+export type Instantiate = (imports: Record<string, unknown>, meter: Meter) => AgentExports;
+
+export function runInstance(
+  instantiate: Instantiate,
+  imported: readonly CapabilityName[],
+  mediator: RunMediator,
+  limits: RunLimits,
+  input: string,
+): InstanceRun {
+  const meter: Meter = {
+    fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(limits.fuel)),
+    memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+  };
+  let ending: RunEnding;
+  try {
+    const output = instantiate(mediator.importObject(imported), meter).run(input);
+    ending = { outcome: 'ok', output };
+  } catch (error) {
+    ending = classify(error, mediator);
+  }
+  const remaining = meter.fuel.value as bigint;
+  const fuel = remaining < 0n ? limits.fuel : limits.fuel - Number(remaining);
+  return { ending: withLimits(ending, remaining < 0n, meter.memoryRefused.value === 1, limits), fuel };
+}
+
+/** A trap caused by a limit is reported as that limit; an output over its cap likewise. */
+function withLimits(ending: RunEnding, outOfFuel: boolean, memoryRefused: boolean, limits: RunLimits): RunEnding {
+  if (ending.outcome === 'trap' && ending.blame === 'guest') {
+    if (outOfFuel) {
+      return { outcome: 'limit', limit: 'fuel', reason: `the guest used all its fuel (limits.fuel ${limits.fuel})` };
+    }
+    if (memoryRefused) {
+      return {
+        outcome: 'limit',
+        limit: 'memory',
+        reason: `the guest's memory could not grow past limits.memoryMiB (${limits.memoryMiB} MiB), and then it trapped (${ending.reason})`,
+      };
+    }
+  }
+  if (ending.outcome === 'ok' || ending.outcome === 'error') {
+    const text = ending.outcome === 'ok' ? ending.output : ending.error;
+    const bytes = text.length <= limits.maxOutputBytes / 3 ? 0 : Buffer.byteLength(text, 'utf8');
+    if (bytes > limits.maxOutputBytes) {
+      return {
+        outcome: 'limit',
+        limit: 'output',
+        reason: `the guest's ${ending.outcome === 'ok' ? 'output' : 'err message'} is ${bytes} bytes, over limits.maxOutputBytes (${limits.maxOutputBytes})`,
+      };
+    }
+  }
+  return ending;
+}
+
+/**
+ * jco raises a guest's `err(...)` as its own ComponentError carrying `payload` (its class is created
+ * per instantiation, so it is recognised by shape); a wasm trap is a WebAssembly.RuntimeError; a
+ * stack overflow in the guest surfaces as a RangeError. A RangeError or TypeError from the generated
+ * glue means the guest broke the canonical ABI (a pointer or length outside its memory, a return
+ * area it cannot hold): the host's own code inside an import is wrapped by the mediator, which turns
+ * its failures into HostFault. Anything else escaped the host's own code.
+ */
+export function classify(error: unknown, mediator: RunMediator): RunEnding {
+  if (mediator.hostFault) return { outcome: 'trap', blame: 'host', reason: mediator.hostFault.message };
+  if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };
+  if (error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload')) {
+    const payload = (error as Error & { payload: unknown }).payload;
+    return { outcome: 'error', error: typeof payload === 'string' ? payload : String(payload) };
+  }
+  if (error instanceof WebAssembly.RuntimeError) {
+    // V8 already words these as `wasm trap: ...` on some versions; say it once.
+    const reason = error.message.startsWith('wasm trap') ? error.message : `wasm trap: ${error.message}`;
+    return { outcome: 'trap', blame: 'guest', reason };
+  }
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    return { outcome: 'trap', blame: 'guest', reason: 'wasm trap: call stack exhausted' };
+  }
+  if (error instanceof RangeError || error instanceof TypeError) {
+    return { outcome: 'trap', blame: 'guest', reason: `the guest broke the canonical ABI: ${error.message}` };
+  }
+  const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return { outcome: 'trap', blame: 'host', reason: `host error while running the guest: ${reason}` };
+}

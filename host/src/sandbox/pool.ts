@@ -1,0 +1,173 @@
+/**
+ * The worker pool: runs execute in worker threads (by default one per core), reused across runs.
+ * A run past its deadline has its worker terminated — a guest spinning in a loop without import calls
+ * cannot be interrupted any other way — and replaced; the host thread then writes the run-end.
+ *
+ * Each worker reports on a dedicated MessagePort. After a kill the host drains that port
+ * synchronously, so a run that finished just as its deadline fired is reported as finished, not as a
+ * timeout that never happened.
+ */
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import type { GuestEvent } from '../capabilities/events.js';
+import type { GuestLogEntry } from '../capabilities/log.js';
+import type { RunSummary } from './governed-run.js';
+import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
+
+export type PoolOutcome =
+  | { readonly kind: 'done'; readonly summary: RunSummary }
+  | { readonly kind: 'timeout'; readonly elapsedUs: number }
+  | { readonly kind: 'failed'; readonly reason: string; readonly elapsedUs: number };
+
+export interface PoolTask {
+  readonly job: WorkerJob;
+  readonly timeoutMs: number;
+  readonly onLog: (entry: GuestLogEntry) => void;
+  readonly onEvent: (event: GuestEvent) => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly port: MessagePort;
+  /** Component keys whose modules this worker already holds. */
+  readonly known: Set<string>;
+  busy: boolean;
+}
+
+interface Queued {
+  readonly task: PoolTask;
+  readonly resolve: (outcome: PoolOutcome) => void;
+}
+
+// From sources (vitest runs the TypeScript), the worker is the compiled one in dist/: a worker thread
+// cannot load TypeScript. `npm test` builds dist first.
+/** How long a worker may take to start a run (spawn, open the database, load the component). */
+const STARTUP_MS = 30_000;
+
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../../dist/host/src/sandbox/worker.js', import.meta.url)
+  : new URL('./worker.js', import.meta.url);
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Queued[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly stateDir: string,
+  ) {}
+
+  run(task: PoolTask): Promise<PoolOutcome> {
+    if (this.closed) return Promise.reject(new Error('the host is closed'));
+    return new Promise((resolve) => {
+      this.queue.push({ task, resolve });
+      this.dispatch();
+    });
+  }
+
+  /** Terminates every worker; runs still queued are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const { resolve } of this.queue.splice(0)) resolve({ kind: 'failed', reason: 'the host was closed before the run started', elapsedUs: 0 });
+    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const slot = this.slots.find((s) => !s.busy) ?? (this.slots.length < this.size ? this.spawn() : undefined);
+      if (!slot) return;
+      const next = this.queue.shift()!;
+      this.execute(slot, next);
+    }
+  }
+
+  private spawn(): Slot {
+    const { port1, port2 } = new MessageChannel();
+    const init: WorkerInit = { stateDir: this.stateDir, port: port2 };
+    const worker = new Worker(WORKER_URL, { workerData: init, transferList: [port2] });
+    worker.unref();
+    port1.unref();
+    const slot: Slot = { worker, port: port1, known: new Set(), busy: false };
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private execute(slot: Slot, { task, resolve }: Queued): void {
+    slot.busy = true;
+    slot.worker.ref();
+    const dispatched = performance.now();
+    const elapsedUs = () => Math.round((performance.now() - dispatched) * 1000);
+    const { job } = task;
+    const send: WorkerJob = slot.known.has(job.component.key)
+      ? { ...job, component: { key: job.component.key, glueUrl: job.component.glueUrl } }
+      : job;
+    slot.known.add(job.component.key);
+
+    let settled = false;
+    let started = false;
+    const finish = (outcome: PoolOutcome, healthy: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      slot.port.off('message', onMessage);
+      slot.worker.off('error', onError);
+      slot.worker.off('exit', onExit);
+      if (healthy) {
+        slot.busy = false;
+        slot.worker.unref();
+      } else {
+        this.retire(slot);
+      }
+      resolve(outcome);
+      this.dispatch();
+    };
+    const handle = (message: FromWorker): boolean => {
+      if (message.type === 'started') {
+        started = true;
+        clearTimeout(timer);
+        timer = setTimeout(kill, task.timeoutMs);
+      } else if (message.type === 'log') task.onLog(message.entry);
+      else if (message.type === 'event') task.onEvent(message.event);
+      else if (message.runId === job.runId) {
+        if (message.type === 'done') finish({ kind: 'done', summary: message.summary }, true);
+        else finish({ kind: 'failed', reason: message.reason, elapsedUs: elapsedUs() }, true);
+        return true;
+      }
+      return false;
+    };
+    const onMessage = (message: FromWorker) => void handle(message);
+    const onError = (error: Error) => finish({ kind: 'failed', reason: `the run's worker failed: ${error.message}`, elapsedUs: elapsedUs() }, false);
+    const onExit = (code: number) => finish({ kind: 'failed', reason: `the run's worker exited (code ${code})`, elapsedUs: elapsedUs() }, false);
+    const kill = () => {
+      // The exit this causes is expected: it must not be reported as a crash.
+      slot.worker.off('exit', onExit);
+      slot.worker.off('error', onError);
+      void slot.worker.terminate().then(() => {
+        // Whatever the worker posted before it died: its last logs, or a result that beat the kill.
+        for (let m = receiveMessageOnPort(slot.port); m !== undefined; m = receiveMessageOnPort(slot.port)) {
+          if (handle(m.message as FromWorker)) return;
+        }
+        finish(
+          started
+            ? { kind: 'timeout', elapsedUs: elapsedUs() }
+            : { kind: 'failed', reason: `the run's worker did not start the run within ${STARTUP_MS} ms`, elapsedUs: elapsedUs() },
+          false,
+        );
+      });
+    };
+    let timer = setTimeout(kill, STARTUP_MS);
+
+    slot.port.on('message', onMessage);
+    slot.worker.on('error', onError);
+    slot.worker.on('exit', onExit);
+    slot.port.postMessage(send);
+  }
+
+  /** Drops a worker that was killed or died; the next dispatch spawns a fresh one if needed. */
+  private retire(slot: Slot): void {
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) this.slots.splice(index, 1);
+    slot.port.close();
+    void slot.worker.terminate();
+  }
+}

@@ -1,0 +1,39 @@
+/** Messages between the host thread and a run worker (plain, structured-clonable data). */
+import type { MessagePort } from 'node:worker_threads';
+import type { GuestEvent } from '../capabilities/events.js';
+import type { GuestLogEntry } from '../capabilities/log.js';
+import type { CapabilityName } from '../component/wit.js';
+import type { PolicyDocument } from '../policy/index.js';
+import type { RunSummary } from './governed-run.js';
+
+/** Given to each worker at start. */
+export interface WorkerInit {
+  readonly stateDir: string;
+  /** Where the worker posts everything it reports (a dedicated port, so the host can drain it after a kill). */
+  readonly port: MessagePort;
+}
+
+export interface WorkerJob {
+  readonly runId: string;
+  readonly input: string;
+  readonly digest: string;
+  readonly imports: readonly CapabilityName[];
+  /** The normalized policy; the worker compiles it again (compiled matchers hold closures). */
+  readonly policy: { readonly document: PolicyDocument; readonly source: string; readonly digest: string };
+  readonly component: {
+    /** digest and memory cap: what the worker caches the component by. */
+    readonly key: string;
+    readonly glueUrl: string;
+    /** Compiled core modules; sent only the first time this worker sees `key`. */
+    readonly modules?: ReadonlyMap<string, WebAssembly.Module>;
+  };
+}
+
+export type FromWorker =
+  /** The guest's run begins now: its deadline starts here, not at dispatch (thread start-up is the host's). */
+  | { readonly type: 'started'; readonly runId: string }
+  | { readonly type: 'log'; readonly entry: GuestLogEntry }
+  | { readonly type: 'event'; readonly event: GuestEvent }
+  | { readonly type: 'done'; readonly runId: string; readonly summary: RunSummary }
+  /** The worker could not run the job at all (e.g. the state database failed): a host fault. */
+  | { readonly type: 'failed'; readonly runId: string; readonly reason: string };

@@ -1,0 +1,74 @@
+/**
+ * A run worker: one thread of the pool. It opens its own connection to the state database and runs
+ * governed runs with the same code as in-process execution (governed-run.ts), so its ledger records
+ * are committed by this thread before the guest gets each answer. The host thread only ever kills it
+ * (deadline) and writes the run-end of a killed run.
+ */
+import { workerData } from 'node:worker_threads';
+import type { GuestEvent } from '../capabilities/events.js';
+import type { GuestLogEntry } from '../capabilities/log.js';
+import { instantiateGenerated, type GeneratedInstantiate } from '../component/prepare.js';
+import { LedgerStore } from '../ledger/index.js';
+import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
+import { openStateDb } from '../state/db.js';
+import { KvStore } from '../state/kv-store.js';
+import { governedRun } from './governed-run.js';
+import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
+
+const { stateDir, port } = workerData as WorkerInit;
+const post = (message: FromWorker): void => port.postMessage(message);
+
+const state = openStateDb(stateDir);
+const services = {
+  state,
+  ledger: new LedgerStore(state),
+  kv: new KvStore(state),
+  guestLog: (entry: GuestLogEntry) => post({ type: 'log', entry }),
+  events: (event: GuestEvent) => post({ type: 'event', event }),
+};
+
+interface Component {
+  instantiate: GeneratedInstantiate;
+  modules: ReadonlyMap<string, WebAssembly.Module>;
+}
+const components = new Map<string, Component>();
+const policies = new Map<string, CompiledPolicy>();
+
+port.on('message', (job: WorkerJob) => {
+  void run(job);
+});
+
+async function run(job: WorkerJob): Promise<void> {
+  try {
+    const component = await componentFor(job);
+    const policy = policyFor(job);
+    post({ type: 'started', runId: job.runId });
+    const summary = governedRun(
+      { runId: job.runId, input: job.input, policy, digest: job.digest, imports: job.imports },
+      (imports, meter) => instantiateGenerated(component.instantiate, component.modules, imports, meter),
+      services,
+    );
+    post({ type: 'done', runId: job.runId, summary });
+  } catch (error) {
+    post({ type: 'failed', runId: job.runId, reason: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+async function componentFor(job: WorkerJob): Promise<Component> {
+  const known = components.get(job.component.key);
+  if (known) return known;
+  const { modules, glueUrl } = job.component;
+  if (!modules) throw new Error(`worker has no modules for component ${job.component.key}`);
+  const glue = (await import(glueUrl)) as { instantiate: GeneratedInstantiate };
+  const component = { instantiate: glue.instantiate, modules };
+  components.set(job.component.key, component);
+  return component;
+}
+
+function policyFor(job: WorkerJob): CompiledPolicy {
+  const known = policies.get(job.policy.digest);
+  if (known) return known;
+  const policy = compilePolicy(job.policy.document, job.policy.source);
+  policies.set(policy.digest, policy);
+  return policy;
+}
