@@ -99,6 +99,17 @@ describe('meterCoreModule: fuel', () => {
     expect(spin(2000) - spin(1000)).toBe(spin(3000) - spin(2000));
   });
 
+  it('inlines the fuel hook, so a loop iteration pays no call', () => {
+    const text = binaryen.readBinaryWithFeatures(meterCoreModule(LOOPS), binaryen.Features.All);
+    try {
+      const printed = text.emitText();
+      expect(printed).toContain('(global.set $gimport$0');
+      expect(printed.match(/\(call /g)).toHaveLength(1); // recurse calling itself; no hook calls are left
+    } finally {
+      text.dispose();
+    }
+  });
+
   it('charges function exits: a return and the end of a block body', () => {
     // entry + the point before `return`, or entry + the point before the body's last expression.
     expect(fuelUsed(meter, () => loops.early(1))).toBe(2n);

@@ -152,6 +152,28 @@ describe('policy: hostile and malformed input is refused with a message naming t
     });
   });
 
+  describe('limits', () => {
+    const limits = (yaml: string) => yamlIssues(`${HEADER}limits: ${yaml}\ngrants: {}\n`);
+    it('refuses limits out of range or of the wrong type, naming the bound and the unit', () => {
+      expect(limits('{ fuel: 0 }')).toEqual(['limits.fuel: must be an integer from 1 to 1000000000000000, got 0']);
+      expect(limits('{ timeoutMs: 1.5 }')).toEqual(['limits.timeoutMs: must be an integer from 1 to 3600000 (ms), got 1.5']);
+      expect(limits('{ memoryMiB: 5000 }')).toEqual(['limits.memoryMiB: must be an integer from 1 to 4096 (MiB), got 5000']);
+      expect(limits('{ memoryMiB: "64" }')).toEqual(['limits.memoryMiB: must be an integer from 1 to 4096 (MiB), got "64"']);
+      expect(limits('{ maxOutputBytes: 100000000 }')).toEqual([
+        'limits.maxOutputBytes: must be an integer from 1 to 67108864 (64 MiB), got 100000000',
+      ]);
+    });
+    it('refuses an unknown limit and a limits value that is not a mapping', () => {
+      expect(limits('{ cpu: 1 }')).toEqual(['limits.cpu: unknown key; allowed keys: fuel, timeoutMs, memoryMiB, maxOutputBytes']);
+      expect(limits('5')).toEqual(['limits: expected a mapping like { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64 }, got 5']);
+    });
+    it('fills the host defaults for limits left out, and keeps those given', () => {
+      const policy = parsePolicyText(`${HEADER}limits: { timeoutMs: 500 }\ngrants: {}\n`, 'policy.yaml');
+      expect(policy.limits).toEqual({ fuel: 1_000_000_000, timeoutMs: 500, memoryMiB: 64, maxOutputBytes: 1024 * 1024 });
+      expect(policy.document.limits).toEqual(policy.limits);
+    });
+  });
+
   describe('interface slots: settings or "deny"', () => {
     it('rejects "allow" (or any string but deny) with the fix', () => {
       expect(grantsIssues('  kv: allow\n')).toEqual([
