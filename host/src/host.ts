@@ -12,7 +12,7 @@ import { LoadError } from './component/errors.js';
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import type { CapabilityName } from './component/wit.js';
-import { LedgerStore, newRunId, type LimitKind, type RunCounts, type StoredRecord } from './ledger/index.js';
+import { endInterruptedRuns, LedgerStore, newRunId, type LimitKind, type RunCounts, type StoredRecord } from './ledger/index.js';
 import type { GuestEventSink } from './capabilities/events.js';
 import type { GuestLogSink } from './capabilities/log.js';
 import { compilePolicy, loadPolicyFile, type CompiledPolicy } from './policy/index.js';
@@ -117,6 +117,9 @@ export class Host {
       options.onGuestLog ??
       ((entry) => this.logger.debug({ guest: entry.component, run: entry.runId, level: entry.level }, entry.message));
     this.execution = options.execution ?? 'worker';
+    for (const { run, pid, calls } of endInterruptedRuns(this.state, this.ledger)) {
+      this.logger.warn({ run, pid, calls }, 'ended a run interrupted when its process stopped: outcome incomplete');
+    }
   }
 
   /**

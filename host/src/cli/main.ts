@@ -7,7 +7,7 @@ import { LoadError } from '../component/errors.js';
 import { PolicyError } from '../policy/errors.js';
 import { UsageError } from './args.js';
 import { EXIT, processIo, type Io } from './io.js';
-import { AUDIT_USAGE, BUILD_USAGE, INSPECT_USAGE, RUN_USAGE } from './usage.js';
+import { AUDIT_USAGE, BUILD_USAGE, EVENTS_USAGE, INSPECT_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';
 
 const HELP = `ice — run untrusted agents as WebAssembly components under explicit, audited authority
 
@@ -16,8 +16,12 @@ usage:
   ${INSPECT_USAGE}
   ${BUILD_USAGE}
   ${AUDIT_USAGE}
+  ${REPLAY_USAGE}
+  ${STATE_USAGE}
+  ${EVENTS_USAGE}
 
-exit codes: 0 ok · 1 the guest returned err · 2 usage, policy, load or build error · 3 trap or limit
+exit codes: 0 ok · 1 the guest returned err, or a check failed (audit verify, state verify, replay
+            divergence) · 2 usage, policy, load or build error · 3 trap or limit
 state: --state <dir> (default ./.ice) holds kv data, the ledger and the component cache
 `;
 
@@ -29,6 +33,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   build: async () => (await import('./build.js')).buildCommand,
   audit: async () => (await import('./audit.js')).auditCommand,
+  replay: async () => (await import('./replay.js')).replayCommand,
+  state: async () => (await import('./state.js')).stateCommand,
+  events: async () => (await import('./events.js')).eventsCommand,
 };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {

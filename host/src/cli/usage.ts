@@ -2,4 +2,12 @@
 export const RUN_USAGE = 'ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log] [--in-process]';
 export const INSPECT_USAGE = 'ice inspect <component.wasm> [--json]';
 export const BUILD_USAGE = 'ice build <guest: AssemblyScript .ts or dir with index.ts, or Rust package dir> -o <out.wasm>';
-export const AUDIT_USAGE = 'ice audit show <run-id | last> [--json] [--state <dir>]';
+export const AUDIT_USAGE = [
+  'ice audit list [--limit <n>] [--state <dir>]',
+  'ice audit show <run-id | last> [--json] [--denied] [--interface <name>] [--state <dir>]',
+  'ice audit verify [<run-id> | --all | --file <export.jsonl>] [--state <dir>]',
+  'ice audit export <run-id | last> --format jsonl [--state <dir>]',
+].join('\n  ');
+export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path>] [--state <dir>]';
+export const STATE_USAGE = ['ice state rebuild [--component <name>] [--state <dir>]', 'ice state verify [--component <name>] [--state <dir>]'].join('\n  ');
+export const EVENTS_USAGE = 'ice events list [--kind <pattern>] [--component <name>] [--json] [--state <dir>]';

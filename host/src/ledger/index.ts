@@ -3,3 +3,4 @@ export * from './records.js';
 export * from './store.js';
 export * from './verify.js';
 export * from './format.js';
+export * from './recover.js';

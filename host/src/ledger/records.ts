@@ -25,7 +25,11 @@ export type CaptureMode = 'full' | 'digest';
 
 export type Decision = 'allow' | 'deny' | 'limit' | 'invalid';
 export type CallErrorKind = 'denied' | 'limit' | 'invalid' | 'failed';
-export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
+/**
+ * incomplete: the process running the run stopped (killed, crashed) before its run-end; written by the
+ * next host to open the state, after every record the run had committed.
+ */
+export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit' | 'incomplete';
 /** Which run limit ended a run with outcome `limit` (policy `limits.*`). */
 export type LimitKind = 'fuel' | 'timeout' | 'memory' | 'output';
 export type Blame = 'guest' | 'host';

@@ -149,6 +149,8 @@ export class LedgerStore {
         if (isUniqueViolation(err)) throw new LedgerError(`startRun: run ${start.run} already exists in the ledger`);
         throw err;
       }
+      // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
+      this.state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)').run(start.run, process.pid, record.at);
       const writer = new SqliteRunWriter(this.state, this.insertStmt, start.run, 0, hash, emptyCounts(), false);
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
@@ -316,7 +318,12 @@ class SqliteRunWriter implements RunWriter {
       fuel: input.fuel,
       durationUs: input.durationUs,
     };
-    const hash = this.insert(record);
+    // The run-end and the end of "in flight" commit together: a crash leaves either both or neither.
+    const hash = this.state.transaction(() => {
+      const written = this.insert(record);
+      this.state.db.prepare('DELETE FROM running WHERE run = ?').run(this.run);
+      return written;
+    });
     this.endedValue = true;
     return hash;
   }

@@ -25,7 +25,7 @@ type Failure = { seq: number; reason: string };
 
 const DECISIONS = new Set(['allow', 'deny', 'limit', 'invalid']);
 const ERROR_KINDS = new Set(['denied', 'limit', 'invalid', 'failed']);
-const RUN_OUTCOMES = new Set(['ok', 'error', 'trap', 'limit']);
+const RUN_OUTCOMES = new Set(['ok', 'error', 'trap', 'limit', 'incomplete']);
 const COUNT_KEYS: ReadonlyArray<keyof RunCounts> = ['calls', 'allowed', 'denied', 'limited', 'invalid'];
 
 /** The incremental state of one run's chain while its records are checked in order. */

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 
 /** The schema version this build writes and understands (`PRAGMA user_version`). */
-export const STATE_SCHEMA_VERSION = 1;
+export const STATE_SCHEMA_VERSION = 2;
 
 /** The database file name inside a state directory. */
 export const STATE_DB_FILE = 'ice.db';
@@ -95,6 +95,15 @@ const MIGRATIONS: readonly string[] = [
   BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE refused'); END;
   CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
   BEGIN SELECT RAISE(ABORT, 'ledger is append-only: DELETE refused'); END;
+  `,
+  // v2: the runs in flight and the process running each (not evidence, so not in the chain): a run
+  // whose process is gone when a host opens the state is ended \`incomplete\` (ledger/recover.ts).
+  `
+  CREATE TABLE running (
+    run     TEXT PRIMARY KEY,
+    pid     INTEGER NOT NULL,
+    started TEXT NOT NULL
+  ) STRICT;
   `,
 ];
 

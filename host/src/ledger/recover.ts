@@ -1,0 +1,55 @@
+/**
+ * Crash recovery: a run whose process died (SIGKILL, a crash, power loss) has records up to some call
+ * and no run-end. When a host opens the state, each such run gets a run-end `incomplete`, chained after
+ * its last committed record; nothing already written is touched. A run is known to be in flight by its
+ * row in `running` (written with its run-start, removed with its run-end), which names the process
+ * that owns it: runs of processes still alive — another host on the same state — are left alone.
+ */
+import type { StateDb } from '../state/db.js';
+import type { LedgerStore } from './store.js';
+
+export interface RecoveredRun {
+  readonly run: string;
+  readonly pid: number;
+  /** Call records the run had committed. */
+  readonly calls: number;
+}
+
+/** Whether a process exists (signal 0 checks without signalling; EPERM means it exists, as another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (pid: number) => boolean = processAlive): RecoveredRun[] {
+  const inFlight = state.db.prepare('SELECT run, pid FROM running ORDER BY started').all() as { run: string; pid: number }[];
+  const recovered: RecoveredRun[] = [];
+  for (const { run, pid } of inFlight) {
+    if (pid === process.pid || alive(pid)) continue;
+    state.durable(() =>
+      state.transaction(() => {
+        const records = ledger.readRun(run);
+        const last = records.at(-1);
+        if (last === undefined || last.record.type === 'run-end') {
+          state.db.prepare('DELETE FROM running WHERE run = ?').run(run);
+          return;
+        }
+        const writer = ledger.resumeRun(run);
+        const first = Date.parse(records[0]!.record.at);
+        const lastAt = Date.parse(last.record.at);
+        writer.end({
+          outcome: 'incomplete',
+          reason: `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`,
+          // What is known: from the run-start to its last committed record.
+          durationUs: Math.max(0, (lastAt - first) * 1000),
+        });
+        recovered.push({ run, pid, calls: writer.counts.calls });
+      }),
+    );
+  }
+  return recovered;
+}
