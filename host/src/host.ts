@@ -11,6 +11,8 @@ import { admitImports } from './component/admit.js';
 import { LoadError } from './component/errors.js';
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
+import { ComponentStore } from './component/store.js';
+import { ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import type { CapabilityName } from './component/wit.js';
 import { endInterruptedRuns, LedgerStore, newRunId, type LimitKind, type RunCounts, type StoredRecord } from './ledger/index.js';
 import type { GuestEventSink } from './capabilities/events.js';
@@ -100,6 +102,7 @@ export class Host {
   readonly state: StateDb;
   private readonly kv: KvStore;
   private readonly cache: ComponentCache;
+  private readonly components: ComponentStore;
   private readonly guestLog: GuestLogSink;
   private readonly execution: 'worker' | 'in-process';
   private pool: WorkerPool | undefined;
@@ -113,6 +116,7 @@ export class Host {
     this.ledger = new LedgerStore(this.state);
     const cacheDir = options.cacheDir === undefined ? join(this.stateDir, 'cache') : options.cacheDir;
     this.cache = new ComponentCache(cacheDir === false ? undefined : cacheDir);
+    this.components = new ComponentStore(join(this.stateDir, 'components'));
     this.guestLog =
       options.onGuestLog ??
       ((entry) => this.logger.debug({ guest: entry.component, run: entry.runId, level: entry.level }, entry.message));
@@ -136,6 +140,8 @@ export class Host {
     const prepared = await this.cache.prepare(bytes, info, origin);
     // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
     prepared.modules(compiled.limits.memoryMiB);
+    // Kept by digest, so any run of it can be replayed from the ledger alone.
+    this.components.put(bytes, info.digest);
     this.logger.debug({ component: compiled.component, digest: info.digest, source: prepared.source, ms: prepared.prepareMs }, 'component loaded');
     return new Agent(this, info, compiled, imported, prepared);
   }
@@ -144,6 +150,26 @@ export class Host {
   readRun(runId: string): StoredRecord[] {
     const id = this.ledger.resolveRunId(runId);
     return id ? this.ledger.readRun(id) : [];
+  }
+
+  /**
+   * Replays a recorded run (`last` for the newest): the same component, checked by digest (`component`,
+   * or the copy kept when it was loaded), with the recorded input and every import answered from the
+   * ledger. Writes nothing. @throws ReplayError when the run cannot be replayed at all.
+   */
+  async replay(runId: string, component?: Uint8Array | string, options: ReplayOptions = {}): Promise<ReplayReport> {
+    const id = this.ledger.resolveRunId(runId);
+    const records = id ? this.ledger.readRun(id) : [];
+    const start = records[0]?.record;
+    if (start?.type !== 'run-start') throw new ReplayError(`no run ${runId} in the ledger in ${this.stateDir}`);
+    const origin = typeof component === 'string' ? component : component ? '<component bytes>' : `the stored component sha256:${start.component.digest.slice(0, 12)}`;
+    const bytes = typeof component === 'string' ? readComponent(component) : component ?? this.components.get(start.component.digest);
+    if (!bytes) {
+      throw new ReplayError(
+        `the component of run ${start.run} (sha256:${start.component.digest}) is not kept in ${this.components.dir}: pass it with --component <path>`,
+      );
+    }
+    return replayRun(records, bytes, origin, this.cache, options);
   }
 
   /** Closes the state database and stops the worker pool (runs in flight are cut off). */

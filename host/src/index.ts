@@ -12,3 +12,4 @@ export { type ComponentInfo } from './component/inspect.js';
 export { PolicyError, loadPolicyFile, parsePolicyText, compilePolicy, type CompiledPolicy } from './policy/index.js';
 export { type GuestLogEntry, type GuestLogSink } from './capabilities/log.js';
 export { type GuestEvent, type GuestEventSink } from './capabilities/events.js';
+export { ReplayError, type ReplayOptions, type ReplayReport } from './replay/replay.js';

@@ -1,7 +1,45 @@
-/** Placeholder until implemented. */
-import { UsageError } from './args.js';
-import type { Io } from './io.js';
+/** `ice replay <run-id | last> [--component <path> | --against <path>] [--state <dir>]` */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createHost } from '../host.js';
+import { ReplayError } from '../replay/replay.js';
+import { onePositional, withUsage, UsageError } from './args.js';
+import { EXIT, type Io } from './io.js';
+import { REPLAY_USAGE } from './usage.js';
 
-export async function replayCommand(_argv: string[], _io: Io): Promise<number> {
-  throw new UsageError('ice replay: not implemented yet');
+export async function replayCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = withUsage('replay', REPLAY_USAGE, () =>
+    parseArgs({
+      args: argv,
+      options: { component: { type: 'string' }, against: { type: 'string' }, state: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    }),
+  );
+  const wanted = onePositional('replay', positionals, 'run id (or `last`)', REPLAY_USAGE);
+  const stateDir = resolve(values.state ?? '.ice');
+  if (!existsSync(join(stateDir, 'ice.db'))) {
+    throw new UsageError(`ice replay: no ICE state in ${stateDir} (no ice.db): pass --state <dir>`);
+  }
+  if (values.component !== undefined && values.against !== undefined) {
+    throw new UsageError(`ice replay: give --component (the recorded component) or --against (another one), not both\nusage: ${REPLAY_USAGE}`);
+  }
+  const host = await createHost({ stateDir, execution: 'in-process' });
+  try {
+    const report = await host.replay(wanted, values.against ?? values.component, { otherComponent: values.against !== undefined });
+    const ms = `${report.durationMs.toFixed(1)} ms`;
+    if (report.matches) {
+      const note = report.note ? ` (${report.note})` : '';
+      io.stdout(`replay matches: ${report.calls} calls, ${report.outcome}, fuel ${report.fuel}, in ${ms}${note}\n`);
+      return EXIT.ok;
+    }
+    io.stdout(`replay diverges at seq ${report.seq}: expected ${report.expected}, got ${report.actual}\n`);
+    return EXIT.checkFailed;
+  } catch (error) {
+    if (error instanceof ReplayError) throw new UsageError(`ice replay: ${error.message}`);
+    throw error;
+  } finally {
+    host.close();
+  }
 }

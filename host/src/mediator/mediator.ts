@@ -103,10 +103,13 @@ export class RunMediator {
     const grant = this.policy.grants[name];
     const maxCalls = grant && grant.mode === 'grant' ? grant.maxCalls : Number.POSITIVE_INFINITY;
     const budgetRule = `grants.${name}.maxCalls`;
+    // A state write's arguments are the event the kv view is folded from (ice state rebuild): they are
+    // recorded whole, whatever audit.maxCaptureBytes says (kv sizes are capped by the grant already).
+    const keepWhole = operation.writesState === true;
     const perform = (args: unknown[], verdict: Verdict, started: number): WitResult => {
       const value = operation.perform(args);
       if (value instanceof RefusedEffect) return this.finish(call, args, value.refusal, undefined, started);
-      return this.finish(call, args, verdict, value, started);
+      return this.finish(call, args, verdict, value, started, keepWhole);
     };
     return (...args: unknown[]): WitResult => {
       const started = performance.now();
@@ -135,8 +138,9 @@ export class RunMediator {
    * Records the call and builds the guest's answer. A ledger failure propagates: the caller faults.
    * Call counts are the writer's (it follows rollbacks), never tallied here.
    */
-  private finish(call: string, args: unknown[], verdict: Verdict, value: unknown, started: number): WitResult {
-    const { capture: mode, maxCaptureBytes: max } = this.scope;
+  private finish(call: string, args: unknown[], verdict: Verdict, value: unknown, started: number, keepWhole = false): WitResult {
+    const { capture: mode } = this.scope;
+    const max = keepWhole ? Number.POSITIVE_INFINITY : this.scope.maxCaptureBytes;
     const durationUs = Math.round((performance.now() - started) * 1000);
     const allowed = verdict.decision === 'allow';
     this.writer.appendCall({

@@ -12,7 +12,14 @@ import type { AgentExports, Meter } from '../component/prepare.js';
 import type { CapabilityName } from '../component/wit.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
-import { HostFault, type RunMediator } from '../mediator/mediator.js';
+import { HostFault } from '../mediator/mediator.js';
+
+/** What serves a run's imports: the mediator, or the replayer serving recorded answers. */
+export interface ImportProvider {
+  importObject(imported: readonly CapabilityName[]): Record<string, Record<string, (...args: unknown[]) => unknown>>;
+  /** Set when the provider itself failed (the run is then the host's fault). */
+  readonly hostFault: Error | undefined;
+}
 
 export type RunEnding =
   | { readonly outcome: 'ok'; readonly output: string }
@@ -31,7 +38,7 @@ export type Instantiate = (imports: Record<string, unknown>, meter: Meter) => Ag
 export function runInstance(
   instantiate: Instantiate,
   imported: readonly CapabilityName[],
-  mediator: RunMediator,
+  mediator: ImportProvider,
   limits: RunLimits,
   input: string,
 ): InstanceRun {
@@ -87,7 +94,7 @@ function withLimits(ending: RunEnding, outOfFuel: boolean, memoryRefused: boolea
  * area it cannot hold): the host's own code inside an import is wrapped by the mediator, which turns
  * its failures into HostFault. Anything else escaped the host's own code.
  */
-export function classify(error: unknown, mediator: RunMediator): RunEnding {
+export function classify(error: unknown, mediator: ImportProvider): RunEnding {
   if (mediator.hostFault) return { outcome: 'trap', blame: 'host', reason: mediator.hostFault.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };
   if (error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload')) {

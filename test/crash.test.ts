@@ -1,0 +1,90 @@
+/**
+ * Crash safety with a real process: `ice run` killed with SIGKILL in the middle of a run leaves every
+ * record it had committed intact and verifiable; the next host to open the state ends the run
+ * `incomplete` with a new record, touching none of the old ones.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { verifyRun } from '../host/src/ledger/index.js';
+import { freshHost, tempDir, writePolicy } from './helpers.js';
+import { ICE_BIN, ROOT, guestWasm } from './paths.js';
+
+const POLICY = writePolicy(
+  'version: 1\ncomponent: hostile\nlimits: { fuel: 1000000000000000, timeoutMs: 600000 }\n' +
+    'grants:\n  log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n',
+);
+
+/** Committed call records so far, read by another connection as any auditor would. */
+function committedCalls(stateDir: string): number {
+  try {
+    const db = new Database(join(stateDir, 'ice.db'), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare("SELECT count(*) AS n FROM ledger WHERE type = 'call'").get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0; // not created yet
+  }
+}
+
+describe('a host process killed mid-run', () => {
+  it.each([['worker'], ['in-process']])('keeps what it committed, and the next open ends the run incomplete (%s)', async (mode) => {
+    const stateDir = tempDir();
+    const args = [ICE_BIN, 'run', guestWasm('hostile'), '--policy', POLICY, '--input', 'loop-imports', '--state', stateDir];
+    const child = spawn(process.execPath, mode === 'in-process' ? [...args, '--in-process'] : args, { cwd: ROOT, stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const deadline = Date.now() + 20_000;
+    while (committedCalls(stateDir) < 200) {
+      if (Date.now() > deadline) throw new Error('the child never got to 200 calls');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+
+    const { host } = await freshHost(stateDir);
+    try {
+      const runId = host.ledger.lastRunId()!;
+      const records = host.readRun(runId);
+      const end = records.at(-1)!.record;
+      expect(end).toMatchObject({
+        type: 'run-end',
+        outcome: 'incomplete',
+        reason: expect.stringMatching(/^the process running it \(pid \d+\) stopped before the run ended; ended when the state was next opened$/),
+      });
+      // Every record before the new run-end is one the killed process wrote: a gapless chain 0..n.
+      expect(records.map((r) => r.record.seq)).toEqual(records.map((_, i) => i));
+      expect(records.length - 2).toBeGreaterThanOrEqual(200);
+      expect(end.type === 'run-end' && end.counts.calls).toBe(records.length - 2);
+      expect(verifyRun(records)).toMatchObject({ ok: true });
+
+      // Opening again changes nothing: the run is ended once.
+      const { host: again } = await freshHost(stateDir);
+      expect(again.readRun(runId).map((r) => r.hash)).toEqual(records.map((r) => r.hash));
+      again.close();
+    } finally {
+      host.close();
+    }
+  }, 60_000);
+
+  it('leaves alone a run whose process is still alive', async () => {
+    const stateDir = tempDir();
+    const child = spawn(process.execPath, [ICE_BIN, 'run', guestWasm('hostile'), '--policy', POLICY, '--input', 'loop-imports', '--state', stateDir], {
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      while (committedCalls(stateDir) < 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      const { host } = await freshHost(stateDir);
+      const runId = host.ledger.lastRunId()!;
+      expect(host.readRun(runId).at(-1)!.record.type).toBe('call');
+      host.close();
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }, 60_000);
+});
