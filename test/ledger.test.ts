@@ -671,7 +671,7 @@ describe('state database', () => {
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
     expect(state.durable(() => state.db.pragma('synchronous', { simple: true }))).toBe(2);
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
-    expect(state.db.pragma('user_version', { simple: true })).toBe(1);
+    expect(state.db.pragma('user_version', { simple: true })).toBe(2);
     expect(Number(state.db.pragma('busy_timeout', { simple: true }))).toBeGreaterThan(0);
     expect(state.path).toBe(join(state.dir, 'ice.db'));
   });
@@ -687,6 +687,6 @@ describe('state database', () => {
     const raw = new Database(join(dir, 'ice.db'));
     raw.pragma('user_version = 7');
     raw.close();
-    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 1/);
+    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 2/);
   });
 });

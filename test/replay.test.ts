@@ -16,7 +16,8 @@ describe.each(LANGUAGES)('replay of every end-to-end case (%s)', (language) => {
   for (const name of readdirSync(CASES_DIR).sort()) {
     it(name, async () => {
       const dir = join(CASES_DIR, name);
-      const { host } = await freshHost();
+      // In-process: the cases already run in workers (cases.test.ts); this is about the replay.
+      const { host } = await freshHost(tempDir(), { execution: 'in-process' });
       try {
         const agent = await host.load(guestWasm(name.split('--')[0]!, language), relative(ROOT, join(dir, 'policy.yaml')));
         const result = await agent.run(read(dir, 'input.txt'));

@@ -1,38 +1,294 @@
-/** `ice audit show <run-id | last> [--json] [--state <dir>]` */
-import { formatStoredRunTable } from '../ledger/format.js';
-import { LedgerStore } from '../ledger/index.js';
-import { openStateDb } from '../state/db.js';
-import { existsSync } from 'node:fs';
+/**
+ * `ice audit list | show | verify | export`: read, check and hand over the ledger in `<state>/ice.db`.
+ * Nothing here writes to the ledger; every check is offline (`ledger/verify.ts`, `ledger/export.ts`).
+ */
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
+import { ICE_PACKAGE, CAPABILITY_INTERFACES } from '../component/wit.js';
+import { exportJsonl, verifyExport } from '../ledger/export.js';
+import { formatRunList, formatStoredRunTable, type CallFilter, type RunListRow } from '../ledger/format.js';
+import {
+  LedgerStore,
+  verifyRun,
+  verifyStore,
+  type CallRecord,
+  type RunEndRecord,
+  type RunSummary,
+  type StoredRecord,
+  type VerifyResult,
+} from '../ledger/index.js';
+import { openStateDb, type StateDb } from '../state/db.js';
+import { onePositional, withUsage, UsageError } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { AUDIT_USAGE } from './usage.js';
 
+type Subcommand = (argv: string[], io: Io) => number;
+
+const SUBCOMMANDS: Record<string, Subcommand> = { list, show, verify, export: exportRun };
+
 export async function auditCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'show') {
-    throw new UsageError(`ice audit: ${sub ? `unknown subcommand "${sub}"` : 'missing subcommand'}\nusage: ${AUDIT_USAGE}`);
+  const subcommand = sub === undefined ? undefined : SUBCOMMANDS[sub];
+  if (!subcommand) {
+    const problem = sub ? `unknown subcommand "${sub}"` : 'missing subcommand';
+    throw new UsageError(`ice audit: ${problem} (one of: ${Object.keys(SUBCOMMANDS).join(', ')})\nusage: ${AUDIT_USAGE}`);
   }
-  const { values, positionals } = withUsage('audit show', AUDIT_USAGE, () =>
-    parseArgs({ args: rest, options: { json: { type: 'boolean', default: false }, state: { type: 'string' } }, allowPositionals: true, strict: true }),
+  return subcommand(rest, io);
+}
+
+const DEFAULT_LIST_LIMIT = 50;
+
+/** `ice audit list [--limit <n>] [--state <dir>]`: the newest runs, one line each. */
+function list(argv: string[], io: Io): number {
+  const { values } = parse('audit list', argv, { limit: { type: 'string' }, state: { type: 'string' } }, false);
+  const limit = values.limit === undefined ? DEFAULT_LIST_LIMIT : positiveInteger('audit list', '--limit', values.limit);
+  return withLedger('audit list', values.state, (ledger, state) => {
+    const rows = readConsistently(state, () => {
+      const inFlight = runsInFlight(state);
+      const runEnd = runEndReader(state);
+      return { total: countRuns(state), rows: ledger.listRuns(limit).map((run) => listRow(ledger, run, inFlight, runEnd)) };
+    });
+    io.stdout(formatRunList(rows.rows, rows.total));
+    return EXIT.ok;
+  });
+}
+
+/** What `listRuns` does not carry: the limit kind and the denied count, from the run-end (or the calls so far). */
+function listRow(
+  ledger: LedgerStore,
+  run: RunSummary,
+  inFlight: ReadonlySet<string>,
+  runEnd: (run: string) => RunEndRecord | undefined,
+): RunListRow {
+  const row = { run: run.run, component: run.component.name, startedAt: run.startedAt, calls: run.calls };
+  if (run.outcome === 'unfinished') {
+    // Rare (a run being written, or a truncated one): reading its calls is the only way to count them.
+    const denied = ledger.readRun(run.run).filter((r) => r.record.type === 'call' && r.record.decision === 'deny').length;
+    return { ...row, outcome: inFlight.has(run.run) ? 'unfinished (in flight)' : 'unfinished', denied };
+  }
+  const end = runEnd(run.run);
+  const outcome = end?.limit === undefined ? run.outcome : `${run.outcome} (${end.limit})`;
+  return { ...row, outcome, denied: end?.counts.denied ?? 0 };
+}
+
+/**
+ * Reads a finished run's run-end record. By its own indexed query rather than `readRun`, which would
+ * parse every call record of the run (tens of thousands for a busy one) to use only the last.
+ */
+function runEndReader(state: StateDb): (run: string) => RunEndRecord | undefined {
+  const select = state.db.prepare("SELECT body FROM ledger WHERE run = ? AND type = 'run-end'").pluck();
+  return (run) => {
+    const body = select.get(run) as string | undefined;
+    return body === undefined ? undefined : (JSON.parse(body) as RunEndRecord);
+  };
+}
+
+function countRuns(state: StateDb): number {
+  return state.db.prepare("SELECT count(*) FROM ledger WHERE type = 'run-start'").pluck().get() as number;
+}
+
+/** `ice audit show <run-id | last> [--json] [--denied] [--interface <name>] [--state <dir>]` */
+function show(argv: string[], io: Io): number {
+  const { values, positionals } = parse(
+    'audit show',
+    argv,
+    { json: { type: 'boolean', default: false }, denied: { type: 'boolean', default: false }, interface: { type: 'string' }, state: { type: 'string' } },
+    true,
   );
   const wanted = onePositional('audit show', positionals, 'run id (or `last`)', AUDIT_USAGE);
-  const stateDir = resolve(values.state ?? '.ice');
+  const filter = callFilter(values.denied === true, values.interface);
+  return withLedger('audit show', values.state, (ledger) => {
+    const { records } = readWantedRun('audit show', ledger, wanted);
+    if (values.json) {
+      // run-start and run-end always; the filter applies to call records only.
+      const shown = filter ? records.filter((r) => r.record.type !== 'call' || filter.keep(r.record)) : records;
+      io.stdout(exportJsonl(shown));
+    } else {
+      io.stdout(`${formatStoredRunTable(records, filter ? { filter } : {})}\n`);
+    }
+    return EXIT.ok;
+  });
+}
+
+/** `--denied` and `--interface <name>` as one filter (both must match), or undefined for neither. */
+function callFilter(denied: boolean, iface: string | undefined): CallFilter | undefined {
+  const tests: Array<(c: CallRecord) => boolean> = [];
+  const labels: string[] = [];
+  if (denied) {
+    tests.push((c) => c.decision !== 'allow');
+    labels.push('--denied');
+  }
+  if (iface !== undefined) {
+    if (!(CAPABILITY_INTERFACES as readonly string[]).includes(iface)) {
+      throw new UsageError(
+        `ice audit show: unknown --interface ${JSON.stringify(iface)}: use one of ${CAPABILITY_INTERFACES.join(', ')}\nusage: ${AUDIT_USAGE}`,
+      );
+    }
+    // Any version of the interface: a ledger outlives the ICE that wrote it.
+    const prefix = `${ICE_PACKAGE}/${iface}@`;
+    tests.push((c) => c.call.startsWith(prefix) && c.call.indexOf('#', prefix.length) > 0);
+    labels.push(`--interface ${iface}`);
+  }
+  if (tests.length === 0) return undefined;
+  return { keep: (c) => tests.every((test) => test(c)), label: labels.join(' ') };
+}
+
+/** `ice audit verify [<run-id> | --all | --file <export.jsonl>] [--state <dir>]` */
+function verify(argv: string[], io: Io): number {
+  const { values, positionals } = parse(
+    'audit verify',
+    argv,
+    { all: { type: 'boolean', default: false }, file: { type: 'string' }, state: { type: 'string' } },
+    true,
+  );
+  const chosen = [positionals.length > 0, values.all === true, values.file !== undefined].filter(Boolean).length;
+  if (chosen > 1 || positionals.length > 1) {
+    throw new UsageError(`ice audit verify: give one of a run id, --all or --file <export.jsonl>\nusage: ${AUDIT_USAGE}`);
+  }
+  if (values.file !== undefined) {
+    if (values.state !== undefined) {
+      throw new UsageError(`ice audit verify: --file checks the exported file alone; drop --state\nusage: ${AUDIT_USAGE}`);
+    }
+    return verifyFile(values.file, io);
+  }
+  const wanted = positionals[0];
+  return withLedger('audit verify', values.state, (ledger, state) => {
+    const result = readConsistently(state, () =>
+      wanted === undefined ? verifyStore(ledger, { inFlight: runsInFlight(state) }) : verifyOneRun(ledger, state, wanted),
+    );
+    return report(result, io);
+  });
+}
+
+/** One stored run, its run-start checked against the run-start appended before it. */
+function verifyOneRun(ledger: LedgerStore, state: StateDb, wanted: string): VerifyResult {
+  const { run, records } = readWantedRun('audit verify', ledger, wanted);
+  const previousRunStart = state.db
+    .prepare(
+      `SELECT hash FROM ledger WHERE type = 'run-start' AND id < (SELECT min(id) FROM ledger WHERE run = ?)
+        ORDER BY id DESC LIMIT 1`,
+    )
+    .pluck()
+    .get(run) as string | undefined;
+  return verifyRun(records, { run, previousRunStart: previousRunStart ?? null, inFlight: runsInFlight(state).has(run) });
+}
+
+function report(result: VerifyResult, io: Io): number {
+  if (!result.ok) {
+    io.stdout(`FAILED run ${result.run} at seq ${result.seq}: ${result.reason}\n`);
+    return EXIT.checkFailed;
+  }
+  const inFlight = result.inFlight ?? 0;
+  const note =
+    inFlight === 0 ? '' : ` (${plural(inFlight, 'run')} in flight, not checked to ${inFlight === 1 ? 'its' : 'their'} end)`;
+  io.stdout(`ok: ${plural(result.records, 'record')} in ${plural(result.runs, 'run')} verified${note}\n`);
+  return EXIT.ok;
+}
+
+function verifyFile(path: string, io: Io): number {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new UsageError(`ice audit verify: cannot read --file ${path}: ${reason}`);
+  }
+  const result = verifyExport(text);
+  if (result.ok) {
+    io.stdout(
+      `ok: ${plural(result.records, 'record')} of run ${result.run} verified (exported; its link to the previous run is not checked)\n` +
+        `ledger root ${result.root} (compare it with the root the run reported: a file can be rewritten whole)\n`,
+    );
+    return EXIT.ok;
+  }
+  if ('line' in result) {
+    const where = result.line === 0 ? path : `${path} line ${result.line}`;
+    io.stdout(`FAILED ${where}: not a run as \`ice audit export\` writes it: ${result.reason}\n`);
+  } else {
+    io.stdout(`FAILED run ${result.run} at seq ${result.seq}: ${result.reason}\n`);
+  }
+  return EXIT.checkFailed;
+}
+
+/** `ice audit export <run-id | last> --format jsonl [--state <dir>]`: the stored bodies, byte for byte. */
+function exportRun(argv: string[], io: Io): number {
+  const { values, positionals } = parse('audit export', argv, { format: { type: 'string' }, state: { type: 'string' } }, true);
+  const wanted = onePositional('audit export', positionals, 'run id (or `last`)', AUDIT_USAGE);
+  if (values.format !== 'jsonl') {
+    const problem = values.format === undefined ? '--format is required' : `unknown --format ${JSON.stringify(values.format)}`;
+    throw new UsageError(`ice audit export: ${problem}: use --format jsonl (one stored record per line)\nusage: ${AUDIT_USAGE}`);
+  }
+  return withLedger('audit export', values.state, (ledger, state) => {
+    const records = readConsistently(state, () => {
+      const { run, records: stored } = readWantedRun('audit export', ledger, wanted);
+      // Its export would stop mid-chain and fail `verify --file`; the run's owner is still writing it.
+      if (runsInFlight(state).has(run) && stored.at(-1)?.record.type !== 'run-end') {
+        throw new UsageError(`ice audit export: run ${run} is still in flight (no run-end yet): export it once it has ended`);
+      }
+      return stored;
+    });
+    io.stdout(exportJsonl(records));
+    return EXIT.ok;
+  });
+}
+
+// ── shared ──────────────────────────────────────────────────────────────────────────────────────
+
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+function parse<O extends Options>(command: string, argv: string[], options: O, allowPositionals: boolean) {
+  return withUsage(command, AUDIT_USAGE, () => parseArgs({ args: argv, options, allowPositionals, strict: true }));
+}
+
+function positiveInteger(command: string, flag: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`ice ${command}: ${flag} must be a positive integer, got ${JSON.stringify(text)} (e.g. ${flag} 20)`);
+  }
+  return n;
+}
+
+/** Opens `<state>/ice.db` (default ./.ice), runs `fn`, closes it. No state dir is a usage error. */
+function withLedger(command: string, stateOption: string | undefined, fn: (ledger: LedgerStore, state: StateDb) => number): number {
+  const stateDir = resolve(stateOption ?? '.ice');
   if (!existsSync(join(stateDir, 'ice.db'))) {
-    throw new UsageError(`ice audit show: no ICE state in ${stateDir} (no ice.db): run a component first, or pass --state <dir>`);
+    throw new UsageError(`ice ${command}: no ICE state in ${stateDir} (no ice.db): run a component first, or pass --state <dir>`);
   }
   const state = openStateDb(stateDir);
   try {
-    const ledger = new LedgerStore(state);
-    const runId = ledger.resolveRunId(wanted);
-    if (!runId) throw new UsageError(`ice audit show: the ledger in ${stateDir} has no runs yet`);
-    const records = ledger.readRun(runId);
-    if (records.length === 0) throw new UsageError(`ice audit show: no run ${runId} in the ledger in ${stateDir} (try \`ice audit show last\`)`);
-    if (values.json) io.stdout(records.map((r) => `${r.body}\n`).join(''));
-    else io.stdout(`${formatStoredRunTable(records)}\n`);
-    return EXIT.ok;
+    return fn(new LedgerStore(state), state);
   } finally {
     state.close();
   }
+}
+
+/**
+ * Runs `fn`'s reads in one read transaction: one snapshot of the ledger and the `running` table, so a
+ * run that starts or ends meanwhile (another process on the same state) is seen consistently — never
+ * a run-start without its `running` row, which would read as a truncated run.
+ */
+function readConsistently<T>(state: StateDb, fn: () => T): T {
+  return state.db.transaction(fn).deferred();
+}
+
+/** Runs being written now (`running`, see ledger/recover.ts): their missing run-end is expected. */
+function runsInFlight(state: StateDb): ReadonlySet<string> {
+  return new Set(state.db.prepare('SELECT run FROM running').pluck().all() as string[]);
+}
+
+/** The records of the run the user named (an id or `last`); an unknown run is a usage error. */
+function readWantedRun(command: string, ledger: LedgerStore, wanted: string): { run: string; records: StoredRecord[] } {
+  const run = ledger.resolveRunId(wanted);
+  const stateDir = ledger.state.dir;
+  if (!run) throw new UsageError(`ice ${command}: the ledger in ${stateDir} has no runs yet`);
+  const records = ledger.readRun(run);
+  if (records.length === 0) {
+    throw new UsageError(`ice ${command}: no run ${run} in the ledger in ${stateDir} (\`ice audit list\` shows the runs)`);
+  }
+  return { run, records };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -7,6 +7,7 @@
  */
 import { sha256Hex } from '../digest.js';
 import { LoadError } from './errors.js';
+import { checkFraming } from './framing.js';
 import { importSignatures, type ImportSignatures } from './signatures.js';
 
 export interface ComponentInfo {
@@ -81,13 +82,15 @@ export function checkHeader(bytes: Uint8Array, origin: string): void {
 
 export async function inspectComponent(bytes: Uint8Array, origin: string, decoder: Decoder): Promise<ComponentInfo> {
   checkHeader(bytes, origin);
+  checkFraming(bytes, origin);
   let wit: string;
   let text: string;
   try {
     wit = await decoder.componentWit(bytes);
     text = await decoder.print(bytes);
   } catch (error) {
-    const reason = firstLine(error);
+    // A panic inside wasm-tools says nothing about the input beyond "trap"; say what happened instead.
+    const reason = error instanceof WebAssembly.RuntimeError ? 'the decoder failed on it (wasm-tools panicked)' : firstLine(error);
     throw new LoadError('malformed', origin, `${origin} is not a valid component: ${reason}`);
   }
   const { imports, exports } = parseWorld(wit);

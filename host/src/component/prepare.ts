@@ -17,6 +17,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { renewableDecoder } from './decoder.js';
 import { LoadError } from './errors.js';
 import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories, meterCoreModule } from './meter.js';
 import { sha256Hex } from '../digest.js';
@@ -131,7 +132,7 @@ export class ComponentCache {
     const key = cacheKey(digest);
     const known = this.infos.get(key) ?? (this.dir ? readInfo(join(this.dir, key), digest) : undefined);
     if (known) return known;
-    const info = await inspectComponent(bytes, origin, await jco());
+    const info = await inspectComponent(bytes, origin, renewableDecoder);
     const mismatches = signatureMismatches(info.signatures, await worldSignatures());
     if (mismatches.length > 0) {
       throw new LoadError(

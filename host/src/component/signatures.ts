@@ -275,6 +275,18 @@ function formEnd(s: string, i: number): number {
   return s.length;
 }
 
+/**
+ * A quoted WAT name. wasm-tools escapes some characters as `\u{8}`, which JSON does not know; names
+ * are only compared, so an unreadable one is kept verbatim rather than failing the whole inspection.
+ */
+function quotedName(quoted: string): string {
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    return quoted;
+  }
+}
+
 function parseForm(s: string, i: number): [SExpr[], number] {
   const list: SExpr[] = [];
   i++; // '('
@@ -290,7 +302,7 @@ function parseForm(s: string, i: number): [SExpr[], number] {
       const end = atomEnd(s, i);
       const atom = s.slice(i, end);
       // `$"#type3 error"` style names: keep them as one `$...` atom.
-      list.push(atom.startsWith('$"') ? `$${JSON.parse(atom.slice(1))}` : atom);
+      list.push(atom.startsWith('$"') ? `$${quotedName(atom.slice(1))}` : atom);
       i = end;
     }
   }

@@ -20,16 +20,28 @@ const MAX_ARG = 24;
 const MAX_RULE = 28;
 const MAX_VALUE = 40;
 const MAX_MESSAGE = 60;
+const MAX_COMPONENT = 32;
+
+/**
+ * Which call rows a table shows (`ice audit show --denied --interface kv`): `keep` decides, `label`
+ * names the filter in the note under the rows, so a filtered table never passes for the whole run.
+ */
+export interface CallFilter {
+  keep(call: CallRecord): boolean;
+  label: string;
+}
 
 /**
  * A run as a fixed-width table: a header (run id, component and policy with short digests, start time,
  * input, outcome), one row per call (`seq  call  decision  rule  duration  result`), and a footer with
  * the counts and the ledger root (`options.root`: the run-end record's hash, which a record does not
- * carry; `formatStoredRunTable` fills it in). Records are expected in seq order.
+ * carry; `formatStoredRunTable` fills it in). Records are expected in seq order. With `options.filter`
+ * only the matching calls are rows; the header and the footer (the whole run's counts) are unchanged.
  */
-export function formatRunTable(records: readonly LedgerRecord[], options: { root?: string } = {}): string {
+export function formatRunTable(records: readonly LedgerRecord[], options: { root?: string; filter?: CallFilter } = {}): string {
   const start = records.find((r): r is RunStartRecord => r.type === 'run-start');
-  const calls = records.filter((r): r is CallRecord => r.type === 'call');
+  const allCalls = records.filter((r): r is CallRecord => r.type === 'call');
+  const calls = options.filter ? allCalls.filter((c) => options.filter!.keep(c)) : allCalls;
   const end = records.find((r): r is RunEndRecord => r.type === 'run-end');
   const lines: string[] = [];
 
@@ -55,25 +67,13 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
     formatDuration(c.durationUs),
     formatCallOutcome(c),
   ]);
-  // Numeric columns right-aligned; the last column is not padded.
-  const rightAligned = [true, false, false, false, true, false];
-  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
-  const renderRow = (cells: string[]): string =>
-    cells
-      .map((cell, i) => {
-        if (i === cells.length - 1) return cell;
-        const pad = ' '.repeat((widths[i] ?? 0) - width(cell));
-        return rightAligned[i] ? pad + cell : cell + pad;
-      })
-      .join('  ')
-      .trimEnd();
-  lines.push(renderRow(header));
-  lines.push(renderRow(widths.map((w) => '─'.repeat(w))));
-  if (rows.length === 0) lines.push('(no calls)');
-  for (const row of rows) lines.push(renderRow(row));
+  // Numeric columns right-aligned.
+  lines.push(...renderTable(header, rows, [true, false, false, false, true, false]));
+  if (rows.length === 0 && !options.filter) lines.push('(no calls)');
+  if (options.filter) lines.push(`(${calls.length} of ${allCalls.length} calls shown: ${options.filter.label})`);
   lines.push('');
 
-  const counts = end?.counts ?? tally(calls);
+  const counts = end?.counts ?? tally(allCalls);
   lines.push(
     `${counts.calls} ${counts.calls === 1 ? 'call' : 'calls'}: ${counts.allowed} allowed, ${counts.denied} denied, ` +
       `${counts.limited} limited, ${counts.invalid} invalid`,
@@ -83,12 +83,61 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
 }
 
 /** `formatRunTable` for stored records (`LedgerStore.readRun`): the footer shows the ledger root hash. */
-export function formatStoredRunTable(records: readonly StoredRecord[]): string {
+export function formatStoredRunTable(records: readonly StoredRecord[], options: { filter?: CallFilter } = {}): string {
   const end = records.find((r) => r.record.type === 'run-end');
   return formatRunTable(
     records.map((r) => r.record),
-    end ? { root: end.hash } : {},
+    { ...options, ...(end ? { root: end.hash } : {}) },
   );
+}
+
+/** One row of `ice audit list`: a run summary plus what only its run-end (or its calls) tell. */
+export interface RunListRow {
+  run: string;
+  component: string;
+  startedAt: string;
+  /** `ok`, `error`, `trap`, `incomplete`, `limit (fuel)`, `unfinished`, `unfinished (in flight)`. */
+  outcome: string;
+  calls: number;
+  denied: number;
+}
+
+/**
+ * Runs as a table (`run  component  started  outcome  calls  denied`), as given (newest first), and a
+ * footer with how many are shown; `total`: how many runs the ledger holds, when more than are shown.
+ */
+export function formatRunList(rows: readonly RunListRow[], total: number = rows.length): string {
+  const header = ['run', 'component', 'started', 'outcome', 'calls', 'denied'];
+  const cells = rows.map((r) => [
+    clean(r.run),
+    shorten(clean(r.component), MAX_COMPONENT),
+    clean(r.startedAt),
+    clean(r.outcome),
+    String(r.calls),
+    String(r.denied),
+  ]);
+  const rightAligned = [false, false, false, false, true, true];
+  const lines = renderTable(header, cells, rightAligned);
+  if (cells.length === 0) lines.push('(no runs)');
+  lines.push('');
+  const runs = (n: number): string => `${n} ${n === 1 ? 'run' : 'runs'}`;
+  lines.push(total > rows.length ? `${rows.length} of ${runs(total)} shown, newest first (--limit <n> for more)` : runs(total));
+  return lines.join('\n') + '\n';
+}
+
+/** A header, a rule of `─` and the rows, columns two spaces apart; the last column is not padded. */
+function renderTable(header: string[], rows: string[][], rightAligned: boolean[]): string[] {
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
+  const render = (cells: string[]): string =>
+    cells
+      .map((cell, i) => {
+        if (i === cells.length - 1 && !rightAligned[i]) return cell;
+        const pad = ' '.repeat((widths[i] ?? 0) - width(cell));
+        return rightAligned[i] ? pad + cell : cell + pad;
+      })
+      .join('  ')
+      .trimEnd();
+  return [render(header), render(widths.map((w) => '─'.repeat(w))), ...rows.map(render)];
 }
 
 function formatOutcome(end: RunEndRecord): string {

@@ -17,8 +17,12 @@ import {
 } from './records.js';
 import type { LedgerRow } from './store.js';
 
+/**
+ * `inFlight`: how many of the runs were still being written (see the `inFlight` options), checked up
+ * to their newest record but not to a run-end; present only when not zero.
+ */
 export type VerifyResult =
-  | { ok: true; records: number; runs: number }
+  | { ok: true; records: number; runs: number; inFlight?: number }
   | { ok: false; seq: number; run: string; reason: string };
 
 type Failure = { seq: number; reason: string };
@@ -27,6 +31,11 @@ const DECISIONS = new Set(['allow', 'deny', 'limit', 'invalid']);
 const ERROR_KINDS = new Set(['denied', 'limit', 'invalid', 'failed']);
 const RUN_OUTCOMES = new Set(['ok', 'error', 'trap', 'limit', 'incomplete']);
 const COUNT_KEYS: ReadonlyArray<keyof RunCounts> = ['calls', 'allowed', 'denied', 'limited', 'invalid'];
+
+/** The reason reported at `seq` when its prev is not the hash of the record before it. */
+export function prevMismatchReason(seq: number): string {
+  return `prev does not match the hash of seq ${seq - 1}`;
+}
 
 /** The incremental state of one run's chain while its records are checked in order. */
 class RunChain {
@@ -77,7 +86,7 @@ class RunChain {
         return fail('run-start prev does not match the previous run-start in the store');
       }
     } else if (rec.prev !== this.head) {
-      return fail(`prev does not match the hash of seq ${seq - 1}`);
+      return fail(prevMismatchReason(seq));
     }
     switch (rec.type) {
       case 'run-start': {
@@ -113,11 +122,19 @@ class RunChain {
     return undefined;
   }
 
-  /** After the last record: a run must end with a run-end. */
-  finish(): Failure | undefined {
+  /**
+   * After the last record: a run must end with a run-end — unless it is still being written
+   * (`inFlight`), when the records so far are all there is to check.
+   */
+  finish(inFlight = false): Failure | undefined {
     if (this.next === 0) return { seq: 0, reason: 'run has no records' };
-    if (!this.ended) return { seq: this.next, reason: 'run has no run-end record' };
+    if (!this.ended && !inFlight) return { seq: this.next, reason: 'run has no run-end record' };
     return undefined;
+  }
+
+  /** Checked to its newest record, but not yet ended. */
+  get open(): boolean {
+    return !this.ended;
   }
 
   get records(): number {
@@ -130,11 +147,12 @@ class RunChain {
  * run-start's link to the previous run is checked only if `previousRunStart` is given (the hash of
  * the previous run-start in the store, or null for the first run); `verifyStore` checks it always.
  * `run`: the run id the records must belong to (as read, e.g. `readRun(id)`); by default the run the
- * first record claims, which a tampered first record can misstate.
+ * first record claims, which a tampered first record can misstate. `inFlight`: the run is still being
+ * written (it has a `running` row), so a missing run-end is expected, not a truncation.
  */
 export function verifyRun(
   records: readonly StoredRecord[],
-  options: { previousRunStart?: string | null; run?: string } = {},
+  options: { previousRunStart?: string | null; run?: string; inFlight?: boolean } = {},
 ): VerifyResult {
   const first = records[0];
   if (first === undefined) return { ok: false, seq: 0, run: options.run ?? '', reason: 'run has no records' };
@@ -143,17 +161,22 @@ export function verifyRun(
     const failure = chain.check(hash, body, chain.expectsRunStart ? options.previousRunStart : undefined);
     if (failure) return { ok: false, run: chain.run, ...failure };
   }
-  const failure = chain.finish();
+  const inFlight = options.inFlight === true;
+  const failure = chain.finish(inFlight);
   if (failure) return { ok: false, run: chain.run, ...failure };
-  return { ok: true, records: chain.records, runs: 1 };
+  return withInFlight({ ok: true, records: chain.records, runs: 1 }, inFlight && chain.open ? 1 : 0);
 }
 
 /**
  * Verifies every record in a store, in append order: each run's chain, and the chain of run-starts
  * (each run-start's prev is the previous run-start's hash). Streams the rows; memory grows with the
- * number of runs, not records.
+ * number of runs, not records. `inFlight`: runs still being written (the `running` table, read in the
+ * same snapshot as the rows), whose missing run-end is expected; any other run without one was truncated.
  */
-export function verifyStore(store: { rows(): Iterable<LedgerRow> }): VerifyResult {
+export function verifyStore(
+  store: { rows(): Iterable<LedgerRow> },
+  options: { inFlight?: ReadonlySet<string> } = {},
+): VerifyResult {
   const chains = new Map<string, RunChain>();
   let previousRunStart: string | null = null;
   let records = 0;
@@ -169,11 +192,19 @@ export function verifyStore(store: { rows(): Iterable<LedgerRow> }): VerifyResul
     if (isStart) previousRunStart = row.hash;
     records++;
   }
+  let open = 0;
   for (const chain of chains.values()) {
-    const failure = chain.finish();
+    const inFlight = options.inFlight?.has(chain.run) === true;
+    const failure = chain.finish(inFlight);
     if (failure) return { ok: false, run: chain.run, ...failure };
+    if (inFlight && chain.open) open++;
   }
-  return { ok: true, records, runs: chains.size };
+  return withInFlight({ ok: true, records, runs: chains.size }, open);
+}
+
+/** Adds `inFlight` only when some run was in flight, so results of finished ledgers keep their shape. */
+function withInFlight(result: { ok: true; records: number; runs: number }, inFlight: number): VerifyResult {
+  return inFlight > 0 ? { ...result, inFlight } : result;
 }
 
 function claimedRun(record: StoredRecord): string {

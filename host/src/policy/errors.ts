@@ -40,10 +40,16 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const segment of path) {
     if (typeof segment === 'number') out += `[${segment}]`;
-    else if (typeof segment === 'string' && /^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(segment)) out += out === '' ? segment : `.${segment}`;
-    else out += `[${JSON.stringify(String(segment))}]`;
+    else if (typeof segment === 'string' && segment.length <= 56 && /^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(segment)) out += out === '' ? segment : `.${segment}`;
+    else out += `[${quoteKey(String(segment))}]`;
   }
   return out;
+}
+
+/** A key as written, cut like values are: a policy must not make its own error message huge. */
+function quoteKey(key: string): string {
+  const quoted = JSON.stringify(key);
+  return quoted.length > 60 ? `${quoted.slice(0, 56)}…"` : quoted;
 }
 
 /** A short, safe rendering of what the policy actually contained, for "got …". */

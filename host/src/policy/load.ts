@@ -102,6 +102,8 @@ function parseYaml(text: string, fail: Fail): unknown {
     return `${line}:${col}`;
   };
   const problems: PolicyIssue[] = [];
+  // The yaml package reports its own stack overflow on deep nesting as a syntax error at some column.
+  if (doc.errors.some((error) => /call stack/i.test(error.message))) fail([{ path: '', message: messages.tooDeep() }]);
   // After the first few, YAML errors are mostly echoes of the first one.
   for (const error of doc.errors.slice(0, 3)) {
     problems.push({ path: position(error.pos[0]), message: messages.yamlSyntax(error.message) });

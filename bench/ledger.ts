@@ -1,0 +1,79 @@
+/**
+ * `npm run bench` (second table): the ledger's write throughput and replay speed, on this machine.
+ *
+ * Throughput: call records appended through LedgerStore exactly as the mediator does it (each record
+ * its own commit, WAL with synchronous=NORMAL, so a record is on disk before the guest gets its
+ * answer), against all of them in one transaction (the ceiling batching could reach) and against
+ * synchronous=FULL (an fsync per record).
+ * Replay: a recorded run of the bench guest replayed from its ledger, against the original run.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildGuest } from '../host/src/build/index.js';
+import { createHost } from '../host/src/index.js';
+import { capture, LedgerStore, newRunId, type RunWriter } from '../host/src/ledger/index.js';
+import { openStateDb } from '../host/src/state/db.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/dist\/?$/, '');
+const here = (p: string) => join(root, 'bench', p);
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
+const pad = (s: string, n: number) => s.padEnd(n);
+const work = mkdtempSync(join(tmpdir(), 'ice-bench-ledger-'));
+
+function appendAll(writer: RunWriter, n: number): void {
+  for (let i = 0; i < n; i++) {
+    writer.appendCall({
+      call: 'ice:agent/kv@0.1.0#get',
+      args: [capture('count', 'full')],
+      decision: 'allow',
+      rule: 'grants.kv.read[0]',
+      outcome: { ok: capture(String(i), 'full') },
+      durationUs: 3,
+    });
+  }
+}
+
+function throughput(label: string, synchronous: 'normal' | 'full', batched: boolean, n: number): [string, number] {
+  const state = openStateDb(join(work, `${label.replace(/\W+/g, '-')}`), { synchronous });
+  const ledger = new LedgerStore(state);
+  const meta = { component: { name: 'bench', digest: '0'.repeat(64) }, policy: { digest: '0'.repeat(64), source: 'bench', document: {} }, input: capture('', 'full'), host: { ice: 'bench' } };
+  const writer = ledger.startRun({ run: newRunId(), ...meta });
+  const t = performance.now();
+  if (batched) state.transaction(() => appendAll(writer, n));
+  else appendAll(writer, n);
+  const seconds = (performance.now() - t) / 1000;
+  state.close();
+  return [label, n / seconds];
+}
+
+try {
+  const rows = [
+    throughput('one commit per record, synchronous=NORMAL (the runtime)', 'normal', false, RECORDS),
+    throughput('all records in one transaction (batching ceiling)', 'normal', true, RECORDS),
+    throughput('one commit per record, synchronous=FULL', 'full', false, Math.min(RECORDS, 2000)),
+  ];
+  console.log(`\nledger write throughput, call records per second (${RECORDS} records; node ${process.version})\n`);
+  for (const [label, perSecond] of rows) console.log(`${pad(label, 58)}  ${Math.round(perSecond).toLocaleString('en-US').padStart(9)}`);
+
+  const built = await buildGuest(here('guest'));
+  const wasm = join(work, 'bench.wasm');
+  writeFileSync(wasm, built.component);
+  const host = await createHost({ stateDir: join(work, 'state'), cacheDir: false, execution: 'in-process', onGuestLog: () => undefined });
+  const agent = await host.load(wasm, here('policy.yaml'));
+  console.log('\nreplay against the original run (in-process, same component, ms)\n');
+  console.log(`${pad('run', 26)}  ${pad('original', 9)}  ${pad('replay', 9)}  replay/original`);
+  for (const input of ['get:5000', 'now:5000', 'random:5000', 'log:5000', 'sort:100000']) {
+    await agent.run(input); // warm
+    const t = performance.now();
+    const result = await agent.run(input);
+    const original = performance.now() - t;
+    const report = await host.replay(result.runId);
+    if (!report.matches) throw new Error(`bench replay of ${input} diverged at seq ${report.seq}`);
+    console.log(`${pad(`${input} (${result.calls} calls)`, 26)}  ${pad(original.toFixed(1), 9)}  ${pad(report.durationMs.toFixed(1), 9)}  ${(report.durationMs / original).toFixed(2)}x`);
+  }
+  host.close();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
