@@ -12,42 +12,25 @@
  * The output is not byte-for-byte reproducible: log-execution numbers its points with a process-wide
  * counter, and that number is the (ignored) argument of every fuel hook call.
  *
- * capMemories (at every load, with the policy's limit) lowers the maximum of every defined memory, so the
- * engine itself refuses growth past the cap. It is a binary patch of the memory section, not a binaryen
- * round trip, because it runs per load.
+ * capMemories and the names of the meter imports are in core-binary.ts: the run path needs them, and must
+ * not pay for loading binaryen.
  */
 import binaryen from 'binaryen';
+import {
+  FUEL_GLOBAL,
+  FUNCTION_SECTION,
+  IMPORT_SECTION,
+  MEMORY_REFUSED_GLOBAL,
+  MEMORY_SECTION,
+  METER_MODULE,
+  MeterError,
+  Reader,
+  readMemories,
+  sectionsOf,
+  type Section,
+} from './core-binary.js';
 
-/** Module name of the imports the metered code uses; the host supplies them per instance. */
-export const METER_MODULE = 'ice:meter';
-/** `ice:meter.fuel`: mutable i64 global, the remaining fuel (shared by all core modules of a component instance). */
-export const FUEL_GLOBAL = 'fuel';
-/** `ice:meter.memory_refused`: mutable i32 global, set to 1 by metered code when a memory.grow returned -1. */
-export const MEMORY_REFUSED_GLOBAL = 'memory_refused';
-
-/** A core module that cannot be metered or capped; the message says why. */
-export class MeterError extends Error {
-  override readonly name = 'MeterError';
-}
-
-const PAGES_PER_MIB = 16;
-/** A wasm32 memory has at most 2^16 pages of 64 KiB (4 GiB). */
-const MAX_PAGES = 65_536;
-
-/** A defined memory needs more initial pages than the cap allows. */
-export class MemoryCapError extends Error {
-  override readonly name = 'MemoryCapError';
-  constructor(
-    readonly initialPages: number,
-    readonly maxPages: number,
-  ) {
-    // Rounded up: the whole number of MiB a limit would need for this memory to fit.
-    super(
-      `needs ${Math.ceil(initialPages / PAGES_PER_MIB)} MiB of initial memory, ` +
-        `over the limit of ${maxPages / PAGES_PER_MIB} MiB`,
-    );
-  }
-}
+export { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories } from './core-binary.js';
 
 // The hooks the passes call, by the fixed internal (and `env.*` import) names binaryen gives them.
 const LOG_EXECUTION = 'log_execution';
@@ -278,180 +261,3 @@ function emit(module: binaryen.Module, withNames: boolean): Uint8Array {
   }
 }
 
-/**
- * Returns `bytes` with the maximum of every memory it defines lowered to `maxPages` (and set where there
- * was none); imported memories and every other section are left as they are. Returns `bytes` itself when
- * the module defines no memory, otherwise one new array (the only copy made).
- * @throws MemoryCapError when a defined memory's initial size is over `maxPages`
- * @throws MeterError for memory64 or a malformed module
- */
-export function capMemories(bytes: Uint8Array, maxPages: number): Uint8Array {
-  if (!Number.isInteger(maxPages) || maxPages < 0 || maxPages > MAX_PAGES) {
-    throw new RangeError(`maxPages must be an integer from 0 to ${MAX_PAGES}, got ${maxPages}`);
-  }
-  const section = sectionsOf(bytes).find((s) => s.id === MEMORY_SECTION);
-  if (section === undefined) return bytes;
-  const content: number[] = [];
-  const memories = readMemories(bytes, section);
-  writeLeb(content, memories.length);
-  for (const { flags, initial, max } of memories) {
-    if (initial > maxPages) throw new MemoryCapError(initial, maxPages);
-    content.push(flags | HAS_MAX);
-    writeLeb(content, initial);
-    writeLeb(content, Math.min(max ?? maxPages, maxPages));
-  }
-  return replaceSection(bytes, section, content);
-}
-
-/** One new array: the bytes before the section, the section with `content`, the bytes after it. */
-function replaceSection(bytes: Uint8Array, section: Section, content: readonly number[]): Uint8Array {
-  const header: number[] = [section.id];
-  writeLeb(header, content.length);
-  const out = new Uint8Array(section.start + header.length + content.length + (bytes.length - section.end));
-  out.set(bytes.subarray(0, section.start));
-  out.set(header, section.start);
-  out.set(content, section.start + header.length);
-  out.set(bytes.subarray(section.end), section.start + header.length + content.length);
-  return out;
-}
-
-function writeLeb(out: number[], value: number): void {
-  for (;;) {
-    const low = value & 0x7f;
-    value >>>= 7;
-    if (value === 0) {
-      out.push(low);
-      return;
-    }
-    out.push(low | 0x80);
-  }
-}
-
-// ---- Reading the binary format (https://webassembly.github.io/spec/core/binary/modules.html) ----
-
-const IMPORT_SECTION = 2;
-const FUNCTION_SECTION = 3;
-const MEMORY_SECTION = 5;
-const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-// Limits flags: bit 0 a maximum follows, bit 1 shared, bit 2 64-bit addresses; others are proposals (custom page sizes).
-const HAS_MAX = 0x01;
-const SHARED = 0x02;
-const MEMORY64 = 0x04;
-
-interface Section {
-  readonly id: number;
-  /** Offset of the section id byte. */
-  readonly start: number;
-  readonly contentStart: number;
-  readonly end: number;
-  /** For a custom section (id 0), its name. */
-  readonly customName: string | undefined;
-}
-
-interface Memory {
-  readonly flags: number;
-  readonly initial: number;
-  readonly max: number | undefined;
-}
-
-/** The section headers, checked to tile the module exactly. */
-function sectionsOf(bytes: Uint8Array): Section[] {
-  if (bytes.length < HEADER.length || HEADER.some((b, i) => bytes[i] !== b)) {
-    throw new MeterError('not a core wasm module (no \\0asm version 1 header)');
-  }
-  const sections: Section[] = [];
-  const reader = new Reader(bytes, HEADER.length, bytes.length);
-  while (!reader.done) {
-    const start = reader.pos;
-    const id = reader.byte();
-    const length = reader.u32();
-    const contentStart = reader.pos;
-    reader.skip(length);
-    const customName = id === 0 ? new Reader(bytes, contentStart, reader.pos).name() : undefined;
-    sections.push({ id, start, contentStart, end: reader.pos, customName });
-  }
-  return sections;
-}
-
-function readMemories(bytes: Uint8Array, section: Section): Memory[] {
-  const reader = new Reader(bytes, section.contentStart, section.end);
-  const memories: Memory[] = [];
-  for (let count = reader.u32(); count > 0; count--) memories.push(reader.memoryLimits(`defined memory ${memories.length}`));
-  reader.expectEnd('memory section');
-  return memories;
-}
-
-const utf8 = new TextDecoder();
-
-class Reader {
-  constructor(
-    private readonly bytes: Uint8Array,
-    public pos: number,
-    private readonly end: number,
-  ) {}
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  byte(): number {
-    if (this.pos >= this.end) throw new MeterError(`malformed module: unexpected end at byte ${this.pos}`);
-    return this.bytes[this.pos++]!;
-  }
-
-  skip(length: number): void {
-    if (length > this.end - this.pos) throw new MeterError(`malformed module: ${length} bytes at byte ${this.pos} run past the end`);
-    this.pos += length;
-  }
-
-  u32(): number {
-    let value = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      const b = this.byte();
-      value += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) {
-        if (value > 0xffff_ffff) break;
-        return value;
-      }
-    }
-    throw new MeterError(`malformed module: bad u32 ending at byte ${this.pos}`);
-  }
-
-  /** Any LEB128 (u64 and s33 too), value unused. */
-  skipLeb(): void {
-    while (this.byte() & 0x80);
-  }
-
-  name(): string {
-    const length = this.u32();
-    const start = this.pos;
-    this.skip(length);
-    return utf8.decode(this.bytes.subarray(start, this.pos));
-  }
-
-  /** A one-byte type, or `(ref null? ht)`: 0x63/0x64 then a heap type (s33, maybe after the 0x65 shared prefix). */
-  skipValueType(): void {
-    const type = this.byte();
-    if (type !== 0x63 && type !== 0x64) return;
-    if (this.bytes[this.pos] === 0x65) this.pos++;
-    this.skipLeb();
-  }
-
-  skipLimits(): void {
-    const flags = this.byte();
-    this.skipLeb();
-    if (flags & HAS_MAX) this.skipLeb();
-  }
-
-  memoryLimits(what: string): Memory {
-    const flags = this.byte();
-    if (flags & MEMORY64) throw new MeterError(`${what} uses memory64 (64-bit addresses), which ICE does not support`);
-    if (flags & ~(HAS_MAX | SHARED)) throw new MeterError(`${what} has unsupported limits flags 0x${flags.toString(16)}`);
-    const initial = this.u32();
-    return { flags, initial, max: flags & HAS_MAX ? this.u32() : undefined };
-  }
-
-  expectEnd(what: string): void {
-    if (this.pos !== this.end) throw new MeterError(`malformed module: ${what} has ${this.end - this.pos} bytes past its entries`);
-  }
-}

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { renewableDecoder } from './decoder.js';
 import { LoadError } from './errors.js';
-import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories, meterCoreModule } from './meter.js';
+import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories } from './core-binary.js';
 import { sha256Hex } from '../digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
@@ -182,6 +182,8 @@ export class ComponentCache {
       throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (jco transpile): ${reason}`);
     }
     files['agent.js'] = strictUtf8(files['agent.js'], origin);
+    // binaryen is loaded only here, when a component is new to the cache.
+    const { meterCoreModule } = await import('./meter.js');
     for (const [name, core] of Object.entries(files)) {
       if (!name.endsWith('.wasm')) continue;
       try {
