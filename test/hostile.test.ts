@@ -79,6 +79,18 @@ const CASES: Case[] = [
     },
   },
   {
+    attack: 'denied-then-loop',
+    title: 'a kill at the deadline keeps the record of every call made before it (queued records are rescued)',
+    policy: policy('{ fuel: 1000000000000000, timeoutMs: 300 }'),
+    modes: ['worker'],
+    expect: (result, calls, end) => {
+      expect(result).toMatchObject({ ok: false, outcome: 'limit', limit: 'timeout' });
+      expect(calls).toHaveLength(100);
+      expect(calls.every((c) => c.decision === 'deny')).toBe(true);
+      expect(end.counts).toMatchObject({ calls: 100, denied: 100 });
+    },
+  },
+  {
     attack: 'grow',
     title: 'a memory bomb fails to grow past limits.memoryMiB and the run ends limit: memory',
     policy: policy('{ memoryMiB: 32 }'),

@@ -147,6 +147,13 @@ function denied10k(): Result<string, string> {
   return ok(denied.toString() + " denied");
 }
 
+// denied-then-loop: 100 denied calls, then a loop without imports: if the host kills it at its
+// deadline, the record of every one of those calls must survive the kill.
+function deniedThenLoop(): Result<string, string> {
+  for (let i = 0; i < 100; i++) kv.set("secret", "x");
+  return spin();
+}
+
 // huge-output: a 2 MiB result, to test the host's output limit.
 function hugeOutput(): Result<string, string> {
   return ok("y".repeat(2 * 1024 * 1024));
@@ -154,6 +161,7 @@ function hugeOutput(): Result<string, string> {
 
 export function run(input: string): Result<string, string> {
   if (input == "loop") return spin();
+  if (input == "denied-then-loop") return deniedThenLoop();
   if (input == "loop-imports") return spinWithImports();
   if (input == "grow") return growHeap();
   if (input == "grow-raw") return growRaw();

@@ -237,9 +237,15 @@ export class Host {
       case 'done':
         return outcome.summary;
       case 'timeout':
-        return endStoppedRun(this, request, { outcome: 'limit', limit: 'timeout', reason: `the run took longer than limits.timeoutMs (${timeoutMs} ms) and was stopped` }, outcome.elapsedUs);
+        return endStoppedRun(
+          this,
+          request,
+          { outcome: 'limit', limit: 'timeout', reason: `the run took longer than limits.timeoutMs (${timeoutMs} ms) and was stopped` },
+          outcome.elapsedUs,
+          outcome.rescued,
+        );
       case 'failed':
-        return endStoppedRun(this, request, { outcome: 'trap', blame: 'host', reason: outcome.reason }, outcome.elapsedUs);
+        return endStoppedRun(this, request, { outcome: 'trap', blame: 'host', reason: outcome.reason }, outcome.elapsedUs, outcome.rescued);
     }
   }
 }

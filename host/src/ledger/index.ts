@@ -4,3 +4,4 @@ export * from './store.js';
 export * from './verify.js';
 export * from './format.js';
 export * from './recover.js';
+export * from './buffered-writer.js';

@@ -10,7 +10,7 @@
 import type { CompiledPolicy, Denied } from '../policy/index.js';
 import type { StateDb } from '../state/db.js';
 import type { KvStore } from '../state/kv-store.js';
-import { capture, type RunWriter } from '../ledger/index.js';
+import { capture, type CallInput } from '../ledger/index.js';
 import { CAPABILITY_FUNCTIONS, qualifiedInterface, type CapabilityName } from '../component/wit.js';
 import { createClock } from '../capabilities/clock.js';
 import { createEvents, type GuestEventSink } from '../capabilities/events.js';
@@ -44,6 +44,13 @@ export class HostFault extends Error {
   override readonly name = 'HostFault';
 }
 
+/** Where the mediator records calls: a run's (buffered) writer. */
+export interface CallRecorder {
+  appendCall(call: CallInput): unknown;
+  /** Commits what is queued; called before a state write opens its transaction. */
+  flush(): void;
+}
+
 export class RunMediator {
   /** Set when a host fault trapped the run, so the run-end blames the host. */
   hostFault: HostFault | undefined;
@@ -51,7 +58,7 @@ export class RunMediator {
   constructor(
     private readonly policy: CompiledPolicy,
     private readonly scope: RunScope,
-    private readonly writer: RunWriter,
+    private readonly writer: CallRecorder,
     private readonly services: MediatorServices,
   ) {}
 
@@ -125,9 +132,10 @@ export class RunMediator {
             : operation.decide(args);
         decided = verdict;
         if (verdict.decision !== 'allow') return this.finish(call, args, verdict, undefined, started);
-        return operation.writesState
-          ? this.services.state.transaction(() => perform(args, verdict, started))
-          : perform(args, verdict, started);
+        if (!operation.writesState) return perform(args, verdict, started);
+        // The write, its record and every record before it commit together, in call order.
+        this.writer.flush();
+        return this.services.state.transaction(() => perform(args, verdict, started));
       } catch (error) {
         throw this.fault(call, label, args, decided, error, started);
       }

@@ -7,13 +7,14 @@
 import type { GuestEventSink } from '../capabilities/events.js';
 import type { GuestLogSink } from '../capabilities/log.js';
 import type { CapabilityName } from '../component/wit.js';
-import { capture, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
+import { BufferedRunWriter, DEFAULT_MAX_PENDING, capture, type CallInput, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
 import { RunMediator } from '../mediator/mediator.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { StateDb } from '../state/db.js';
 import type { KvStore } from '../state/kv-store.js';
 import { ICE_VERSION } from '../version.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
+import type { Journal } from './journal.js';
 
 export interface RunRequest {
   readonly runId: string;
@@ -24,6 +25,8 @@ export interface RunRequest {
 }
 
 export interface RunServices {
+  /** A worker's journal of queued records, for the host thread to rescue after a kill. */
+  readonly journal?: Journal;
   readonly state: StateDb;
   readonly ledger: LedgerStore;
   readonly kv: KvStore;
@@ -45,7 +48,15 @@ export interface RunSummary {
 export function governedRun(request: RunRequest, instantiate: Instantiate, services: RunServices): RunSummary {
   const started = performance.now();
   const { policy, runId, input } = request;
-  const writer = startRun(services.ledger, request);
+  const { journal } = services;
+  journal?.clear();
+  const writer = new BufferedRunWriter(
+    startRun(services.ledger, request),
+    services.state,
+    DEFAULT_MAX_PENDING,
+    journal ? (call, seq) => journal.write(seq, call) : undefined,
+    journal ? () => journal.clear() : undefined,
+  );
   const scope = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes };
   const mediator = new RunMediator(policy, scope, writer, services);
   const { ending, fuel } = runInstance(instantiate, request.imports, mediator, policy.limits, input);
@@ -57,14 +68,28 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
 
 /**
  * Ends a run whose worker was terminated at its deadline: continues the chain from the last record
- * the worker committed (a call in flight at the kill was rolled back with its effect), or writes the
- * run-start too if the worker never got that far.
+ * the worker committed, first committing the records it had only queued (rescued from its journal),
+ * or writes the run-start too if the worker never got that far. A state write in flight at the kill
+ * was rolled back with its record: it is neither in the database nor in the journal.
  */
-export function endStoppedRun(services: Pick<RunServices, 'state' | 'ledger'>, request: RunRequest, ending: RunEnding, durationUs: number): RunSummary {
+export function endStoppedRun(
+  services: Pick<RunServices, 'state' | 'ledger'>,
+  request: RunRequest,
+  ending: RunEnding,
+  durationUs: number,
+  /** Records the worker had queued but not committed (from its journal), with their seqs. */
+  rescued: readonly { seq: number; call: CallInput }[] = [],
+): RunSummary {
   const { ledger, state } = services;
-  const writer = ledger.readRun(request.runId).length > 0 ? ledger.resumeRun(request.runId) : startRun(ledger, request);
-  const ledgerRoot = state.durable(() => writer.end(runEnd(ending, request.policy, undefined, durationUs)));
-  return { runId: request.runId, ending, fuel: undefined, counts: writer.counts, ledgerRoot, durationUs };
+  const ended = state.durable(() =>
+    state.transaction(() => {
+      const writer = ledger.readRun(request.runId).length > 0 ? ledger.resumeRun(request.runId) : startRun(ledger, request);
+      // Only what the database does not have: a kill between a commit and the journal's clearing leaves both.
+      for (const { seq, call } of rescued) if (seq > writer.seq) writer.appendCall(call);
+      return { root: writer.end(runEnd(ending, request.policy, undefined, durationUs)), counts: writer.counts };
+    }),
+  );
+  return { runId: request.runId, ending, fuel: undefined, counts: ended.counts, ledgerRoot: ended.root, durationUs };
 }
 
 function startRun(ledger: LedgerStore, request: RunRequest): RunWriter {

@@ -11,12 +11,17 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import type { GuestEvent } from '../capabilities/events.js';
 import type { GuestLogEntry } from '../capabilities/log.js';
 import type { RunSummary } from './governed-run.js';
+import type { CallInput } from '../ledger/index.js';
+import { JOURNAL_BYTES, Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
+
+/** Records the killed worker had queued but not committed, from its journal. */
+type Rescued = readonly { seq: number; call: CallInput }[];
 
 export type PoolOutcome =
   | { readonly kind: 'done'; readonly summary: RunSummary }
-  | { readonly kind: 'timeout'; readonly elapsedUs: number }
-  | { readonly kind: 'failed'; readonly reason: string; readonly elapsedUs: number };
+  | { readonly kind: 'timeout'; readonly elapsedUs: number; readonly rescued: Rescued }
+  | { readonly kind: 'failed'; readonly reason: string; readonly elapsedUs: number; readonly rescued: Rescued };
 
 export interface PoolTask {
   readonly job: WorkerJob;
@@ -27,6 +32,7 @@ export interface PoolTask {
 
 interface Slot {
   readonly worker: Worker;
+  readonly journal: Journal;
   readonly port: MessagePort;
   /** Component keys whose modules this worker already holds. */
   readonly known: Set<string>;
@@ -68,7 +74,7 @@ export class WorkerPool {
   /** Terminates every worker; runs still queued are refused. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const { resolve } of this.queue.splice(0)) resolve({ kind: 'failed', reason: 'the host was closed before the run started', elapsedUs: 0 });
+    for (const { resolve } of this.queue.splice(0)) resolve({ kind: 'failed', reason: 'the host was closed before the run started', elapsedUs: 0, rescued: [] });
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
   }
 
@@ -83,11 +89,12 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit = { stateDir: this.stateDir, port: port2 };
+    const journal = new Journal(new SharedArrayBuffer(JOURNAL_BYTES));
+    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer };
     const worker = new Worker(WORKER_URL, { workerData: init, transferList: [port2] });
     worker.unref();
     port1.unref();
-    const slot: Slot = { worker, port: port1, known: new Set(), busy: false };
+    const slot: Slot = { worker, journal, port: port1, known: new Set(), busy: false };
     this.slots.push(slot);
     return slot;
   }
@@ -130,14 +137,16 @@ export class WorkerPool {
       else if (message.type === 'event') task.onEvent(message.event);
       else if (message.runId === job.runId) {
         if (message.type === 'done') finish({ kind: 'done', summary: message.summary }, true);
-        else finish({ kind: 'failed', reason: message.reason, elapsedUs: elapsedUs() }, true);
+        else finish({ kind: 'failed', reason: message.reason, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, true);
         return true;
       }
       return false;
     };
     const onMessage = (message: FromWorker) => void handle(message);
-    const onError = (error: Error) => finish({ kind: 'failed', reason: `the run's worker failed: ${error.message}`, elapsedUs: elapsedUs() }, false);
-    const onExit = (code: number) => finish({ kind: 'failed', reason: `the run's worker exited (code ${code})`, elapsedUs: elapsedUs() }, false);
+    const onError = (error: Error) =>
+      finish({ kind: 'failed', reason: `the run's worker failed: ${error.message}`, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, false);
+    const onExit = (code: number) =>
+      finish({ kind: 'failed', reason: `the run's worker exited (code ${code})`, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, false);
     const kill = () => {
       // The exit this causes is expected: it must not be reported as a crash.
       slot.worker.off('exit', onExit);
@@ -149,8 +158,8 @@ export class WorkerPool {
         }
         finish(
           started
-            ? { kind: 'timeout', elapsedUs: elapsedUs() }
-            : { kind: 'failed', reason: `the run's worker did not start the run within ${STARTUP_MS} ms`, elapsedUs: elapsedUs() },
+            ? { kind: 'timeout', elapsedUs: elapsedUs(), rescued: slot.journal.read() }
+            : { kind: 'failed', reason: `the run's worker did not start the run within ${STARTUP_MS} ms`, elapsedUs: elapsedUs(), rescued: [] },
           false,
         );
       });

@@ -11,6 +11,8 @@ export interface WorkerInit {
   readonly stateDir: string;
   /** Where the worker posts everything it reports (a dedicated port, so the host can drain it after a kill). */
   readonly port: MessagePort;
+  /** The worker's journal of queued ledger records (sandbox/journal.ts). */
+  readonly journal: SharedArrayBuffer;
 }
 
 export interface WorkerJob {

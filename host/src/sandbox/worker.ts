@@ -13,13 +13,15 @@ import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { openStateDb } from '../state/db.js';
 import { KvStore } from '../state/kv-store.js';
 import { governedRun } from './governed-run.js';
+import { Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
 
-const { stateDir, port } = workerData as WorkerInit;
+const { stateDir, port, journal } = workerData as WorkerInit;
 const post = (message: FromWorker): void => port.postMessage(message);
 
 const state = openStateDb(stateDir);
 const services = {
+  journal: new Journal(journal),
   state,
   ledger: new LedgerStore(state),
   kv: new KvStore(state),

@@ -166,6 +166,15 @@ fn denied_10k() -> Result<String, String> {
     Ok(format!("{} denied", denied))
 }
 
+/// denied-then-loop: 100 denied calls, then a loop without imports: if the host kills it at its
+/// deadline, the record of every one of those calls must survive the kill.
+fn denied_then_loop() -> Result<String, String> {
+    for _ in 0..100 {
+        let _ = ice::kv::set("secret", "x");
+    }
+    spin()
+}
+
 /// huge-output: a 2 MiB result, to test the host's output limit.
 fn huge_output() -> Result<String, String> {
     Ok("y".repeat(2 * 1024 * 1024))
@@ -174,6 +183,7 @@ fn huge_output() -> Result<String, String> {
 fn run(input: String) -> Result<String, String> {
     match input.as_str() {
         "loop" => spin(),
+        "denied-then-loop" => denied_then_loop(),
         "loop-imports" => spin_with_imports(),
         "grow" => grow_heap(),
         "grow-raw" => grow_raw(),
