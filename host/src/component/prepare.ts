@@ -17,13 +17,14 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { worldBindings, type GuestMemory } from './bindings.js';
 import { renewableDecoder } from './decoder.js';
 import { LoadError } from './errors.js';
 import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories } from './core-binary.js';
 import { sha256Hex } from '../digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
-import { ICE_PACKAGE, ICE_VERSION, ICE_WORLD, worldWitSource } from './wit.js';
+import { CAPABILITY_INTERFACES, ICE_PACKAGE, ICE_VERSION, ICE_WORLD, worldWitSource, type CapabilityName } from './wit.js';
 
 /** What jco's generated `instantiate` returns for the ICE world. */
 export interface AgentExports {
@@ -57,7 +58,11 @@ export interface PreparedComponent {
   instantiate(memoryMiB: number, imports: Record<string, unknown>, meter: Meter): AgentExports;
 }
 
-/** Runs jco's generated `instantiate` over compiled core modules, giving every core module the meter. */
+/**
+ * Runs jco's generated `instantiate` over compiled core modules, giving every core module the meter,
+ * and the core module that imports ICE interfaces ICE's own bindings for them (bindings.ts) in place of
+ * jco's trampolines. `imports` are the host functions by unversioned interface name, as jco expects.
+ */
 export function instantiateGenerated(
   generated: GeneratedInstantiate,
   modules: ReadonlyMap<string, WebAssembly.Module>,
@@ -65,6 +70,8 @@ export function instantiateGenerated(
   meter: Meter,
 ): AgentExports {
   const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused };
+  const world = imports as Record<string, Record<string, (...args: unknown[]) => unknown>>;
+  const imported = CAPABILITIES.filter((name) => world[`ice:agent/${name}`] !== undefined);
   return generated(
     (path) => {
       const module = modules.get(path);
@@ -72,9 +79,23 @@ export function instantiateGenerated(
       return module;
     },
     imports,
-    (module, coreImports) => new WebAssembly.Instance(module, { ...coreImports, [METER_MODULE]: metering }),
+    (module, given) => {
+      const coreImports = given ?? {};
+      if (!Object.keys(coreImports).some((name) => name.startsWith(ICE_IMPORT_PREFIX))) {
+        return new WebAssembly.Instance(module, { ...coreImports, [METER_MODULE]: metering });
+      }
+      const guest: GuestMemory = {};
+      const instance = new WebAssembly.Instance(module, { ...coreImports, ...worldBindings(world, imported, guest), [METER_MODULE]: metering });
+      const { memory, cabi_realloc: realloc } = instance.exports as { memory?: WebAssembly.Memory; cabi_realloc?: GuestMemory['realloc'] };
+      guest.memory = memory;
+      guest.realloc = realloc;
+      return instance;
+    },
   );
 }
+
+const ICE_IMPORT_PREFIX = `${ICE_PACKAGE}/`;
+const CAPABILITIES: readonly CapabilityName[] = CAPABILITY_INTERFACES;
 
 const WASM_PAGE = 64 * 1024;
 const PAGES_PER_MIB = (1024 * 1024) / WASM_PAGE;
