@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: what governance and containment cost, on this machine, in one process run.
  *
- * Per import call, the same component (bench/guest, built from source) driven through
- *   - jco's generated bindings with plain host functions and unmetered core modules (the baseline)
- *   - ICE in-process: metered, decided, performed, recorded in the SQLite ledger (the real Host path)
- *   - ICE in a worker thread: the same, in the worker pool (the default execution)
+ * Per import call: 1. a raw core module calling a JS function (the floor); then the same component
+ * (bench/guest, built from source) driven through 2. jco's generated bindings with plain host functions
+ * and unmetered core modules (the baseline a user would otherwise pick), 3. ICE in-process: metered,
+ * ICE's own bindings, decided, performed, recorded in the SQLite ledger (the real Host path),
+ * 4. ICE in a worker thread (the default execution). Row 5, a call served from the main thread through a
+ * worker bridge, waits for the bridge itself (it comes with the http and model capabilities).
  * One call's cost is (time of a run with n calls − time of a run with 0 calls) / n, median of rounds.
  *
  * Fuel metering: pure-compute runs (no import calls) of the same guest through jco's glue, with the
@@ -16,6 +18,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import binaryen from 'binaryen';
 import { transpile } from '@bytecodealliance/jco';
 import { buildGuest } from '../host/src/build/index.js';
 import { capMemories, meterCoreModule } from '../host/src/component/meter.js';
@@ -61,6 +66,28 @@ async function computeMs(run: (input: string) => unknown, input: string): Promis
   return median(samples);
 }
 
+/**
+ * The floor: a core module calling a JS function in a loop, n times, with the arguments a log.write
+ * lowers to (level, ptr, len, retptr). No component, no glue.
+ */
+function rawCoreLoop(): (n: number) => void {
+  const module = binaryen.parseText(`(module
+    (import "env" "write" (func $write (param i32 i32 i32 i32)))
+    (func (export "calls") (param $n i32) (local $i i32)
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (call $write (i32.const 2) (i32.const 16) (i32.const 4) (i32.const 64))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))))`);
+  const bytes = module.emitBinary();
+  module.dispose();
+  let sink = 0;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {
+    env: { write: (level: number, ptr: number, len: number, ret: number) => void (sink += level + ptr + len + ret) },
+  });
+  return instance.exports.calls as (n: number) => void;
+}
+
 /** The component through jco's glue with plain host functions; core modules metered or not. */
 async function plainInstance(component: Uint8Array, metered: boolean): Promise<AgentExports> {
   const { files } = await transpile(component, { name: 'agent', instantiation: 'sync' });
@@ -89,6 +116,10 @@ async function plainInstance(component: Uint8Array, metered: boolean): Promise<A
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
+const meterOf = (): Meter => ({
+  fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
+  memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+});
 const work = mkdtempSync(join(tmpdir(), 'ice-bench-'));
 try {
   const startup: [string, number][] = [];
@@ -132,9 +163,15 @@ try {
     startup.push([`one run with 0 calls, ${label}: fresh instance + run-start and run-end (mean of 100)`, (performance.now() - t) / 100]);
   }
 
-  const rows: [string, number, number, number][] = [];
+  const floor = rawCoreLoop();
+  const rows: Record<(typeof CALLS)[number], number[]> = { log: [], get: [], now: [], random: [] };
   for (const call of CALLS) {
-    rows.push([LABEL[call], await perCallUs((input) => plain.run(input), call), await perCallUs(runOf(inProcess), call), await perCallUs(runOf(inWorker), call)]);
+    rows[call] = [
+      await perCallUs((input) => floor(Number(input.split(':')[1])), call),
+      await perCallUs((input) => plain.run(input), call),
+      await perCallUs(runOf(inProcess), call),
+      await perCallUs(runOf(inWorker), call),
+    ];
   }
   const compute: [string, number, number, number][] = [];
   for (const [call, n, label] of COMPUTE) {
@@ -142,16 +179,51 @@ try {
     const fuel = (await inProcess.run(input)).fuel ?? 0;
     compute.push([label, await computeMs((i) => plain.run(i), input), await computeMs((i) => meteredPlain.run(i), input), fuel]);
   }
+
+  // Instantiation alone, and hello's throughput on the worker pool.
+  const helloPolicy = join(work, 'hello.yaml');
+  writeFileSync(helloPolicy, 'version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+  const helloWasm = join(work, 'hello.wasm');
+  writeFileSync(helloWasm, (await buildGuest(join(root, 'guests', 'hello'))).component);
+  const hello = await workerHost.load(helloWasm, helloPolicy);
+  t = performance.now();
+  const unit = () => ({ tag: 'ok', val: undefined });
+  const world = {
+    'ice:agent/log': { write: unit },
+    'ice:agent/kv': { get: unit, set: unit, delete: unit, keys: unit },
+    'ice:agent/clock': { now: unit },
+    'ice:agent/random': { bytes: unit },
+  };
+  for (let i = 0; i < 200; i++) inProcess.prepared.instantiate(256, world, meterOf());
+  startup.push(['instantiate the component alone (fresh instance, mean of 200)', (performance.now() - t) / 200]);
+  await Promise.all(Array.from({ length: 20 }, () => hello.run('warm')));
+  t = performance.now();
+  const RUNS = 400;
+  await Promise.all(Array.from({ length: RUNS }, (_, i) => hello.run(`run ${i}`)));
+  const runsPerSecond = RUNS / ((performance.now() - t) / 1000);
+  const processMs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const start = performance.now();
+    spawnSync(process.execPath, [join(root, 'bin', 'ice.js'), 'run', helloWasm, '--policy', helloPolicy, '--input', 'x', '--state', stateDir]);
+    processMs.push(performance.now() - start);
+  }
+  startup.push(['`ice run` of hello as a process, cached component (median of 5)', median(processMs)]);
   inProcessHost.close();
   workerHost.close();
 
-  console.log(`\nimport call cost, µs per call (median of ${ROUNDS} rounds of ${N} calls; node ${process.version}, ${process.arch})\n`);
-  console.log(`${pad('call', 18)}  ${pad('jco, unmediated', 16)}  ${pad('ICE in-process', 15)}  ${pad('ICE worker', 11)}  ${pad('in-process/jco', 15)}  worker/in-process`);
-  for (const [label, base, ice, worker] of rows) {
-    console.log(
-      `${pad(label, 18)}  ${pad(base.toFixed(2), 16)}  ${pad(ice.toFixed(2), 15)}  ${pad(worker.toFixed(2), 11)}  ${pad(`${(ice / base).toFixed(2)}x`, 15)}  ${(worker / ice).toFixed(2)}x`,
-    );
-  }
+
+  const MODES = ['1. raw core wasm -> JS import (floor)', '2. jco component, unmediated (baseline)', '3. ICE in-process, mediated + recorded', '4. ICE worker, mediated + recorded'];
+  console.log(`\nimport call cost, µs per call, median of ${ROUNDS} rounds of ${N} calls (ratio to row 2)`);
+  console.log(`machine: ${availableParallelism()} cores, node ${process.version}, ${process.arch}\n`);
+  console.log(`${pad('', 42)}${CALLS.map((c) => pad(LABEL[c], 20)).join('')}`);
+  MODES.forEach((mode, row) => {
+    const cells = CALLS.map((c) => {
+      const us = rows[c][row]!;
+      return pad(`${us.toFixed(2)} (${(us / rows[c][1]!).toFixed(2)}x)`, 20);
+    });
+    console.log(`${pad(mode, 42)}${cells.join('')}`);
+  });
+  console.log(`${pad('5. worker bridge to the main thread', 42)}not built yet (the bridge comes with http/model)`);
   console.log('\nfuel metering, ms per run (median of 5; same glue, no import calls)\n');
   console.log(`${pad('guest work', 38)}  ${pad('unmetered', 10)}  ${pad('metered', 10)}  ${pad('slowdown', 9)}  fuel used`);
   for (const [label, base, metered, fuel] of compute) {
@@ -159,6 +231,7 @@ try {
   }
   console.log('\nstart-up, ms');
   for (const [label, ms] of startup) console.log(`${pad(label, 84)}  ${ms.toFixed(1)}`);
+  console.log(`${pad(`hello runs per second on the worker pool (${availableParallelism()} workers, ${RUNS} concurrent runs)`, 84)}  ${Math.round(runsPerSecond)}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -13,7 +13,7 @@
  * what was committed. `pending()` lets a supervisor take over the queue (see sandbox/pool.ts).
  */
 import type { StateDb } from '../state/db.js';
-import { DECISION_COUNTER, type CallInput, type RunCounts, type RunEndInput } from './records.js';
+import { DECISION_COUNTER, isoNow, type CallInput, type RunCounts, type RunEndInput } from './records.js';
 import { LedgerError, type RunWriter } from './store.js';
 
 export const DEFAULT_MAX_PENDING = 256;
@@ -47,7 +47,9 @@ export class BufferedRunWriter {
     return { ...this.tally };
   }
 
-  appendCall(call: CallInput): void {
+  appendCall(input: CallInput): void {
+    // The record keeps the time of the call, not of its flush.
+    const call = input.at === undefined ? { ...input, at: isoNow() } : input;
     if (this.state.inTransaction) {
       // Inside a state write's transaction: the record commits with the write, after the flushed queue.
       if (this.queue.length > 0) throw new LedgerError('appendCall: flush() before opening a transaction');
@@ -64,9 +66,7 @@ export class BufferedRunWriter {
   flush(): void {
     if (this.queue.length === 0) return;
     const batch = this.queue;
-    this.state.transaction(() => {
-      for (const call of batch) this.inner.appendCall(call);
-    });
+    this.state.transaction(() => this.inner.appendCalls(batch));
     this.queue = [];
     this.onFlushed?.();
   }
@@ -79,7 +79,7 @@ export class BufferedRunWriter {
   /** Flushes and writes the run-end in one transaction; returns the ledger root. */
   end(end: RunEndInput): string {
     return this.state.transaction(() => {
-      for (const call of this.queue) this.inner.appendCall(call);
+      if (this.queue.length > 0) this.inner.appendCalls(this.queue);
       this.queue = [];
       return this.inner.end(end);
     });

@@ -110,7 +110,10 @@ export interface StoredRecord {
 /** What `LedgerStore.startRun` needs from the caller. */
 export type RunStartInput = Omit<RunStartRecord, 'v' | 'type' | 'seq' | 'prev' | 'at'> & { run: string };
 /** What `RunWriter.appendCall` needs from the caller. */
-export type CallInput = Omit<CallRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'>;
+export type CallInput = Omit<CallRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & {
+  /** When the call was made (ISO 8601); default: when the record is written. Set when records are queued. */
+  at?: string;
+};
 /**
  * What `RunWriter.end` needs from the caller. `counts` may be left out: the writer tallies the call
  * records it wrote; if given, it must equal that tally.

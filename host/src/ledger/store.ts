@@ -54,6 +54,8 @@ export interface RunWriter {
   readonly ended: boolean;
   /** Appends a call record (seq = previous + 1); returns its hash. Committed on return unless in a transaction. */
   appendCall(call: CallInput): string;
+  /** Appends many call records, inside a transaction (see SqliteRunWriter.appendCalls). */
+  appendCalls(calls: readonly CallInput[]): void;
   /**
    * Appends the run-end record; returns its hash, the run's ledger root. The counts written are the
    * writer's own tally; `end.counts`, if given, must equal it (else LedgerError, nothing written).
@@ -237,6 +239,20 @@ function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
+/** Rows per multi-row INSERT in appendCalls: one statement call instead of 32 (~3x fewer µs per row). */
+const CHUNK = 32;
+const chunkStatements = new WeakMap<object, Statement<(string | number)[]>>();
+
+function chunkStatement(state: StateDb): Statement<(string | number)[]> {
+  let statement = chunkStatements.get(state.db);
+  if (!statement) {
+    const rows = Array.from({ length: CHUNK }, () => '(?, ?, ?, ?, ?)').join(', ');
+    statement = state.db.prepare(`INSERT INTO ledger (run, seq, type, hash, body) VALUES ${rows}`);
+    chunkStatements.set(state.db, statement);
+  }
+  return statement;
+}
+
 class SqliteRunWriter implements RunWriter {
   private invalidReason: string | undefined;
 
@@ -274,7 +290,7 @@ class SqliteRunWriter implements RunWriter {
       type: 'call',
       run: this.run,
       seq: this.seqValue + 1,
-      at: isoNow(),
+      at: input.at ?? isoNow(),
       prev: this.headValue,
       call: input.call,
       args: input.args,
@@ -289,6 +305,53 @@ class SqliteRunWriter implements RunWriter {
     this.countsValue.calls++;
     this.countsValue[DECISION_COUNTER[record.decision]]++;
     return hash;
+  }
+
+  /**
+   * Appends many call records at once (a batch from BufferedRunWriter): the same records as that many
+   * `appendCall`s, inserted CHUNK rows per statement. Must run inside a transaction.
+   */
+  appendCalls(inputs: readonly CallInput[]): void {
+    this.checkWritable('appendCalls');
+    if (!this.state.inTransaction) throw new LedgerError('appendCalls: must run inside state.transaction');
+    const before = { seq: this.seqValue, head: this.headValue, counts: { ...this.countsValue } };
+    this.state.onRollback(() => {
+      this.seqValue = before.seq;
+      this.headValue = before.head;
+      this.countsValue = before.counts;
+    });
+    const chunk = chunkStatement(this.state);
+    const params: (string | number)[] = [];
+    for (const input of inputs) {
+      checkCallInput(input);
+      const record: CallRecord = {
+        v: 1,
+        type: 'call',
+        run: this.run,
+        seq: this.seqValue + 1,
+        at: input.at ?? isoNow(),
+        prev: this.headValue,
+        call: input.call,
+        args: input.args,
+        decision: input.decision,
+        rule: input.rule,
+        outcome: input.outcome,
+        durationUs: input.durationUs,
+      };
+      if (!Number.isFinite(record.durationUs) || record.durationUs < 0) throw new LedgerError('call: durationUs must be a finite non-negative number');
+      const body = serializeRecord(record);
+      const hash = sha256Hex(body);
+      params.push(record.run, record.seq, record.type, hash, body);
+      this.seqValue = record.seq;
+      this.headValue = hash;
+      this.countsValue.calls++;
+      this.countsValue[DECISION_COUNTER[record.decision]]++;
+      if (params.length === CHUNK * 5) {
+        chunk.run(...params);
+        params.length = 0;
+      }
+    }
+    for (let i = 0; i < params.length; i += 5) this.insertStmt.run(...(params.slice(i, i + 5) as [string, number, string, string, string]));
   }
 
   end(input: RunEndInput): string {
