@@ -34,7 +34,7 @@ describe('BufferedRunWriter', () => {
     const queuedAt = writer.pending()[0]!.at;
     expect(ledger.readRun(inner.run)).toHaveLength(1);
     await new Promise((resolve) => setTimeout(resolve, 5));
-    for (let i = 2; i <= 100; i++) writer.appendCall(call(i)); // 3 chunks of 32 and a remainder of 4
+    for (let i = 2; i <= 100; i++) writer.appendCall(call(i));
     writer.flush();
     const records = ledger.readRun(inner.run);
     expect(records).toHaveLength(101);
