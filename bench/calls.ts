@@ -5,8 +5,9 @@
  * (bench/guest, built from source) driven through 2. jco's generated bindings with plain host functions
  * and unmetered core modules (the baseline a user would otherwise pick), 3. ICE in-process: metered,
  * ICE's own bindings, decided, performed, recorded in the SQLite ledger (the real Host path),
- * 4. ICE in a worker thread (the default execution). Row 5, a call served from the main thread through a
- * worker bridge, waits for the bridge itself (it comes with the http and model capabilities).
+ * 4. ICE in a worker thread (the default execution), and 5. the cost a capability served by an async
+ * effect on the main thread will have (sandbox/bridge.ts): row 4 plus one bridge round trip, measured
+ * alone from a real worker.
  * One call's cost is (time of a run with n calls − time of a run with 0 calls) / n, median of rounds.
  *
  * Fuel metering: pure-compute runs (no import calls) of the same guest through jco's glue, with the
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import binaryen from 'binaryen';
 import { transpile } from '@bytecodealliance/jco';
@@ -26,6 +28,7 @@ import { buildGuest } from '../host/src/build/index.js';
 import { capMemories, meterCoreModule } from '../host/src/component/meter.js';
 import { instantiateGenerated, type AgentExports, type GeneratedInstantiate, type Meter } from '../host/src/component/prepare.js';
 import { createHost, type Agent } from '../host/src/index.js';
+import { BRIDGE_BYTES, BridgeServer } from '../host/src/sandbox/bridge.js';
 import { openStateDb } from '../host/src/state/db.js';
 import { KvStore } from '../host/src/state/kv-store.js';
 
@@ -86,6 +89,36 @@ function rawCoreLoop(): (n: number) => void {
     env: { write: (level: number, ptr: number, len: number, ret: number) => void (sink += level + ptr + len + ret) },
   });
   return instance.exports.calls as (n: number) => void;
+}
+
+/**
+ * Row 5's mechanism: a worker whose calls each block on the bridge while an async function on this
+ * thread answers them; µs per round trip, the median of rounds of n calls.
+ */
+async function bridgeRoundTripUs(n: number): Promise<number> {
+  const buffer = new SharedArrayBuffer(BRIDGE_BYTES);
+  const server = new BridgeServer(buffer, async (_op, args) => ({ tag: 'ok', val: args }));
+  const bridgeUrl = new URL('../host/src/sandbox/bridge.js', import.meta.url).href;
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(bridgeUrl)}).then(({ BridgeClient }) => {
+      const client = new BridgeClient(workerData.buffer);
+      const samples = [];
+      for (let r = 0; r < ${ROUNDS}; r++) {
+        const t = performance.now();
+        for (let i = 0; i < workerData.n; i++) client.call('log.write', ['info', 'tick']);
+        samples.push(((performance.now() - t) * 1000) / workerData.n);
+      }
+      parentPort.postMessage(samples);
+    });`;
+  const worker = new Worker(source, { eval: true, workerData: { buffer, n } });
+  const samples = await new Promise<number[]>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  server.close();
+  return median(samples);
 }
 
 /** The component through jco's glue with plain host functions; core modules metered or not. */
@@ -223,7 +256,9 @@ try {
     });
     console.log(`${pad(mode, 42)}${cells.join('')}`);
   });
-  console.log(`${pad('5. worker bridge to the main thread', 42)}not built yet (the bridge comes with http/model)`);
+  const bridge = await bridgeRoundTripUs(Math.min(N, 5000));
+  console.log(`${pad('5. ICE worker + bridge to the main thread', 42)}${CALLS.map((c) => pad(`${(rows[c][3]! + bridge).toFixed(2)} (${((rows[c][3]! + bridge) / rows[c][1]!).toFixed(2)}x)`, 20)).join('')}`);
+  console.log(`   (row 4 + one bridge round trip, measured alone: ${bridge.toFixed(2)} µs; no capability is bridged yet: http and model will be)`);
   console.log('\nfuel metering, ms per run (median of 5; same glue, no import calls)\n');
   console.log(`${pad('guest work', 38)}  ${pad('unmetered', 10)}  ${pad('metered', 10)}  ${pad('slowdown', 9)}  fuel used`);
   for (const [label, base, metered, fuel] of compute) {

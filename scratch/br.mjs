@@ -1,0 +1,11 @@
+import { Worker } from 'node:worker_threads';
+import { BRIDGE_BYTES, BridgeServer } from '../dist/host/src/sandbox/bridge.js';
+const buffer = new SharedArrayBuffer(BRIDGE_BYTES);
+let served = 0;
+const server = new BridgeServer(buffer, async (_op, args) => { served++; return { tag: 'ok', val: args }; });
+const url = new URL('../dist/host/src/sandbox/bridge.js', import.meta.url).href;
+const w = new Worker(`const { workerData, parentPort } = require('node:worker_threads');
+import(${JSON.stringify(url)}).then(({ BridgeClient }) => { const c = new BridgeClient(workerData.buffer); const t = performance.now();
+for (let i = 0; i < workerData.n; i++) c.call('x', ['info','tick']); parentPort.postMessage((performance.now()-t)*1000/workerData.n); });`, { eval: true, workerData: { buffer, n: 5000 } });
+const timer = setInterval(() => console.log('served', served, Atomics.load(new Int32Array(buffer,0,2),0)), 1000);
+w.once('message', (us) => { console.log('µs per call', us); clearInterval(timer); server.close(); w.terminate(); });
