@@ -122,13 +122,16 @@ class Abi {
   }
 }
 
+/** The err case of a result whose payload starts at `at` (4, or 8 for result<u64, error>). */
+function fail(abi: Abi, ret: number, at: number, error: { tag: string; val: string }): void {
+  abi.error(ret, at, error);
+  abi.u8(ret >>> 0, 1);
+}
+
 /** result<_, error> */
 function unit(abi: Abi, ret: number, answer: Answer): void {
   if (answer.tag === 'ok') abi.u8(abi.area(ret, 1), 0);
-  else {
-    abi.error(ret, 4, answer.val);
-    abi.u8(ret >>> 0, 1);
-  }
+  else fail(abi, ret, 4, answer.val);
 }
 
 /** The core import functions for the capabilities the component imports, keyed by core module name. */
@@ -158,10 +161,7 @@ export function worldBindings(world: World, imported: readonly CapabilityName[],
               const p = abi.area(ret as number, 16);
               abi.u8(p, 0);
               abi.u64(p + 8, answer.val as bigint);
-            } else {
-              abi.error(ret as number, 8, answer.val);
-              abi.u8((ret as number) >>> 0, 1);
-            }
+            } else fail(abi, ret as number, 8, answer.val);
           },
         };
         break;
@@ -171,11 +171,7 @@ export function worldBindings(world: World, imported: readonly CapabilityName[],
         out['ice:agent/random@0.1.0'] = {
           bytes: (len, ret) => {
             const answer = bytes((len as number) >>> 0) as Answer;
-            if (answer.tag === 'err') {
-              abi.error(ret as number, 4, answer.val);
-              abi.u8((ret as number) >>> 0, 1);
-              return;
-            }
+            if (answer.tag === 'err') return fail(abi, ret as number, 4, answer.val);
             const [ptr, n] = abi.lowerBytes(answer.val as Uint8Array);
             const p = abi.area(ret as number, 12);
             abi.u8(p, 0);
@@ -190,11 +186,7 @@ export function worldBindings(world: World, imported: readonly CapabilityName[],
         out['ice:agent/kv@0.1.0'] = {
           get: (kp, kl, ret) => {
             const answer = get(abi.string(kp as number, kl as number)) as Answer;
-            if (answer.tag === 'err') {
-              abi.error(ret as number, 4, answer.val);
-              abi.u8((ret as number) >>> 0, 1);
-              return;
-            }
+            if (answer.tag === 'err') return fail(abi, ret as number, 4, answer.val);
             const value = answer.val as string | null | undefined;
             if (value === null || value === undefined) {
               const p = abi.area(ret as number, 8);
@@ -214,11 +206,7 @@ export function worldBindings(world: World, imported: readonly CapabilityName[],
           delete: (kp, kl, ret) => unit(abi, ret as number, del(abi.string(kp as number, kl as number)) as Answer),
           keys: (pp, pl, ret) => {
             const answer = keys(abi.string(pp as number, pl as number)) as Answer;
-            if (answer.tag === 'err') {
-              abi.error(ret as number, 4, answer.val);
-              abi.u8((ret as number) >>> 0, 1);
-              return;
-            }
+            if (answer.tag === 'err') return fail(abi, ret as number, 4, answer.val);
             const list = answer.val as string[];
             const lowered = list.map((key) => abi.lowerString(key));
             const elements = list.length === 0 ? 4 : abi.alloc(list.length * 8, 4);

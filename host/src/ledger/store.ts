@@ -269,9 +269,9 @@ class SqliteRunWriter implements RunWriter {
     this.invalidReason = reason;
   }
 
-  appendCall(input: CallInput): string {
-    this.checkWritable('appendCall');
-    const record: CallRecord = {
+  /** The next call record of this run: seq and prev follow the head. */
+  private callRecord(input: CallInput): CallRecord {
+    return {
       v: 1,
       type: 'call',
       run: this.run,
@@ -285,6 +285,11 @@ class SqliteRunWriter implements RunWriter {
       outcome: input.outcome,
       durationUs: input.durationUs,
     };
+  }
+
+  appendCall(input: CallInput): string {
+    this.checkWritable('appendCall');
+    const record = this.callRecord(input);
     checkCallInput(input);
     const hash = this.insert(record);
     // insert() snapshotted the counts for a rollback; mutate in place.
@@ -309,20 +314,7 @@ class SqliteRunWriter implements RunWriter {
     });
     for (const input of inputs) {
       checkCallInput(input);
-      const record: CallRecord = {
-        v: 1,
-        type: 'call',
-        run: this.run,
-        seq: this.seqValue + 1,
-        at: input.at ?? isoNow(),
-        prev: this.headValue,
-        call: input.call,
-        args: input.args,
-        decision: input.decision,
-        rule: input.rule,
-        outcome: input.outcome,
-        durationUs: input.durationUs,
-      };
+      const record = this.callRecord(input);
       if (!Number.isFinite(record.durationUs) || record.durationUs < 0) throw new LedgerError('call: durationUs must be a finite non-negative number');
       const body = serializeRecord(record);
       const hash = sha256Hex(body);
