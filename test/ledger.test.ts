@@ -681,6 +681,26 @@ describe('state database', () => {
     expect(state.db.open).toBe(true);
   });
 
+  it('migrates a version-1 state (before runs in flight were tracked) to version 2, keeping its ledger', () => {
+    const dir = tempDir();
+    const state = open(dir);
+    const ledger = new LedgerStore(state);
+    const writer = startRun(ledger);
+    writer.end({ outcome: 'ok', durationUs: 1 });
+    const before = ledger.readRun(writer.run).map((r) => r.hash);
+    state.close();
+    // What ICE 0.1.0's schema v1 looked like: no `running` table.
+    const raw = new Database(join(dir, 'ice.db'));
+    raw.exec('DROP TABLE running');
+    raw.pragma('user_version = 1');
+    raw.close();
+
+    const reopened = open(dir);
+    expect(reopened.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(reopened.db.prepare('SELECT count(*) AS n FROM running').get()).toEqual({ n: 0 });
+    expect(new LedgerStore(reopened).readRun(writer.run).map((r) => r.hash)).toEqual(before);
+  });
+
   it('refuses a database written by a newer schema version, naming both versions', () => {
     const dir = tempDir();
     open(dir).close();
