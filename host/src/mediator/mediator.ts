@@ -10,7 +10,7 @@
 import type { CompiledPolicy, Denied } from '../policy/index.js';
 import type { StateDb } from '../state/db.js';
 import type { KvStore } from '../state/kv-store.js';
-import { capture, type CallInput } from '../ledger/index.js';
+import { capture, isoNow, type CallInput } from '../ledger/index.js';
 import { CAPABILITY_FUNCTIONS, qualifiedInterface, type CapabilityName } from '../component/wit.js';
 import { createClock } from '../capabilities/clock.js';
 import { createEvents, type GuestEventSink } from '../capabilities/events.js';
@@ -158,6 +158,8 @@ export class RunMediator {
       rule: verdict.rule,
       outcome: allowed ? { ok: value === undefined ? null : capture(value as never, mode, max) } : { err: { kind: verdict.error.tag, message: verdict.error.val } },
       durationUs,
+      // The call's time, set here so a queued record does not need a copy to carry it.
+      at: isoNow(),
     });
     return allowed ? { tag: 'ok', val: value } : { tag: 'err', val: verdict.error };
   }
