@@ -748,6 +748,18 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} mutants per suite; ICE_FUZZ_SEED / I
     );
   });
 
+  /** The PolicyError loading `path` throws (failing the test if it throws anything else, or nothing). */
+  function policyErrorOf(path: string): PolicyError {
+    let error: unknown;
+    try {
+      loadPolicyFile(path);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PolicyError);
+    return error as PolicyError;
+  }
+
   describe('regressions found by this fuzzer', () => {
     let host: Host;
     beforeAll(async () => {
@@ -766,29 +778,15 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} mutants per suite; ICE_FUZZ_SEED / I
     });
 
     it('YAML nested 10000 deep is refused as nested too deeply (was: the engine\'s stack overflow text)', () => {
-      const path = writePolicy(`version: 1\ncomponent: deep\ngrants: ${'['.repeat(10_000)}${']'.repeat(10_000)}\n`);
-      let error: unknown;
-      try {
-        loadPolicyFile(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(PolicyError);
-      const messages = (error as PolicyError).issues.map((issue) => issue.message);
+      const error = policyErrorOf(writePolicy(`version: 1\ncomponent: deep\ngrants: ${'['.repeat(10_000)}${']'.repeat(10_000)}\n`));
+      const messages = error.issues.map((issue) => issue.message);
       expect(messages.filter((m) => m.includes('Maximum call stack'))).toEqual([]);
       expect(messages.some((m) => m.includes('nested too deeply'))).toBe(true);
     });
 
     it('an unknown key of 70 000 characters is cut in the message (was: a 70 000-character message)', () => {
-      const path = writePolicy(JSON.stringify({ version: 1, component: 'long', grants: {}, ['k'.repeat(70_000)]: 1 }), 'policy.json');
-      let error: unknown;
-      try {
-        loadPolicyFile(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(PolicyError);
-      expect((error as PolicyError).message.length).toBeLessThan(2000);
+      const error = policyErrorOf(writePolicy(JSON.stringify({ version: 1, component: 'long', grants: {}, ['k'.repeat(70_000)]: 1 }), 'policy.json'));
+      expect(error.message.length).toBeLessThan(2000);
     });
 
     it('15 bytes declaring a 256 MiB section are refused at once (was: jco allocating 256 MiB)', async () => {
