@@ -20,6 +20,10 @@ import type { GuestLogSink } from './capabilities/log.js';
 import { compilePolicy, loadPolicyFile, type CompiledPolicy } from './policy/index.js';
 import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { WorkerPool } from './sandbox/pool.js';
+import { GatewayServer, type Approver } from './sandbox/gateway-server.js';
+import { secretSource, type SecretSource } from './egress/secrets.js';
+import type { ModelConfig } from './model/providers.js';
+import { GATEWAY_CAPABILITIES } from './component/wit.js';
 import { openStateDb, type StateDb } from './state/db.js';
 import { KvStore } from './state/kv-store.js';
 import { ICE_VERSION } from './version.js';
@@ -46,6 +50,23 @@ export interface HostOptions {
   readonly execution?: 'worker' | 'in-process';
   /** Worker threads in the pool. Default: the number of cores. */
   readonly workers?: number;
+  /**
+   * Secret values by name, for `inject` rules (e.g. from `loadSecretsFile`); a name not here is read from
+   * the environment. Values stay on the host thread: never sent to a worker, a guest, the ledger or a log.
+   */
+  readonly secrets?: Readonly<Record<string, string>>;
+  /** Where `secrets` came from, for messages (e.g. the secrets file's path). */
+  readonly secretsSource?: string;
+  /** Decides `ask` rules (http, model, kv writes). Without one every ask is denied. */
+  readonly approve?: Approver;
+  /** Who the ledger says answered an ask when the approver does not say. Default `approver`. */
+  readonly approverName?: string;
+  /** Model providers (models other than `local/*` go to the OpenAI-compatible endpoint). */
+  readonly models?: ModelConfig;
+  /** Egress DNS: hostname → addresses. Default the system resolver. For tests and custom resolvers. */
+  readonly resolve?: (hostname: string) => Promise<readonly string[]>;
+  /** Extra CA certificates trusted for egress TLS. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
 }
 
 export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
@@ -106,6 +127,8 @@ export class Host {
   private readonly guestLog: GuestLogSink;
   private readonly execution: 'worker' | 'in-process';
   private pool: WorkerPool | undefined;
+  private readonly secrets: SecretSource;
+  private readonly gateway: GatewayServer;
 
   constructor(private readonly options: HostOptions) {
     this.stateDir = resolve(options.stateDir ?? '.ice');
@@ -121,6 +144,16 @@ export class Host {
       options.onGuestLog ??
       ((entry) => this.logger.debug({ guest: entry.component, run: entry.runId, level: entry.level }, entry.message));
     this.execution = options.execution ?? 'worker';
+    this.secrets = secretSource(options.secrets, process.env, options.secretsSource);
+    this.gateway = new GatewayServer({
+      secrets: this.secrets,
+      ...(options.approve ? { approver: options.approve } : {}),
+      ...(options.approverName ? { approverName: options.approverName } : {}),
+      ...(options.models ? { models: options.models } : {}),
+      ...(options.resolve ? { resolve: options.resolve } : {}),
+      ...(options.ca ? { ca: options.ca } : {}),
+      onApproverError: (error) => this.logger.error({ error: error instanceof Error ? error.message : String(error) }, 'the approver failed; the ask was denied'),
+    });
     for (const { run, pid, calls } of endInterruptedRuns(this.state, this.ledger)) {
       this.logger.warn({ run, pid, calls }, 'ended a run interrupted when its process stopped: outcome incomplete');
     }
@@ -137,6 +170,7 @@ export class Host {
     checkHeader(bytes, origin);
     const info = await this.cache.inspect(bytes, origin);
     const imported = admitImports(info, compiled, origin);
+    this.checkGatewayNeeds(compiled, imported, origin);
     const prepared = await this.cache.prepare(bytes, info, origin);
     // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
     prepared.modules(compiled.limits.memoryMiB);
@@ -144,6 +178,35 @@ export class Host {
     this.components.put(bytes, info.digest);
     this.logger.debug({ component: compiled.component, digest: info.digest, source: prepared.source, ms: prepared.prepareMs }, 'component loaded');
     return new Agent(this, info, compiled, imported, prepared);
+  }
+
+  /**
+   * Refuses, at load, what a run could only fail at: http, model and approvals need the host thread
+   * free to serve them (worker execution), and every secret a rule injects must exist.
+   */
+  private checkGatewayNeeds(policy: CompiledPolicy, imported: readonly CapabilityName[], origin: string): void {
+    const { grants } = policy;
+    const usesGateway = imported.filter((name) => GATEWAY_CAPABILITIES.includes(name) && grants[name]?.mode === 'grant');
+    const asks = imported.includes('kv') && grants.kv?.mode === 'grant' && grants.kv.ask.length > 0;
+    if (this.execution === 'in-process' && (usesGateway.length > 0 || asks)) {
+      const what = [...usesGateway.map((name) => `grants.${name}`), ...(asks ? ['grants.kv.ask'] : [])].join(', ');
+      throw new LoadError(
+        'needs-worker',
+        origin,
+        `policy ${policy.source} grants ${what}, which in-process execution cannot serve (the host thread runs the guest): use worker execution (the default; drop --in-process)`,
+      );
+    }
+    if (!imported.includes('http') || grants.http?.mode !== 'grant') return;
+    for (const rule of [...grants.http.allow, ...grants.http.ask]) {
+      const name = rule.inject?.secret;
+      if (name !== undefined && !this.secrets.get(name)) {
+        throw new LoadError(
+          'missing-secret',
+          origin,
+          `policy ${policy.source}: ${rule.rule}.inject needs the secret ${name}, which is not set in ${this.secrets.describe}; set it (e.g. ${name}=… in the environment, or ice run --secrets <file>)`,
+        );
+      }
+    }
   }
 
   /** The records of one run, in order (`last` for the most recent run). */
@@ -176,6 +239,7 @@ export class Host {
   close(): void {
     void this.pool?.close();
     this.pool = undefined;
+    this.gateway.close();
     this.state.close();
   }
 
@@ -218,7 +282,8 @@ export class Host {
   private async inWorker(agent: Agent, request: RunRequest): Promise<RunSummary> {
     const { policy, prepared } = agent;
     const { memoryMiB, timeoutMs } = policy.limits;
-    this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir);
+    this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir, (op, args) => this.gateway.serve(op, args));
+    this.gateway.begin(request.runId, policy);
     const outcome = await this.pool.run({
       job: {
         runId: request.runId,
@@ -232,7 +297,7 @@ export class Host {
       // A sink that throws cannot fail a run that already recorded the call; it must not crash the host either.
       onLog: (entry) => this.deliver('onGuestLog', () => this.guestLog(entry)),
       onEvent: (event) => this.deliver('onEvent', () => this.options.onEvent?.(event)),
-    });
+    }).finally(() => this.gateway.end(request.runId));
     switch (outcome.kind) {
       case 'done':
         return outcome.summary;

@@ -13,3 +13,7 @@ export { PolicyError, loadPolicyFile, parsePolicyText, compilePolicy, type Compi
 export { type GuestLogEntry, type GuestLogSink } from './capabilities/log.js';
 export { type GuestEvent, type GuestEventSink } from './capabilities/events.js';
 export { ReplayError, type ReplayOptions, type ReplayReport } from './replay/replay.js';
+export { type Approver } from './sandbox/gateway-server.js';
+export { type ApprovalRequest } from './capabilities/gateway.js';
+export { loadSecretsFile, SecretsError } from './egress/secrets.js';
+export { type ModelConfig, type OpenAiCompatibleConfig } from './model/providers.js';

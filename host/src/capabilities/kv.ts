@@ -7,6 +7,7 @@ import { firstMatch, type KvGrant, type Matcher } from '../policy/index.js';
 import type { KvStore } from '../state/kv-store.js';
 import {
   allow,
+  ask,
   deny,
   invalid,
   overLimit,
@@ -15,6 +16,7 @@ import {
   utf8Bytes,
   type InterfaceOperations,
   type RunScope,
+  type Decided,
   type Verdict,
 } from './operation.js';
 
@@ -36,11 +38,14 @@ export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): Inter
     return undefined;
   }
 
-  function decideKey(fn: string, key: string, rules: readonly Matcher[], access: 'read' | 'write'): Verdict {
+  function decideKey(fn: string, key: string, rules: readonly Matcher[], access: 'read' | 'write'): Decided {
     const bad = checkKey(fn, key);
     if (bad) return bad;
     const rule = firstMatch(rules, key);
     if (rule) return allow(rule.rule);
+    // A write no write rule allows may still be allowed by the approver, under an ask rule.
+    const asked = access === 'write' ? firstMatch(grant.ask, key) : undefined;
+    if (asked) return ask(asked.rule, grant.askTimeoutMs, `${fn} ${quote(key)}`);
     return deny(
       `${grant.rule}.${access}`,
       `kv.${fn}(${quote(key)}) denied for component "${scope.component}": no ${access} rule matches; ` +
@@ -65,7 +70,7 @@ export function createKv(grant: KvGrant, scope: RunScope, store: KvStore): Inter
       writesState: true,
       decide([key, value]) {
         const verdict = decideKey('set', key , grant.write, 'write');
-        if (verdict.decision !== 'allow') return verdict;
+        if (verdict.decision !== 'allow' && verdict.decision !== 'ask') return verdict;
         const size = utf8Bytes(value );
         if (size > grant.maxValueBytes) {
           return overLimit(

@@ -12,6 +12,10 @@
  *   result<_, error>: tag @0, err @4 · result<u64, error>: tag @0, ok u64 @8, err @8 ·
  *   result<list<u8>, error>: ok ptr @4 len @8 · result<option<string>, error>: option tag @4, ptr @8,
  *   len @12 · result<list<string>, error>: ok ptr @4 len @8 (elements ptr, len; 8 bytes, align 4).
+ *   http.fetch(request) is flattened to 9 values: method, url, headers (list of 16-byte {name, value}
+ *   records), body option (tag, ptr, len); result<response, error>: status u16 @4, headers @8/@12,
+ *   body @16/@20. model.complete(request): model, messages (16-byte {role, content} records), max-tokens;
+ *   result<completion, error>: text @4/@8, usage input @12, output @16.
  * Everything the guest hands over is checked: a pointer or length outside its memory is a RangeError,
  * a string that is not UTF-8 a TypeError (both blamed on the guest); an unknown `level` a TypeError.
  */
@@ -61,6 +65,49 @@ class Abi {
     const n = len >>> 0;
     this.check(p, n, 'a string');
     return utf8.decode(this.bytes.subarray(p, p + n));
+  }
+
+  bytesCopy(ptr: number, len: number): Uint8Array {
+    this.refresh();
+    const p = ptr >>> 0;
+    const n = len >>> 0;
+    this.check(p, n, 'a byte list');
+    return this.bytes.slice(p, p + n);
+  }
+
+  /** A list of records of two strings each (http headers, model messages), 16 bytes per element. */
+  stringPairs(ptr: number, len: number, first: string, second: string): Record<string, string>[] {
+    this.refresh();
+    const p = ptr >>> 0;
+    const n = len >>> 0;
+    if (n > 0 && p % 4 !== 0) throw new RangeError(`a list at ${p} is not aligned to 4`);
+    this.check(p, n * 16, 'a list');
+    const out: Record<string, string>[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = p + i * 16;
+      const a = this.string(this.view.getUint32(at, true), this.view.getUint32(at + 4, true));
+      const b = this.string(this.view.getUint32(at + 8, true), this.view.getUint32(at + 12, true));
+      out.push({ [first]: a, [second]: b });
+    }
+    return out;
+  }
+
+  /** Lowers a list of two-string records; returns [ptr, len]. */
+  lowerStringPairs(items: readonly Record<string, string>[], first: string, second: string): [number, number] {
+    if (items.length === 0) return [4, 0];
+    const lowered = items.map((item) => [...this.lowerString(item[first]!), ...this.lowerString(item[second]!)]);
+    const elements = this.alloc(items.length * 16, 4);
+    lowered.forEach(([ap, al, bp, bl], i) => {
+      this.u32(elements + i * 16, ap!);
+      this.u32(elements + i * 16 + 4, al!);
+      this.u32(elements + i * 16 + 8, bp!);
+      this.u32(elements + i * 16 + 12, bl!);
+    });
+    return [elements, items.length];
+  }
+
+  u16(at: number, value: number): void {
+    this.view.setUint16(at, value, true);
   }
 
   level(value: number): (typeof LEVELS)[number] {
@@ -218,6 +265,57 @@ export function worldBindings(world: World, imported: readonly CapabilityName[],
             abi.u8(p, 0);
             abi.u32(p + 4, elements);
             abi.u32(p + 8, list.length);
+          },
+        };
+        break;
+      }
+      case 'http': {
+        const fetch = fn('http', 'fetch');
+        out['ice:agent/http@0.1.0'] = {
+          fetch: (mp, ml, up, ul, hp, hl, bodyTag, bp, bl, ret) => {
+            const tag = bodyTag as number;
+            if (tag !== 0 && tag !== 1) throw new TypeError(`invalid option discriminant ${tag} for the request body`);
+            const request = {
+              method: abi.string(mp as number, ml as number),
+              url: abi.string(up as number, ul as number),
+              headers: abi.stringPairs(hp as number, hl as number, 'name', 'value'),
+              ...(tag === 1 ? { body: abi.bytesCopy(bp as number, bl as number) } : {}),
+            };
+            const answer = fetch(request) as Answer;
+            if (answer.tag === 'err') return fail(abi, ret as number, 4, answer.val);
+            const response = answer.val as { status: number; headers: Record<string, string>[]; body: Uint8Array };
+            const [headers, count] = abi.lowerStringPairs(response.headers, 'name', 'value');
+            const [body, size] = abi.lowerBytes(response.body);
+            const p = abi.area(ret as number, 24);
+            abi.u8(p, 0);
+            abi.u16(p + 4, response.status);
+            abi.u32(p + 8, headers);
+            abi.u32(p + 12, count);
+            abi.u32(p + 16, body);
+            abi.u32(p + 20, size);
+          },
+        };
+        break;
+      }
+      case 'model': {
+        const complete = fn('model', 'complete');
+        out['ice:agent/model@0.1.0'] = {
+          complete: (mp, ml, lp, ll, maxTokens, ret) => {
+            const request = {
+              model: abi.string(mp as number, ml as number),
+              messages: abi.stringPairs(lp as number, ll as number, 'role', 'content'),
+              maxTokens: (maxTokens as number) >>> 0,
+            };
+            const answer = complete(request) as Answer;
+            if (answer.tag === 'err') return fail(abi, ret as number, 4, answer.val);
+            const completion = answer.val as { text: string; usage: { inputTokens: number; outputTokens: number } };
+            const [text, length] = abi.lowerString(completion.text);
+            const p = abi.area(ret as number, 20);
+            abi.u8(p, 0);
+            abi.u32(p + 4, text);
+            abi.u32(p + 8, length);
+            abi.u32(p + 12, completion.usage.inputTokens >>> 0);
+            abi.u32(p + 16, completion.usage.outputTokens >>> 0);
           },
         };
         break;

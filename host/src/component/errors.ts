@@ -14,6 +14,10 @@ export type LoadErrorCode =
   | 'signature-mismatch'
   | 'bad-export'
   | 'prepare-failed'
+  /** The policy needs the host thread (http, model, approvals) but execution is in-process. */
+  | 'needs-worker'
+  /** A rule injects a secret the host does not have. */
+  | 'missing-secret'
   | 'memory-limit';
 
 export class LoadError extends Error {

@@ -12,7 +12,7 @@ export const ICE_VERSION = '0.1.0';
 export const ICE_WORLD = 'agent';
 
 /** The capability interfaces a component may import (any subset), in WIT order. */
-export const CAPABILITY_INTERFACES = ['log', 'clock', 'random', 'kv', 'events'] as const;
+export const CAPABILITY_INTERFACES = ['log', 'clock', 'random', 'kv', 'events', 'http', 'model'] as const;
 export type CapabilityName = (typeof CAPABILITY_INTERFACES)[number];
 
 /** Interfaces that carry only types: importing them grants nothing. */
@@ -68,10 +68,17 @@ export const CAPABILITY_FUNCTIONS = {
   random: ['bytes'],
   kv: ['get', 'set', 'delete', 'keys'],
   events: ['emit'],
+  http: ['fetch'],
+  model: ['complete'],
 } as const satisfies {
   log: readonly (keyof typeof import('../generated/interfaces/ice-agent-log.js'))[];
   clock: readonly (keyof typeof import('../generated/interfaces/ice-agent-clock.js'))[];
   random: readonly (keyof typeof import('../generated/interfaces/ice-agent-random.js'))[];
   kv: readonly (keyof typeof import('../generated/interfaces/ice-agent-kv.js'))[];
   events: readonly (keyof typeof import('../generated/interfaces/ice-agent-events.js'))[];
+  http: readonly (keyof typeof import('../generated/interfaces/ice-agent-http.js'))[];
+  model: readonly (keyof typeof import('../generated/interfaces/ice-agent-model.js'))[];
 };
+
+/** Capabilities whose effects the host thread performs (a run reaches them through the gateway). */
+export const GATEWAY_CAPABILITIES: readonly CapabilityName[] = ['http', 'model'];

@@ -306,6 +306,15 @@ export function parseRequestUrl(text: string): ParsedRequestUrl {
   } catch {
     return refuse('it is not a valid URL');
   }
+  // `http://2130706433/`, `http://0x7f.1/`, `http://[::ffff:127.0.0.1]/` are other spellings of an address:
+  // the parser normalizes them (so every rule sees the canonical address), but a request is refused unless it
+  // names an IP the way it is checked and recorded, so an audit never shows one address as another.
+  if (IPV4.test(url.hostname) || url.hostname.startsWith('[')) {
+    const written = authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.replace(/:\d*$/u, '');
+    if (written.toLowerCase() !== url.hostname) {
+      return refuse(`the host ${show(written)} is another spelling of the address ${url.hostname}; write ${url.hostname}`);
+    }
+  }
   const target = requestTarget(url);
   if (!target.ok) return refuse(target.reason);
   return { ok: true, url };
@@ -403,7 +412,7 @@ export type Decision =
   | { readonly decision: 'allow'; readonly rule: string }
   | { readonly decision: 'deny'; readonly rule: string; readonly reason: string };
 
-function hostMatches(matcher: HostMatcher, host: string): boolean {
+export function hostMatches(matcher: HostMatcher, host: string): boolean {
   if (matcher.kind === 'exact') return host === matcher.name;
   // At least one label before the suffix: `example.com` and `evilexample.com` never end with `.example.com`
   // as a proper subdomain; `example.com.evil.com` does not end with it at all.
@@ -446,4 +455,12 @@ export function decide(rules: { readonly allow: readonly UrlRule[]; readonly den
     rule: 'grants.http.allow',
     reason: `${method} ${url.href} matches no rule; add a rule like ${EXAMPLE_RULE} to grants.http.allow (with methods: [${method}] for methods other than GET and HEAD)`,
   };
+}
+
+/** Why `name` cannot be a header the host injects (a rule's `inject.header`), or `undefined`. */
+export function injectedHeaderProblem(name: string): string | undefined {
+  if (!TOKEN.test(name)) return `${show(name)} is not a header name (letters, digits, !#$%&'*+-.^_\`|~)`;
+  const lower = name.toLowerCase();
+  if (REFUSED_HEADERS.has(lower) || lower.startsWith('proxy-')) return `"${name}" is hop-by-hop or set by the host; inject another header`;
+  return undefined;
 }

@@ -158,7 +158,8 @@ export function displayCall(call: string): string {
 
 function formatCall(c: CallRecord): string {
   const args = c.args.map((a) => formatCaptured(a, MAX_ARG)).join(', ');
-  return shorten(`${clean(displayCall(c.call))}(${args})`, MAX_CALL);
+  const hop = c.hop === undefined ? '' : `↪${c.hop} `;
+  return shorten(`${hop}${clean(displayCall(c.call))}(${args})`, MAX_CALL);
 }
 
 function formatCallOutcome(c: CallRecord): string {
@@ -168,6 +169,10 @@ function formatCallOutcome(c: CallRecord): string {
 
 /** A captured value for display: JSON-quoted strings, `sha256:1a2b3c4d… (12 B)` for digests. */
 export function formatCaptured(c: Captured, max: number): string {
+  if ('fields' in c) {
+    const parts = Object.entries(c.fields).map(([name, field]) => `${clean(name)}: ${formatCaptured(field, MAX_ARG)}`);
+    return shorten(`{${parts.join(', ')}}`, max);
+  }
   if ('sha256' in c) return `sha256:${c.sha256.slice(0, 8)}… (${formatSize(c.size)})`;
   if ('hex' in c) return shorten(`0x${c.hex}`, max - 1) + ` (${formatSize(c.hex.length / 2)})`;
   const v = c.value;

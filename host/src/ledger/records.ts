@@ -19,7 +19,9 @@ export const LEDGER_RECORD_VERSION = 1;
 export type Captured =
   | { value: string | number | boolean | null | string[] }
   | { sha256: string; size: number }
-  | { hex: string };
+  | { hex: string }
+  /** A WIT record (an http request, a model completion): each field captured by the same rules. */
+  | { fields: { [name: string]: Captured } };
 
 export type CaptureMode = 'full' | 'digest';
 
@@ -73,6 +75,21 @@ export interface CallRecord {
   rule: string;
   outcome: CallOutcome;
   durationUs: number;
+  /**
+   * A redirect the host followed for the call before it (hop 1, 2, ...): a record of its own, decided
+   * again against the whole policy. The guest's answer is the outcome of the call's last hop.
+   */
+  hop?: number;
+  /** For a call an `ask` rule sent to the host's approver: who answered, and how. */
+  approval?: Approval;
+}
+
+export interface Approval {
+  /** Who or what answered: the CLI's prompt (`terminal`), `--approve all|none`, or the library callback's name. */
+  by: string;
+  answer: 'approved' | 'denied' | 'timeout';
+  /** How long the run waited for the answer. */
+  waitedMs: number;
 }
 
 export interface RunEndRecord {
@@ -137,8 +154,17 @@ export function isoNow(): string {
   return lastIso;
 }
 
-/** A value a capability call may take or return. */
-export type Capturable = string | number | bigint | boolean | Uint8Array | readonly string[] | null | undefined;
+/** A value a capability call may take or return; a plain object is a WIT record. */
+export type Capturable =
+  | string
+  | number
+  | bigint
+  | boolean
+  | Uint8Array
+  | readonly string[]
+  | null
+  | undefined
+  | { readonly [field: string]: Capturable };
 
 /**
  * Captures a call argument or result for the ledger.
@@ -178,6 +204,13 @@ export function capture(value: Capturable, mode: CaptureMode, maxBytes: number =
     const list = value.map(String);
     const json = JSON.stringify(list);
     return mode === 'full' && Buffer.byteLength(json, 'utf8') <= maxBytes ? { value: list } : digestOf(json);
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    // Each field by the same rules (and the same cap), so a record's small fields (a method, a status)
+    // stay readable while a large body becomes its digest.
+    const fields: { [name: string]: Captured } = {};
+    for (const [name, field] of Object.entries(value as { readonly [field: string]: Capturable })) fields[name] = capture(field, mode, maxBytes);
+    return { fields };
   }
   throw new TypeError(`capture: unsupported value of type ${typeof value}`);
 }
@@ -247,7 +280,12 @@ export function serializeRecord(record: LedgerRecord): string {
         `"at":${JSON.stringify(record.at)},"prev":${JSON.stringify(record.prev)},` +
         `"call":${JSON.stringify(record.call)},"args":${JSON.stringify(record.args)},` +
         `"decision":${JSON.stringify(record.decision)},"rule":${JSON.stringify(record.rule)},` +
-        `"outcome":${JSON.stringify(record.outcome)},"durationUs":${JSON.stringify(record.durationUs)}}`
+        `"outcome":${JSON.stringify(record.outcome)},"durationUs":${JSON.stringify(record.durationUs)}` +
+        (record.hop === undefined ? '' : `,"hop":${JSON.stringify(record.hop)}`) +
+        (record.approval === undefined
+          ? ''
+          : `,"approval":${JSON.stringify({ by: record.approval.by, answer: record.approval.answer, waitedMs: record.approval.waitedMs })}`) +
+        '}'
       );
     case 'run-end':
       return JSON.stringify({

@@ -233,6 +233,7 @@ function checkCallInput(input: CallInput): void {
   }
   if (typeof input.rule !== 'string') throw new LedgerError('appendCall: rule must be a string');
   if (typeof input.outcome !== 'object' || input.outcome === null) throw new LedgerError('appendCall: outcome must be an object');
+  if (input.hop !== undefined && !(Number.isSafeInteger(input.hop) && input.hop > 0)) throw new LedgerError('appendCall: hop must be a positive integer');
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -284,6 +285,8 @@ class SqliteRunWriter implements RunWriter {
       rule: input.rule,
       outcome: input.outcome,
       durationUs: input.durationUs,
+      ...(input.hop === undefined ? {} : { hop: input.hop }),
+      ...(input.approval === undefined ? {} : { approval: input.approval }),
     };
   }
 

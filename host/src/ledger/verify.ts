@@ -225,9 +225,14 @@ const isString = (value: unknown): value is string => typeof value === 'string';
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 const isDuration = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value) && value >= 0;
 
-function isCaptured(value: unknown): boolean {
+function isCaptured(value: unknown, depth = 0): boolean {
   if (!isObject(value)) return false;
   const keys = Object.keys(value);
+  if (keys.length === 1 && keys[0] === 'fields') {
+    // Records nest (a completion's usage); a bound keeps a forged body from recursing without end.
+    const fields = value.fields;
+    return depth < 8 && isObject(fields) && Object.values(fields).every((field) => isCaptured(field, depth + 1));
+  }
   if (keys.length === 1 && keys[0] === 'value') {
     const v = value.value;
     return v === null || ['string', 'number', 'boolean'].includes(typeof v) || (Array.isArray(v) && v.every(isString));
@@ -263,8 +268,15 @@ function callShape(rec: Record<string, unknown>): string | undefined {
     return 'outcome';
   }
   if (!isDuration(rec.durationUs)) return 'durationUs';
+  if (rec.hop !== undefined && !(isCount(rec.hop) && rec.hop > 0)) return 'hop';
+  if (rec.approval !== undefined) {
+    const a = rec.approval;
+    if (!isObject(a) || !isString(a.by) || !APPROVAL_ANSWERS.has(a.answer as string) || !isDuration(a.waitedMs)) return 'approval';
+  }
   return undefined;
 }
+
+const APPROVAL_ANSWERS: ReadonlySet<string> = new Set(['approved', 'denied', 'timeout']);
 
 const LIMIT_KINDS: ReadonlySet<string> = new Set(['fuel', 'timeout', 'memory', 'output']);
 

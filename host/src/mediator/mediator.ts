@@ -17,14 +17,22 @@ import { createEvents, type GuestEventSink } from '../capabilities/events.js';
 import { createKv } from '../capabilities/kv.js';
 import { createLog, type GuestLogSink } from '../capabilities/log.js';
 import { createRandom } from '../capabilities/random.js';
+import type { HostGateway } from '../capabilities/gateway.js';
+import { createHttp } from '../capabilities/http.js';
+import { ledgerForm, type LedgerForm } from '../capabilities/ledger-forms.js';
+import { createModel } from '../capabilities/model.js';
 import {
   RefusedEffect,
+  Steps,
   deny,
   overLimit,
+  type ApprovalRecord,
+  type Ask,
   type CapabilityOperations,
   type IceError,
   type Operation,
   type RunScope,
+  type StepResult,
   type Verdict,
 } from '../capabilities/operation.js';
 
@@ -35,6 +43,11 @@ export interface MediatorServices {
   readonly guestLog: GuestLogSink;
   readonly events?: GuestEventSink;
   readonly now?: () => number;
+  /**
+   * Effects served by the host thread (HTTP, model calls, approvals); a worker reaches it over the
+   * bridge. Absent in in-process execution, where a policy needing it is refused at load.
+   */
+  readonly gateway?: HostGateway;
 }
 
 type WitResult = { tag: 'ok'; val: unknown } | { tag: 'err'; val: IceError };
@@ -100,7 +113,18 @@ export class RunMediator {
         return untyped(createKv(asGrant(grants.kv), this.scope, this.services.kv));
       case 'events':
         return untyped(createEvents(asGrant(grants.events), this.scope, this.services.events));
+      case 'http':
+        return untyped(createHttp(asGrant(grants.http), this.scope, this.gateway()));
+      case 'model':
+        return untyped(createModel(asGrant(grants.model), this.scope, this.gateway()));
     }
+  }
+
+  private gateway(): HostGateway {
+    const { gateway } = this.services;
+    // Host.load refuses such a policy in in-process execution; reaching this is a host bug: fail closed.
+    if (!gateway) throw new Error('this execution has no host gateway for http, model or approvals');
+    return gateway;
   }
 
   private mediated(name: CapabilityName, fn: string, operation: Operation, budget: { made: number }): (...args: unknown[]) => WitResult {
@@ -110,13 +134,15 @@ export class RunMediator {
     const grant = this.policy.grants[name];
     const maxCalls = grant && grant.mode === 'grant' ? grant.maxCalls : Number.POSITIVE_INFINITY;
     const budgetRule = `grants.${name}.maxCalls`;
+    const form = ledgerForm(call);
     // A state write's arguments are the event the kv view is folded from (ice state rebuild): they are
     // recorded whole, whatever audit.maxCaptureBytes says (kv sizes are capped by the grant already).
     const keepWhole = operation.writesState === true;
-    const perform = (args: unknown[], verdict: Verdict, started: number): WitResult => {
+    const perform = (args: unknown[], verdict: Verdict, started: number, approval: ApprovalRecord | undefined): WitResult => {
       const value = operation.perform(args);
-      if (value instanceof RefusedEffect) return this.finish(call, args, value.refusal, undefined, started);
-      return this.finish(call, args, verdict, value, started, keepWhole);
+      if (value instanceof RefusedEffect) return this.finish(call, form, args, value.refusal, undefined, started, { approval });
+      if (value instanceof Steps) return this.finishSteps(call, form, args, verdict, value, started, approval);
+      return this.finish(call, form, args, verdict, value, started, { keepWhole, approval });
     };
     return (...args: unknown[]): WitResult => {
       const started = performance.now();
@@ -126,52 +152,130 @@ export class RunMediator {
       // half-done is ever answered as a success.
       try {
         const made = ++budget.made;
-        const verdict: Verdict =
+        const first =
           made > maxCalls
             ? overLimit(budgetRule, `${label} is call ${made} to ${name} in this run, over ${budgetRule} (${maxCalls})`)
             : operation.decide(args);
+        let approval: ApprovalRecord | undefined;
+        let verdict: Verdict;
+        if (first.decision === 'ask') {
+          decided = { decision: 'deny', rule: first.rule };
+          ({ verdict, approval } = this.approve(label, first));
+        } else verdict = first;
         decided = verdict;
-        if (verdict.decision !== 'allow') return this.finish(call, args, verdict, undefined, started);
-        if (!operation.writesState) return perform(args, verdict, started);
+        if (verdict.decision !== 'allow') return this.finish(call, form, args, verdict, undefined, started, { approval });
+        if (!operation.writesState) return perform(args, verdict, started, approval);
         // The write, its record and every record before it commit together, in call order.
         this.writer.flush();
-        return this.services.state.transaction(() => perform(args, verdict, started));
+        return this.services.state.transaction(() => perform(args, verdict, started, approval));
       } catch (error) {
-        throw this.fault(call, label, args, decided, error, started);
+        throw this.fault(call, form, label, args, decided, error, started);
       }
     };
+  }
+
+  /** Waits for the host's approver (never inside a transaction: a human may take a while). */
+  private approve(label: string, asked: Ask): { verdict: Verdict; approval: ApprovalRecord } {
+    const answer = this.gateway().approve({
+      runId: this.scope.runId,
+      component: this.scope.component,
+      call: label,
+      rule: asked.rule,
+      summary: asked.summary,
+      timeoutMs: asked.timeoutMs,
+    });
+    const approval: ApprovalRecord = { by: answer.by, answer: answer.answer, waitedMs: answer.waitedMs };
+    if (answer.answer === 'approved') return { verdict: { decision: 'allow', rule: asked.rule }, approval };
+    const why =
+      answer.answer === 'timeout'
+        ? `no answer from the approver within ${asked.timeoutMs} ms (${asked.rule} is an ask rule)`
+        : `the approver (${answer.by}) said no${answer.reason ? `: ${answer.reason}` : ''}`;
+    return { verdict: deny(asked.rule, `${label} needs approval under ${asked.rule} and was not approved: ${why}`), approval };
+  }
+
+  /** A call whose effect took several steps: one record per step, the guest answered with the last. */
+  private finishSteps(
+    call: string,
+    form: LedgerForm | undefined,
+    args: unknown[],
+    verdict: Verdict,
+    steps: Steps,
+    started: number,
+    approval: ApprovalRecord | undefined,
+  ): WitResult {
+    let answer = this.finishStep(call, form, args, verdict.rule, steps.first, started, { approval });
+    steps.followUps.forEach((hop, index) => {
+      answer = this.finishStep(call, form, [...hop.args], hop.rule, hop.result, undefined, {
+        hop: index + 1,
+        durationUs: hop.durationUs,
+        ...(hop.approval ? { approval: hop.approval } : {}),
+      });
+    });
+    return answer;
+  }
+
+  private finishStep(
+    call: string,
+    form: LedgerForm | undefined,
+    args: unknown[],
+    rule: string,
+    result: StepResult,
+    started: number | undefined,
+    extra: RecordExtra,
+  ): WitResult {
+    if ('refused' in result) return this.finish(call, form, args, result.refused, undefined, started, extra);
+    if ('ok' in result) return this.finish(call, form, args, { decision: 'allow', rule }, result.ok, started, extra);
+    return this.finish(call, form, args, { decision: 'allow', rule }, new FailedStep(result.failed), started, extra);
   }
 
   /**
    * Records the call and builds the guest's answer. A ledger failure propagates: the caller faults.
    * Call counts are the writer's (it follows rollbacks), never tallied here.
    */
-  private finish(call: string, args: unknown[], verdict: Verdict, value: unknown, started: number, keepWhole = false): WitResult {
+  private finish(
+    call: string,
+    form: LedgerForm | undefined,
+    args: unknown[],
+    verdict: Verdict,
+    value: unknown,
+    started: number | undefined,
+    extra: RecordExtra = {},
+  ): WitResult {
     const { capture: mode } = this.scope;
-    const max = keepWhole ? Number.POSITIVE_INFINITY : this.scope.maxCaptureBytes;
-    const durationUs = Math.round((performance.now() - started) * 1000);
+    const max = extra.keepWhole ? Number.POSITIVE_INFINITY : this.scope.maxCaptureBytes;
+    const durationUs = extra.durationUs ?? Math.round((performance.now() - (started ?? performance.now())) * 1000);
     const allowed = verdict.decision === 'allow';
+    const failed = value instanceof FailedStep ? value.message : undefined;
+    const ledgerArgs = form?.args ? form.args(args) : args;
     this.writer.appendCall({
       call,
-      args: args.map((arg) => capture(arg as never, mode, max)),
+      args: ledgerArgs.map((arg) => capture(arg as never, mode, max)),
       decision: verdict.decision,
       rule: verdict.rule,
-      outcome: allowed ? { ok: value === undefined ? null : capture(value as never, mode, max) } : { err: { kind: verdict.error.tag, message: verdict.error.val } },
+      outcome: !allowed
+        ? { err: { kind: verdict.error.tag, message: verdict.error.val } }
+        : failed !== undefined
+          ? { err: { kind: 'failed', message: failed } }
+          : { ok: value === undefined ? null : capture((form?.result ? form.result(value) : value) as never, mode, max) },
       durationUs,
       // The call's time, set here so a queued record does not need a copy to carry it.
       at: isoNow(),
+      ...(extra.hop === undefined ? {} : { hop: extra.hop }),
+      ...(extra.approval ? { approval: { ...extra.approval } } : {}),
     });
-    return allowed ? { tag: 'ok', val: value } : { tag: 'err', val: verdict.error };
+    if (!allowed) return { tag: 'err', val: verdict.error };
+    if (failed !== undefined) return { tag: 'err', val: { tag: 'failed', val: failed } };
+    return { tag: 'ok', val: value };
   }
 
-  private fault(call: string, label: string, args: unknown[], decided: Pick<Verdict, 'decision' | 'rule'>, error: unknown, started: number): HostFault {
+  private fault(call: string, form: LedgerForm | undefined, label: string, args: unknown[], decided: Pick<Verdict, 'decision' | 'rule'>, error: unknown, started: number): HostFault {
     const reason = error instanceof Error ? error.message : String(error);
     const fault = new HostFault(`host fault in ${label}: ${reason}`);
     this.hostFault = fault;
     try {
       this.writer.appendCall({
         call,
-        args: args.map((arg) => capture(arg as never, this.scope.capture, this.scope.maxCaptureBytes)),
+        args: (form?.args ? form.args(args) : args).map((arg) => capture(arg as never, this.scope.capture, this.scope.maxCaptureBytes)),
         decision: decided.decision,
         rule: decided.rule,
         outcome: { err: { kind: 'failed', message: fault.message } },
@@ -182,6 +286,20 @@ export class RunMediator {
     }
     return fault;
   }
+}
+
+interface RecordExtra {
+  readonly keepWhole?: boolean;
+  readonly approval?: ApprovalRecord | undefined;
+  /** For a follow-up record (a redirect hop). */
+  readonly hop?: number;
+  /** Measured where the step ran (the host thread), for follow-ups. */
+  readonly durationUs?: number;
+}
+
+/** An allowed step the host could not complete: the guest gets `failed`, the run goes on. */
+class FailedStep {
+  constructor(readonly message: string) {}
 }
 
 /**

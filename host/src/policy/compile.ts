@@ -6,7 +6,9 @@ import { sha256Hex } from '../digest.js';
 import { PolicyError, messages, toPolicyIssues } from './errors.js';
 import { compileMatcher } from './matchers.js';
 import { PolicySchema, type PolicyDocument } from './schema.js';
-import type { CompiledGrants, CompiledPolicy, Denied, Level, Matcher, PolicyCapability } from './types.js';
+import { parseAddress, parseCidr, type Cidr } from '../egress/address.js';
+import { compileUrlRule } from '../egress/rules.js';
+import type { CompiledGrants, CompiledPolicy, Denied, HttpGrant, HttpRule, Level, Matcher, ModelGrant, PolicyCapability } from './types.js';
 
 export { firstMatch } from './matchers.js';
 
@@ -45,7 +47,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function compileGrants(grants: PolicyDocument['grants']): CompiledGrants {
   const out: Mutable<CompiledGrants> = {};
-  const { log, clock, random, kv, events } = grants;
+  const { log, clock, random, kv, events, http, model } = grants;
   if (log !== undefined) {
     out.log =
       log === 'deny'
@@ -80,6 +82,8 @@ function compileGrants(grants: PolicyDocument['grants']): CompiledGrants {
             write: compileMatchers('grants.kv.write', kv.write),
             maxValueBytes: kv.maxValueBytes,
             maxKeyBytes: kv.maxKeyBytes,
+            ask: compileMatchers('grants.kv.ask', kv.ask),
+            askTimeoutMs: kv.askTimeoutMs,
           });
   }
   if (events !== undefined) {
@@ -94,7 +98,56 @@ function compileGrants(grants: PolicyDocument['grants']): CompiledGrants {
             maxPayloadBytes: events.maxPayloadBytes,
           });
   }
+  if (http !== undefined) out.http = http === 'deny' ? denied('http') : compileHttp(http);
+  if (model !== undefined) out.model = model === 'deny' ? denied('model') : compileModel(model);
   return Object.freeze(out);
+}
+
+type HttpDocument = Exclude<NonNullable<PolicyDocument['grants']['http']>, 'deny'>;
+type HttpRuleDocument = HttpDocument['ask'][number] | HttpDocument['allow'][number];
+
+function compileHttp(http: HttpDocument): HttpGrant {
+  const rule = (list: 'allow' | 'ask') => (written: HttpRuleDocument, index: number): HttpRule => {
+    const id = `grants.http.${list}[${index}]`;
+    const compiled = compileUrlRule(written.url, written.methods, id);
+    const addresses: Cidr[] = (written.addresses ?? []).map((text) => parseCidr(text)!);
+    // A rule naming an exact IP may reach it whatever its class: that is the author's explicit choice.
+    if (compiled.host.kind === 'exact') {
+      const literal = parseAddress(compiled.host.name.replace(/^\[|\]$/gu, ''));
+      if (literal) addresses.push(parseCidr(compiled.host.name.replace(/^\[|\]$/gu, ''))!);
+    }
+    return Object.freeze({
+      ...compiled,
+      addresses: Object.freeze(addresses),
+      ...(written.inject ? { inject: Object.freeze({ ...written.inject }) } : {}),
+      ...('askTimeoutMs' in written ? { askTimeoutMs: written.askTimeoutMs } : {}),
+    });
+  };
+  return Object.freeze({
+    mode: 'grant',
+    rule: policyKeyFor('http'),
+    maxCalls: http.maxCalls,
+    allow: Object.freeze(http.allow.map(rule('allow'))),
+    deny: Object.freeze(http.deny.map((written, index) => compileUrlRule(written.url, written.methods, `grants.http.deny[${index}]`))),
+    ask: Object.freeze(http.ask.map(rule('ask'))),
+    maxRequestBytes: http.maxRequestBytes,
+    maxResponseBytes: http.maxResponseBytes,
+    timeoutMs: http.timeoutMs,
+    maxRedirects: http.maxRedirects,
+  });
+}
+
+function compileModel(model: Exclude<NonNullable<PolicyDocument['grants']['model']>, 'deny'>): ModelGrant {
+  return Object.freeze({
+    mode: 'grant',
+    rule: policyKeyFor('model'),
+    maxCalls: model.maxCalls,
+    models: compileMatchers('grants.model.models', model.models),
+    ask: compileMatchers('grants.model.ask', model.ask),
+    askTimeoutMs: model.askTimeoutMs,
+    maxTokensPerCall: model.maxTokensPerCall,
+    maxTokensPerRun: model.maxTokensPerRun,
+  });
 }
 
 function denied(capability: PolicyCapability): Denied {

@@ -6,17 +6,16 @@
  */
 import { z } from 'zod';
 import { messages } from './errors.js';
-import { parsePattern } from './matchers.js';
+import { DEFAULT_MAX_CALLS, MiB, POLICY_LIMITS, askTimeout, grantSlot, maxCalls, patternList, size, strictObject, utf8Bytes } from './schema-parts.js';
+import { HttpSettings, HTTP_EXAMPLE } from './schema-http.js';
+import { ModelSettings, MODEL_EXAMPLE } from './schema-model.js';
+
+export { DEFAULT_MAX_CALLS, POLICY_LIMITS } from './schema-parts.js';
 
 export const POLICY_VERSION = 1;
 export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const CAPTURES = ['full', 'digest'] as const;
-export const CAPABILITIES = ['log', 'clock', 'random', 'kv', 'events'] as const;
-
-/** `maxCalls` when a granted interface does not set it: an explicit host default, never "unlimited". */
-export const DEFAULT_MAX_CALLS = 100_000;
-
-const MiB = 1024 * 1024;
+export const CAPABILITIES = ['log', 'clock', 'random', 'kv', 'events', 'http', 'model'] as const;
 
 /** Defaults the schema fills in; `document` shows them, so the ledger records what was actually enforced. */
 export const POLICY_DEFAULTS = Object.freeze({
@@ -52,96 +51,7 @@ export const LIMITS_MAX = Object.freeze({
 /** audit.maxCaptureBytes: a value over this many bytes is recorded as its digest and size, even in `full` mode. */
 export const DEFAULT_MAX_CAPTURE_BYTES = 64 * 1024;
 
-/** Upper bounds: a policy cannot grant budgets the host cannot honour (or record) sensibly. */
-export const POLICY_LIMITS = Object.freeze({
-  maxCalls: 1_000_000_000,
-  logMaxMessageBytes: MiB,
-  randomMaxBytes: MiB,
-  kvMaxValueBytes: 16 * MiB,
-  kvMaxKeyBytes: 4096,
-  eventsMaxPayloadBytes: 16 * MiB,
-  /** Longest event kind pattern, in UTF-8 bytes (kinds have no per-policy maximum, unlike kv keys). */
-  eventKindBytes: 256,
-  /** Patterns per list: matching is a linear scan, and a long list is better written as a prefix. */
-  patterns: 1024,
-} as const);
-
 export const COMPONENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-
-/** A strict object whose unknown keys are reported one per key, listing the allowed keys. */
-function strictObject<Shape extends z.core.$ZodLooseShape>(shape: Shape, notAnObject: (got: unknown) => string) {
-  const allowed = Object.keys(shape);
-  return z.strictObject(shape, {
-    error: (issue) => (issue.code === 'unrecognized_keys' ? messages.unknownKey(allowed) : notAnObject(issue.input)),
-  });
-}
-
-function size(max: number, fallback: number) {
-  const error = (issue: { input?: unknown }) => messages.sizeOutOfRange(max, issue.input);
-  return z.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
-}
-
-const maxCalls = () => size(POLICY_LIMITS.maxCalls, DEFAULT_MAX_CALLS);
-
-const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
-
-interface PatternListOptions {
-  /** The list's rule path, e.g. `grants.kv.read`: duplicates name the earlier entry by its rule id. */
-  readonly rule: string;
-  /** A prefix pattern that fits the namespace, for fixes: `history/*` or `counter.*`. */
-  readonly prefixExample: string;
-  readonly listExample: string;
-  /** Checked per pattern when the bound does not depend on a sibling setting. */
-  readonly maxBytes?: number;
-  /** For a required list: the message when it is absent. */
-  readonly missing?: () => string;
-}
-
-function patternList(options: PatternListOptions) {
-  const pattern = z
-    .string({ error: (issue) => messages.patternNotString(issue.input) })
-    .superRefine((text, ctx) => {
-      const shape = parsePattern(text, options.prefixExample);
-      if ('problem' in shape) {
-        ctx.addIssue({ code: 'custom', message: messages.badPattern(text, shape.problem) });
-      } else if (options.maxBytes !== undefined && utf8Bytes(text) > options.maxBytes) {
-        ctx.addIssue({
-          code: 'custom',
-          message: messages.badPattern(text, messages.patternTooLongForKinds(utf8Bytes(text), options.maxBytes)),
-        });
-      }
-    });
-  return z
-    .array(pattern, {
-      error: (issue) =>
-        issue.input === undefined && options.missing
-          ? options.missing()
-          : messages.patternsNotList(options.listExample, issue.input),
-    })
-    .max(POLICY_LIMITS.patterns, {
-      error: (issue) =>
-        messages.patternsTooMany(
-          Array.isArray(issue.input) ? issue.input.length : 0,
-          POLICY_LIMITS.patterns,
-          options.prefixExample,
-        ),
-    })
-    .superRefine((patterns, ctx) => {
-      const first = new Map<string, number>();
-      patterns.forEach((text, index) => {
-        const earlier = first.get(text);
-        if (earlier === undefined) first.set(text, index);
-        else ctx.addIssue({ code: 'custom', path: [index], message: messages.patternDuplicate(text, `${options.rule}[${earlier}]`) });
-      });
-    });
-}
-
-/** `"deny"` or the interface's settings; anything else is reported with an example of the settings. */
-function grantSlot<Settings extends z.ZodType>(settings: Settings, example: string) {
-  return z
-    .union([z.literal('deny'), settings], { error: (issue) => messages.grantNotSettings(example, issue.input) })
-    .optional();
-}
 
 const LogSettings = strictObject(
   {
@@ -184,11 +94,14 @@ const KvSettings = strictObject(
     write: patternList({ rule: 'grants.kv.write', prefixExample: 'history/*', listExample: '["count", "history/*"]' }).default(() => []),
     maxValueBytes: size(POLICY_LIMITS.kvMaxValueBytes, POLICY_DEFAULTS.kvMaxValueBytes),
     maxKeyBytes: size(POLICY_LIMITS.kvMaxKeyBytes, POLICY_DEFAULTS.kvMaxKeyBytes),
+    // Writes to these keys wait for the host's approver (an `ask` rule); `write` wins when both match.
+    ask: patternList({ rule: 'grants.kv.ask', prefixExample: 'config/*', listExample: '["config/*"]' }).default(() => []),
+    askTimeoutMs: askTimeout(),
   },
   (got) => messages.grantNotSettings(KV_EXAMPLE, got),
 ).superRefine((kv, ctx) => {
   // A pattern longer than the longest key the component may use can never match: almost surely a mistake.
-  for (const list of ['read', 'write'] as const) {
+  for (const list of ['read', 'write', 'ask'] as const) {
     kv[list].forEach((text, index) => {
       const bytes = utf8Bytes(text);
       if (bytes > kv.maxKeyBytes) {
@@ -228,6 +141,8 @@ const GrantsSchema = strictObject(
     random: grantSlot(RandomSettings, 'random: { maxBytes: 4096 }'),
     kv: grantSlot(KvSettings, KV_EXAMPLE),
     events: grantSlot(EventsSettings, EVENTS_EXAMPLE),
+    http: grantSlot(HttpSettings, HTTP_EXAMPLE),
+    model: grantSlot(ModelSettings, MODEL_EXAMPLE),
   },
   (got) => (got === undefined ? messages.grantsMissing() : messages.grantsNotMapping(got)),
 );

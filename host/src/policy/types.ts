@@ -3,6 +3,8 @@
  * Everything here is decided at load (patterns are already typed matchers, defaults are filled in), so a
  * call-time check is a field read or a `firstMatch`, never a parse.
  */
+import type { Cidr } from '../egress/address.js';
+import type { UrlRule } from '../egress/rules.js';
 import type { PolicyDocument } from './schema.js';
 
 export type { PolicyDocument } from './schema.js';
@@ -14,7 +16,7 @@ export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type Capture = 'full' | 'digest';
 
 /** The capability interfaces a policy can grant; one `grants.<name>` key each. */
-export type PolicyCapability = 'log' | 'clock' | 'random' | 'kv' | 'events';
+export type PolicyCapability = 'log' | 'clock' | 'random' | 'kv' | 'events' | 'http' | 'model';
 
 /**
  * One key or kind pattern, parsed once at load. `kind` says how `text` is compared, so a pattern is never
@@ -70,6 +72,9 @@ export interface KvGrant {
   readonly write: readonly Matcher[];
   readonly maxValueBytes: number;
   readonly maxKeyBytes: number;
+  /** Keys whose writes wait for the host's approver (when no `write` rule matches). */
+  readonly ask: readonly Matcher[];
+  readonly askTimeoutMs: number;
 }
 
 export interface EventsGrant {
@@ -80,6 +85,47 @@ export interface EventsGrant {
   readonly maxPayloadBytes: number;
 }
 
+/** A secret the host adds to a request after the decision: the guest never sees it, the ledger names it only. */
+export interface Injection {
+  readonly header: string;
+  /** The name of the host's secret (an environment variable or an entry of the host's secrets file). */
+  readonly secret: string;
+  /** Where the value goes, e.g. `Bearer {}`. */
+  readonly format: string;
+}
+
+export interface HttpRule extends UrlRule {
+  /** Non-public addresses (CIDRs) this rule's hosts may resolve to; an IP-literal host allows itself. */
+  readonly addresses: readonly Cidr[];
+  readonly inject?: Injection;
+  /** For an `ask` rule: how long to wait for the approver. */
+  readonly askTimeoutMs?: number;
+}
+
+export interface HttpGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly maxCalls: number;
+  readonly allow: readonly HttpRule[];
+  readonly deny: readonly UrlRule[];
+  readonly ask: readonly HttpRule[];
+  readonly maxRequestBytes: number;
+  readonly maxResponseBytes: number;
+  readonly timeoutMs: number;
+  readonly maxRedirects: number;
+}
+
+export interface ModelGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly maxCalls: number;
+  readonly models: readonly Matcher[];
+  readonly ask: readonly Matcher[];
+  readonly askTimeoutMs: number;
+  readonly maxTokensPerCall: number;
+  readonly maxTokensPerRun: number;
+}
+
 /** An absent key means the interface is not granted at all: admission refuses a component importing it. */
 export interface CompiledGrants {
   readonly log?: LogGrant | Denied;
@@ -87,6 +133,8 @@ export interface CompiledGrants {
   readonly random?: RandomGrant | Denied;
   readonly kv?: KvGrant | Denied;
   readonly events?: EventsGrant | Denied;
+  readonly http?: HttpGrant | Denied;
+  readonly model?: ModelGrant | Denied;
 }
 
 /** What bounds one run (policy `limits`). */

@@ -14,6 +14,7 @@ import { displayCall, formatCaptured } from '../ledger/format.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { runInstance, type ImportProvider, type RunEnding } from '../sandbox/instance.js';
 import { sha256Hex } from '../digest.js';
+import { isUnrecorded, ledgerForm } from '../capabilities/ledger-forms.js';
 
 export type ReplayReport =
   | { readonly matches: true; readonly calls: number; readonly outcome: string; readonly fuel: number; readonly durationMs: number; readonly note?: string }
@@ -74,8 +75,8 @@ export async function replayRun(
   const durationMs = performance.now() - started;
   if (server.unreplayable) throw server.unreplayable;
   if (server.divergence) return { matches: false, ...server.divergence, durationMs };
-  if (server.made < calls.length) {
-    const missing = calls[server.made]!;
+  if (server.consumed < calls.length) {
+    const missing = calls[server.consumed]!;
     return { matches: false, seq: missing.seq, expected: describe(missing.call, missing.args), actual: `run-end (${ending.outcome})`, durationMs };
   }
   if (server.stoppedFromOutside) {
@@ -91,6 +92,11 @@ export async function replayRun(
 class RecordedWorld implements ImportProvider {
   readonly hostFault = undefined;
   made = 0;
+  /** Index of the next recorded call record (hops make it run ahead of `made`). */
+  private next = 0;
+  get consumed(): number {
+    return this.next;
+  }
   divergence: { seq: number; expected: string; actual: string } | undefined;
   /** A recorded answer the replay cannot give (recorded as a digest). */
   unreplayable: ReplayError | undefined;
@@ -116,27 +122,35 @@ class RecordedWorld implements ImportProvider {
   private answer(call: string, args: unknown[]): unknown {
     const seq = ++this.made;
     const max = WRITES.has(call) ? Number.POSITIVE_INFINITY : this.policy.maxCaptureBytes;
-    const actual = args.map((arg) => capture(arg as never, this.policy.capture, max));
-    const expected = this.calls[seq - 1];
+    const form = ledgerForm(call);
+    const actual = (form ? form.args(args) : args).map((arg) => capture(arg as never, this.policy.capture, max));
+    const expected = this.calls[this.next++];
     if (expected === undefined) {
       if (this.end.outcome === 'limit' && this.end.limit === 'timeout') this.stoppedFromOutside = true;
       else if (this.end.outcome === 'incomplete') this.stoppedFromOutside = true;
-      else this.divergence = { seq, expected: `run-end (${this.end.outcome})`, actual: describe(call, actual) };
+      else this.divergence = { seq: this.end.seq, expected: `run-end (${this.end.outcome})`, actual: describe(call, actual) };
       throw new Error('replay stopped');
     }
-    if (expected.call !== call || JSON.stringify(expected.args) !== JSON.stringify(actual)) {
-      this.divergence = { seq, expected: describe(expected.call, expected.args), actual: describe(call, actual) };
+    if (expected.hop !== undefined || expected.call !== call || JSON.stringify(expected.args) !== JSON.stringify(actual)) {
+      this.divergence = { seq: expected.seq, expected: describe(expected.call, expected.args), actual: describe(call, actual) };
       throw new Error('replay diverged');
     }
+    // A call the host followed redirects for: its hops are the records after it; the guest got the last one's answer.
+    let answered = expected;
+    while (this.calls[this.next]?.hop !== undefined) answered = this.calls[this.next++]!;
+    return this.answerFrom(answered, call);
+  }
+
+  private answerFrom(expected: CallRecord, call: string): unknown {
     if ('err' in expected.outcome) {
       // A host fault was a trap for the guest, not an answer.
-      if (expected.outcome.err.kind === 'failed' && this.end.outcome === 'trap' && this.end.blame === 'host' && seq === this.calls.length) {
+      if (expected.outcome.err.kind === 'failed' && this.end.outcome === 'trap' && this.end.blame === 'host' && this.next === this.calls.length) {
         throw new Error(expected.outcome.err.message);
       }
       return { tag: 'err', val: { tag: expected.outcome.err.kind, val: expected.outcome.err.message } };
     }
     try {
-      return { tag: 'ok', val: decode(call, expected.outcome.ok, seq) };
+      return { tag: 'ok', val: decode(call, expected.outcome.ok, expected.seq) };
     } catch (error) {
       if (error instanceof ReplayError) this.unreplayable = error;
       throw error;
@@ -147,9 +161,18 @@ class RecordedWorld implements ImportProvider {
 /** A recorded ok value back into what the capability returned to the guest. */
 function decode(call: string, value: Captured | null, seq: number): unknown {
   if (value === null) return undefined;
-  if ('sha256' in value) {
-    throw new ReplayError(`seq ${seq} (${displayCall(call)}) recorded its result as a digest, so the run cannot be replayed`);
+  const digested = () => new ReplayError(`seq ${seq} (${displayCall(call)}) recorded its result as a digest, so the run cannot be replayed`);
+  if ('sha256' in value) throw digested();
+  const form = ledgerForm(call);
+  if (form) {
+    try {
+      return form.decode(value);
+    } catch (error) {
+      if (isUnrecorded(error)) throw digested();
+      throw error;
+    }
   }
+  if ('fields' in value) throw new ReplayError(`seq ${seq} (${displayCall(call)}) recorded a record where ${displayCall(call)} returns none`);
   if ('hex' in value) return new Uint8Array(Buffer.from(value.hex, 'hex'));
   if (call === 'ice:agent/clock@0.1.0#now') return BigInt(value.value as string | number);
   return value.value;

@@ -15,7 +15,8 @@ const REQUEST = 1;
 const RESPONSE = 2;
 const HEADER_BYTES = 8;
 
-export const BRIDGE_BYTES = 1 << 20;
+/** Room for the largest message: an 8 MiB body (grants.http.max*Bytes) as base64, plus its record. */
+export const BRIDGE_BYTES = 16 << 20;
 
 // Node 20 has Atomics.waitAsync; TypeScript's ES2022 lib does not declare it.
 const waitAsync = (Atomics as unknown as {

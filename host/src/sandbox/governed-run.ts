@@ -5,6 +5,7 @@
  * deadline), written by the host thread onto whatever the worker had committed.
  */
 import type { GuestEventSink } from '../capabilities/events.js';
+import type { HostGateway } from '../capabilities/gateway.js';
 import type { GuestLogSink } from '../capabilities/log.js';
 import type { CapabilityName } from '../component/wit.js';
 import { BufferedRunWriter, DEFAULT_MAX_PENDING, capture, type CallInput, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
@@ -32,6 +33,7 @@ export interface RunServices {
   readonly kv: KvStore;
   readonly guestLog: GuestLogSink;
   readonly events?: GuestEventSink;
+  readonly gateway?: HostGateway;
 }
 
 /** What a run left, as plain data (it crosses back from a worker). */

@@ -12,6 +12,7 @@ import type { GuestEvent } from '../capabilities/events.js';
 import type { GuestLogEntry } from '../capabilities/log.js';
 import type { RunSummary } from './governed-run.js';
 import type { CallInput } from '../ledger/index.js';
+import { BRIDGE_BYTES, BridgeServer, type BridgeHandler } from './bridge.js';
 import { JOURNAL_BYTES, Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
 
@@ -36,6 +37,9 @@ interface Slot {
   readonly port: MessagePort;
   /** Component keys whose modules this worker already holds. */
   readonly known: Set<string>;
+  readonly bridge: BridgeServer;
+  /** The running job's deadline, paused while the run waits for an approver. */
+  deadline: { pause(): void; resume(): void } | undefined;
   busy: boolean;
 }
 
@@ -61,6 +65,8 @@ export class WorkerPool {
   constructor(
     private readonly size: number,
     private readonly stateDir: string,
+    /** Serves the runs' gateway requests (http, model, approvals) on the host thread. */
+    private readonly serve: BridgeHandler,
   ) {}
 
   run(task: PoolTask): Promise<PoolOutcome> {
@@ -75,7 +81,12 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const { resolve } of this.queue.splice(0)) resolve({ kind: 'failed', reason: 'the host was closed before the run started', elapsedUs: 0, rescued: [] });
-    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+    await Promise.all(
+      this.slots.splice(0).map((slot) => {
+        slot.bridge.close();
+        return slot.worker.terminate();
+      }),
+    );
   }
 
   private dispatch(): void {
@@ -90,11 +101,29 @@ export class WorkerPool {
   private spawn(): Slot {
     const { port1, port2 } = new MessageChannel();
     const journal = new Journal(new SharedArrayBuffer(JOURNAL_BYTES));
-    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer };
+    const bridgeBuffer = new SharedArrayBuffer(BRIDGE_BYTES);
+    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer, bridge: bridgeBuffer };
     const worker = new Worker(WORKER_URL, { workerData: init, transferList: [port2] });
     worker.unref();
     port1.unref();
-    const slot: Slot = { worker, journal, port: port1, known: new Set(), busy: false };
+    const slot: Slot = {
+      worker,
+      journal,
+      port: port1,
+      known: new Set(),
+      busy: false,
+      deadline: undefined,
+      // A human may take longer than the run's timeout to answer: the deadline stops while the run waits.
+      bridge: new BridgeServer(bridgeBuffer, async (op, args) => {
+        const waiting = op === 'approve' ? slot.deadline : undefined;
+        waiting?.pause();
+        try {
+          return await this.serve(op, args);
+        } finally {
+          waiting?.resume();
+        }
+      }),
+    };
     this.slots.push(slot);
     return slot;
   }
@@ -116,6 +145,7 @@ export class WorkerPool {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      slot.deadline = undefined;
       slot.port.off('message', onMessage);
       slot.worker.off('error', onError);
       slot.worker.off('exit', onExit);
@@ -128,11 +158,25 @@ export class WorkerPool {
       resolve(outcome);
       this.dispatch();
     };
+    let remaining = task.timeoutMs;
+    let deadlineAt = 0;
     const handle = (message: FromWorker): boolean => {
       if (message.type === 'started') {
         started = true;
         clearTimeout(timer);
-        timer = setTimeout(kill, task.timeoutMs);
+        deadlineAt = performance.now() + remaining;
+        timer = setTimeout(kill, remaining);
+        slot.deadline = {
+          pause: () => {
+            clearTimeout(timer);
+            remaining = Math.max(0, deadlineAt - performance.now());
+          },
+          resume: () => {
+            if (settled) return;
+            deadlineAt = performance.now() + remaining;
+            timer = setTimeout(kill, remaining);
+          },
+        };
       } else if (message.type === 'log') task.onLog(message.entry);
       else if (message.type === 'event') task.onEvent(message.event);
       else if (message.runId === job.runId) {
@@ -177,6 +221,7 @@ export class WorkerPool {
     const index = this.slots.indexOf(slot);
     if (index >= 0) this.slots.splice(index, 1);
     slot.port.close();
+    slot.bridge.close();
     void slot.worker.terminate();
   }
 }

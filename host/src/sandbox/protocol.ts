@@ -13,6 +13,8 @@ export interface WorkerInit {
   readonly port: MessagePort;
   /** The worker's journal of queued ledger records (sandbox/journal.ts). */
   readonly journal: SharedArrayBuffer;
+  /** The worker's end of its bridge to the host thread's gateway (http, model, approvals). */
+  readonly bridge: SharedArrayBuffer;
 }
 
 export interface WorkerJob {

@@ -12,11 +12,13 @@ import { LedgerStore } from '../ledger/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { openStateDb } from '../state/db.js';
 import { KvStore } from '../state/kv-store.js';
+import { BridgeClient } from './bridge.js';
+import { BridgeGateway } from './gateway-client.js';
 import { governedRun } from './governed-run.js';
 import { Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
 
-const { stateDir, port, journal } = workerData as WorkerInit;
+const { stateDir, port, journal, bridge } = workerData as WorkerInit;
 const post = (message: FromWorker): void => port.postMessage(message);
 
 const state = openStateDb(stateDir);
@@ -27,6 +29,7 @@ const services = {
   kv: new KvStore(state),
   guestLog: (entry: GuestLogEntry) => post({ type: 'log', entry }),
   events: (event: GuestEvent) => post({ type: 'event', event }),
+  gateway: new BridgeGateway(new BridgeClient(bridge)),
 };
 
 interface Component {

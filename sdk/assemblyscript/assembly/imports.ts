@@ -46,3 +46,28 @@ export declare function _kv_keys(prefixPtr: usize, prefixLen: usize, retPtr: usi
 // @ts-ignore: decorator
 @external("ice:agent/events@0.1.0", "emit")
 export declare function _events_emit(kindPtr: usize, kindLen: usize, payloadPtr: usize, payloadLen: usize, retPtr: usize): void;
+
+// http.fetch: func(req: request) -> result<response, error>
+// The request record flattens to method (ptr, len), url (ptr, len), headers (ptr, count of 16-byte
+// `header` records) and body as option<list<u8>>: (is-some, ptr, len).
+// @ts-ignore: decorator
+@external("ice:agent/http@0.1.0", "fetch")
+export declare function _http_fetch(
+  methodPtr: usize, methodLen: usize,
+  urlPtr: usize, urlLen: usize,
+  headersPtr: usize, headersLen: usize,
+  bodyIsSome: i32, bodyPtr: usize, bodyLen: usize,
+  retPtr: usize,
+): void;
+
+// model.complete: func(req: completion-request) -> result<completion, error>
+// The request record flattens to model (ptr, len), messages (ptr, count of 16-byte `message`
+// records), max-tokens.
+// @ts-ignore: decorator
+@external("ice:agent/model@0.1.0", "complete")
+export declare function _model_complete(
+  modelPtr: usize, modelLen: usize,
+  messagesPtr: usize, messagesLen: usize,
+  maxTokens: u32,
+  retPtr: usize,
+): void;

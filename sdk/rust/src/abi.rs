@@ -6,8 +6,9 @@
 //! `&str` is already UTF-8, so its pointer and length are passed without a copy.
 //!
 //! Ownership: strings and lists the host writes into our memory come from `cabi_realloc` with
-//! (size, align) = (len, 1) for strings and `list<u8>`, (8 × count, 4) for `list<string>`; we take
-//! them over (as `Vec`/`String`) or free them with that same layout.
+//! (size, align) = (len, 1) for strings and `list<u8>`, (8 × count, 4) for `list<string>`,
+//! (16 × count, 4) for lists of two-string records (`list<header>`); we take them over (as
+//! `Vec`/`String`) or free them with that same layout.
 //!
 //! Result layouts (offsets in the return area), the same as the AssemblyScript SDK's, checked
 //! against jco 1.35's glue:
@@ -19,6 +20,12 @@
 //!   result<list<string>, error>:        tag @0; ok: ptr @4, len @8 (elements: ptr, len; 8 bytes
 //!                                       each); err: error @4
 //!   result<string, string> (run):       tag @0; ptr @4, len @8
+//!   result<response, error> (http):     tag @0; ok: status u16 @4, headers ptr @8, count @12
+//!                                       (two-string records), body ptr @16, len @20; err: error @4
+//!   result<completion, error> (model):  tag @0; ok: text ptr @4, len @8, input-tokens u32 @12,
+//!                                       output-tokens u32 @16; err: error @4
+//!   two-string record (header, message): first ptr @0, len @4, second ptr @8, len @12; 16 bytes,
+//!                                       align 4, so a `[u32; 4]` per record
 
 use crate::error::Error;
 use std::alloc::{self, Layout};
@@ -57,10 +64,40 @@ pub(crate) mod ffi {
         #[link_name = "emit"]
         pub fn events_emit(kind: *const u8, kind_len: usize, payload: *const u8, payload_len: usize, ret: *mut u8);
     }
+    // The request records flatten field by field; `headers` and `messages` point at 16-byte
+    // two-string records, and the http body is option<list<u8>>: (is-some, ptr, len).
+    #[link(wasm_import_module = "ice:agent/http@0.1.0")]
+    extern "C" {
+        #[link_name = "fetch"]
+        pub fn http_fetch(
+            method: *const u8,
+            method_len: usize,
+            url: *const u8,
+            url_len: usize,
+            headers: *const [u32; 4],
+            headers_len: usize,
+            body_is_some: i32,
+            body: *const u8,
+            body_len: usize,
+            ret: *mut u8,
+        );
+    }
+    #[link(wasm_import_module = "ice:agent/model@0.1.0")]
+    extern "C" {
+        #[link_name = "complete"]
+        pub fn model_complete(
+            model: *const u8,
+            model_len: usize,
+            messages: *const [u32; 4],
+            messages_len: usize,
+            max_tokens: u32,
+            ret: *mut u8,
+        );
+    }
 }
 
-/// A return area for one import call: 24 bytes fit every result above (result<u64, error> ends at
-/// 20), 8-aligned for the u64.
+/// A return area for one import call: 24 bytes fit every result above (result<response, error> ends
+/// at 24, result<u64, error> at 20), 8-aligned for the u64.
 #[repr(C, align(8))]
 pub(crate) struct RetArea([u8; 24]);
 
@@ -75,6 +112,10 @@ impl RetArea {
 
     pub(crate) fn u8_at(&self, offset: usize) -> u8 {
         self.0[offset]
+    }
+
+    pub(crate) fn u16_at(&self, offset: usize) -> u16 {
+        u16::from_le_bytes([self.0[offset], self.0[offset + 1]])
     }
 
     pub(crate) fn u32_at(&self, offset: usize) -> u32 {
@@ -149,6 +190,38 @@ pub(crate) unsafe fn take_string_list(ptr: u32, count: u32) -> Vec<String> {
     if count != 0 {
         // 8 * count cannot overflow: the host allocated that many bytes in a 4 GiB memory.
         unsafe { alloc::dealloc(base as *mut u8, Layout::from_size_align_unchecked(8 * count, 4)) };
+    }
+    out
+}
+
+/// Lowers two-string records in place: each `[u32; 4]` points into the borrowed strings, so the
+/// records must not outlive them (callers keep both alive across the import call).
+pub(crate) fn string_pair_records<'a, I>(pairs: I) -> Vec<[u32; 4]>
+where
+    I: Iterator<Item = (&'a str, &'a str)>,
+{
+    pairs.map(|(a, b)| [a.as_ptr() as u32, a.len() as u32, b.as_ptr() as u32, b.len() as u32]).collect()
+}
+
+/// Takes over a host-written list of `count` two-string records at `ptr` (`make` builds each
+/// element from its two strings), then frees the record array (16 × count bytes, align 4).
+///
+/// # Safety
+/// `ptr` must come from `cabi_realloc(0, 0, 4, 16 * count)` and each string from `take_string`'s
+/// contract.
+pub(crate) unsafe fn take_string_pairs<T>(ptr: u32, count: u32, make: impl Fn(String, String) -> T) -> Vec<T> {
+    let base = ptr as usize as *const u32;
+    let count = count as usize;
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = unsafe { base.add(4 * i) };
+        let (p1, l1, p2, l2) = unsafe { (*at, *at.add(1), *at.add(2), *at.add(3)) };
+        let first = unsafe { take_string(p1, l1) };
+        out.push(make(first, unsafe { take_string(p2, l2) }));
+    }
+    if count != 0 {
+        // 16 * count cannot overflow: the host allocated that many bytes in a 4 GiB memory.
+        unsafe { alloc::dealloc(base as *mut u8, Layout::from_size_align_unchecked(16 * count, 4)) };
     }
     out
 }

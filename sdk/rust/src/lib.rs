@@ -29,8 +29,10 @@ pub mod export;
 
 pub mod clock;
 pub mod events;
+pub mod http;
 pub mod kv;
 pub mod log;
+pub mod model;
 pub mod random;
 
 pub use error::Error;
