@@ -44,7 +44,7 @@ describe('admission', () => {
     expect(error.code).toBe('foreign-import');
     expect(error.message).toBe(
       '<component bytes> imports evil:net/socket@0.1.0, which is not part of the ice:agent@0.1.0 world: ' +
-        'ICE provides only ice:agent/{log,clock,random,kv,events}@0.1.0; rebuild the guest against wit/',
+        'ICE provides only ice:agent/{log,clock,random,kv,events,http,model}@0.1.0; rebuild the guest against wit/',
     );
   });
 
@@ -134,9 +134,11 @@ describe('admission', () => {
 
   it('loads a component importing the whole world when every interface is granted or denied', async () => {
     const bytes = await componentFor(worldWitSource(), 'agent');
-    const policy = writePolicy('version: 1\ncomponent: all\ngrants:\n  log: {}\n  clock: deny\n  random: {}\n  kv: deny\n  events: { kinds: ["*"] }\n');
+    const policy = writePolicy(
+      'version: 1\ncomponent: all\ngrants:\n  log: {}\n  clock: deny\n  random: {}\n  kv: deny\n  events: { kinds: ["*"] }\n  http: deny\n  model: { models: ["local/*"] }\n',
+    );
     const agent = await host.load(bytes, policy);
-    expect(agent.imports).toEqual(['log', 'clock', 'random', 'kv', 'events']);
+    expect(agent.imports).toEqual(['log', 'clock', 'random', 'kv', 'events', 'http', 'model']);
   });
 
   describe('bytes that are not a component', () => {

@@ -10,6 +10,7 @@ import type { Agent, Host, RunResult } from '../host/src/index.js';
 import { echoServer, type TestServer } from './egress-servers.js';
 import { freshHost } from './helpers.js';
 import { guestWasm } from './paths.js';
+import { callGroups, line, parseDriverOutput, type Line } from './driver.js';
 
 const SECRET = 'tok-3f9a1c77e2b54d08a1';
 
@@ -27,31 +28,6 @@ async function resolve(hostname: string): Promise<readonly string[]> {
   if (found) return found;
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
 }
-
-export type Line = { ok: true; status: number; headers: string; body: string } | { ok: false; kind: string; message: string };
-
-const unhex = (text: string) => Buffer.from(text, 'hex').toString('utf8');
-
-/** The http-driver's output, one entry per request line. */
-export function parseDriverOutput(output: string): Line[] {
-  return output.split('\n').map((line) => {
-    const [tag, a = '', b = '', c = ''] = line.split(' ');
-    return tag === 'ok' ? { ok: true, status: Number(a), headers: unhex(b), body: unhex(c) } : { ok: false, kind: a, message: unhex(b) };
-  });
-}
-
-/** The run's call records, grouped per guest call (a call's redirect hops follow it). */
-export function callGroups(records: readonly StoredRecord[]): CallRecord[][] {
-  const groups: CallRecord[][] = [];
-  for (const { record } of records) {
-    if (record.type !== 'call') continue;
-    if (record.hop === undefined) groups.push([record]);
-    else groups.at(-1)!.push(record);
-  }
-  return groups;
-}
-
-export const line = (method: string, url: string, ...fields: string[]) => [method, url, ...fields].join('\t');
 
 type Expect = {
   /** `ok 200`, or `<kind>` of the error. */

@@ -49,11 +49,11 @@ describe('policy: hostile and malformed input is refused with a message naming t
     expect(error.message).toBe(
       'policy examples/counter/policy.yaml is invalid:\n' +
         '  grants.kv.read[1]: bad pattern "his*tory": "*" may only end a pattern (e.g. "history/*")\n' +
-        '  grants.kvv: unknown key; allowed keys: log, clock, random, kv, events',
+        '  grants.kvv: unknown key; allowed keys: log, clock, random, kv, events, http, model',
     );
     expect(error.issues).toEqual([
       { path: 'grants.kv.read[1]', message: 'bad pattern "his*tory": "*" may only end a pattern (e.g. "history/*")' },
-      { path: 'grants.kvv', message: 'unknown key; allowed keys: log, clock, random, kv, events' },
+      { path: 'grants.kvv', message: 'unknown key; allowed keys: log, clock, random, kv, events, http, model' },
     ]);
     expect(error.name).toBe('PolicyError');
   });
@@ -70,13 +70,13 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ]);
     });
     it('rejects an unknown interface in grants', () => {
-      expect(grantsIssues('  http: {}\n')).toEqual(['grants.http: unknown key; allowed keys: log, clock, random, kv, events']);
+      expect(grantsIssues('  net: {}\n')).toEqual(['grants.net: unknown key; allowed keys: log, clock, random, kv, events, http, model']);
     });
     it.each([
       ['log', '{ level: [info] }', 'grants.log.level: unknown key; allowed keys: levels, maxCalls, maxMessageBytes'],
       ['clock', '{ resolution: 1 }', 'grants.clock.resolution: unknown key; allowed keys: maxCalls'],
       ['random', '{ max: 1 }', 'grants.random.max: unknown key; allowed keys: maxCalls, maxBytes'],
-      ['kv', '{ reads: [a] }', 'grants.kv.reads: unknown key; allowed keys: maxCalls, read, write, maxValueBytes, maxKeyBytes'],
+      ['kv', '{ reads: [a] }', 'grants.kv.reads: unknown key; allowed keys: maxCalls, read, write, maxValueBytes, maxKeyBytes, ask, askTimeoutMs'],
       ['events', '{ kinds: [a], kind: [b] }', 'grants.events.kind: unknown key; allowed keys: maxCalls, kinds, maxPayloadBytes'],
     ])('rejects an unknown key inside grants.%s', (name, body, expected) => {
       expect(grantsIssues(`  ${name}: ${body}\n`)).toEqual([expected]);
@@ -466,7 +466,7 @@ grants:
         log: { levels: ['trace', 'debug', 'info', 'warn', 'error'], maxCalls: 100_000, maxMessageBytes: 4096 },
         clock: { maxCalls: 100_000 },
         random: { maxCalls: 100_000, maxBytes: 4096 },
-        kv: { maxCalls: 100_000, read: [], write: [], maxValueBytes: 65_536, maxKeyBytes: 256 },
+        kv: { maxCalls: 100_000, read: [], write: [], maxValueBytes: 65_536, maxKeyBytes: 256, ask: [], askTimeoutMs: 60_000 },
         events: { maxCalls: 100_000, kinds: ['counter.*'], maxPayloadBytes: 65_536 },
       },
     });

@@ -5,6 +5,7 @@
 import { BuildError } from '../build/errors.js';
 import { LoadError } from '../component/errors.js';
 import { PolicyError } from '../policy/errors.js';
+import { SecretsError } from '../egress/secrets.js';
 import { UsageError } from './args.js';
 import { EXIT, processIo, type Io } from './io.js';
 import { AUDIT_USAGE, BUILD_USAGE, EVENTS_USAGE, INSPECT_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';
@@ -52,7 +53,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   try {
     return await (await load())(rest, io);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof PolicyError || error instanceof LoadError || error instanceof BuildError || (error instanceof Error && error.name === 'RunInputError')) {
+    if (error instanceof UsageError || error instanceof PolicyError || error instanceof LoadError || error instanceof BuildError || error instanceof SecretsError || (error instanceof Error && error.name === 'RunInputError')) {
       io.stderr(`${error.message}\n`);
       return EXIT.usage;
     }

@@ -1,10 +1,12 @@
-/** `ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log]` */
+/** `ice run <component.wasm> --policy <file> [--input …] [--secrets <file>] [--approve all|none] [--model-base-url <url>] ...` */
 import { readFileSync } from 'node:fs';
 import { createHost, type RunResult } from '../host.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { RUN_USAGE } from './usage.js';
+import { cliApprover } from './approve.js';
+import { loadSecretsFile } from '../egress/secrets.js';
 
 export async function runCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('run', RUN_USAGE, () =>
@@ -17,6 +19,10 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
         state: { type: 'string' },
         log: { type: 'boolean', default: false },
         'in-process': { type: 'boolean', default: false },
+        secrets: { type: 'string' },
+        approve: { type: 'string' },
+        'model-base-url': { type: 'string' },
+        'model-key-secret': { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -29,7 +35,19 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   }
   const input = values['input-file'] !== undefined ? readInputFile(values['input-file']) : (values.input ?? '');
 
+  const approver = cliApprover(values.approve, { input: process.stdin, output: process.stderr });
+  const secrets = values.secrets !== undefined ? loadSecretsFile(values.secrets) : undefined;
+  const baseUrl = values['model-base-url'];
+  if (baseUrl !== undefined && !/^https?:\/\//u.test(baseUrl)) {
+    throw new UsageError(`ice run: --model-base-url must be an http(s) URL like https://api.openai.com/v1, got ${JSON.stringify(baseUrl)}`);
+  }
   const host = await createHost({
+    ...(secrets ? { secrets, secretsSource: `the secrets file ${values.secrets}` } : {}),
+    approve: approver.approve,
+    approverName: approver.name,
+    ...(baseUrl !== undefined
+      ? { models: { openai: { baseUrl, ...(values['model-key-secret'] ? { apiKeySecret: values['model-key-secret'] } : {}) } } }
+      : {}),
     ...(values.state ? { stateDir: values.state } : {}),
     ...(values.log ? { onGuestLog: (e) => io.stderr(`[${e.component} ${e.level}] ${e.message}\n`) } : {}),
     ...(values['in-process'] ? { execution: 'in-process' as const } : {}),

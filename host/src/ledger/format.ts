@@ -163,8 +163,10 @@ function formatCall(c: CallRecord): string {
 }
 
 function formatCallOutcome(c: CallRecord): string {
-  if ('ok' in c.outcome) return c.outcome.ok === null ? 'ok' : formatCaptured(c.outcome.ok, MAX_VALUE);
-  return shorten(`${c.outcome.err.kind}: ${clean(c.outcome.err.message)}`, MAX_MESSAGE);
+  // Who answered an ask comes first: the result column is cut, and this is what an auditor looks for.
+  const approval = c.approval ? `[${c.approval.answer} by ${clean(c.approval.by)}] ` : '';
+  if ('ok' in c.outcome) return approval + (c.outcome.ok === null ? 'ok' : formatCaptured(c.outcome.ok, MAX_VALUE));
+  return shorten(`${approval}${c.outcome.err.kind}: ${clean(c.outcome.err.message)}`, MAX_MESSAGE);
 }
 
 /** A captured value for display: JSON-quoted strings, `sha256:1a2b3c4d… (12 B)` for digests. */

@@ -1,0 +1,56 @@
+/**
+ * Who answers `ask` rules for `ice run`: `--approve all|none` (for scripts: the ledger records
+ * `--approve all` / `--approve none` as who answered), or, when neither is given and stdin and stderr are
+ * a terminal, a prompt on the terminal, one question at a time. With no terminal and no --approve, every
+ * ask is denied (`none`): a run never waits for an answer nobody can give.
+ */
+import { createInterface } from 'node:readline';
+import type { ApprovalRequest } from '../capabilities/gateway.js';
+import type { Approver } from '../sandbox/gateway-server.js';
+import { UsageError } from './args.js';
+
+// Guest- and policy-controlled text is shown on the terminal: controls and bidi overrides escaped.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+const safe = (text: string) => text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 300);
+
+export function cliApprover(mode: string | undefined, terminal: { input: NodeJS.ReadableStream & { isTTY?: boolean }; output: NodeJS.WritableStream & { isTTY?: boolean } }): { approve: Approver; name: string } {
+  if (mode === 'all') return { approve: () => true, name: '--approve all' };
+  if (mode === 'none') return { approve: () => false, name: '--approve none' };
+  if (mode !== undefined) throw new UsageError(`ice run: --approve must be all or none, got ${JSON.stringify(mode)}`);
+  if (!terminal.input.isTTY || !terminal.output.isTTY) {
+    return { approve: () => ({ approved: false, by: 'none', reason: 'no terminal to ask on and no --approve given' }), name: 'none' };
+  }
+  let queue = Promise.resolve();
+  const approve: Approver = (request) => {
+    const answer = queue.then(() => prompt(request, terminal));
+    queue = answer.then(
+      () => undefined,
+      () => undefined,
+    );
+    return answer;
+  };
+  return { approve, name: 'terminal' };
+}
+
+function prompt(request: ApprovalRequest, terminal: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream }): Promise<{ approved: boolean; by: string }> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: terminal.input, output: terminal.output, terminal: true });
+    const question =
+      `\nice: ${safe(request.component)} asks: ${safe(request.call)} ${safe(request.summary)}\n` +
+      `     rule ${safe(request.rule)} · no answer in ${Math.round(request.timeoutMs / 1000)} s means no\n` +
+      '     allow? [y/N] ';
+    const timer = setTimeout(() => {
+      rl.close();
+    }, request.timeoutMs);
+    let answered = false;
+    rl.question(question, (text) => {
+      answered = true;
+      clearTimeout(timer);
+      rl.close();
+      resolve({ approved: /^\s*y(es)?\s*$/iu.test(text), by: 'terminal' });
+    });
+    rl.on('close', () => {
+      if (!answered) resolve({ approved: false, by: 'terminal' });
+    });
+  });
+}

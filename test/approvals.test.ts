@@ -1,0 +1,174 @@
+/**
+ * Approvals: an `ask` rule pauses the run (the guest blocks in its worker) while the host's approver
+ * decides; no answer within the rule's timeout is a denial; the ledger records who answered. Real
+ * guests, real worker execution, a real server on 127.0.0.1.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoadError, type ApprovalRequest, type Approver, type Host } from '../host/src/index.js';
+import type { CallRecord } from '../host/src/ledger/index.js';
+import { echoServer, type TestServer } from './egress-servers.js';
+import { callGroups, line, parseDriverOutput } from './driver.js';
+import { freshHost } from './helpers.js';
+import { guestWasm } from './paths.js';
+
+let server: TestServer;
+const hosts: Host[] = [];
+
+beforeAll(async () => {
+  server = await echoServer();
+});
+afterAll(async () => {
+  for (const host of hosts) host.close();
+  await server.close();
+});
+
+async function hostWith(approve?: Approver, extra: Record<string, unknown> = {}): Promise<{ host: Host; asked: ApprovalRequest[] }> {
+  const asked: ApprovalRequest[] = [];
+  const { host } = await freshHost(undefined, {
+    ...(approve
+      ? {
+          approve: (request: ApprovalRequest) => {
+            asked.push(request);
+            return approve(request);
+          },
+          approverName: 'test-callback',
+        }
+      : {}),
+    ...extra,
+  });
+  hosts.push(host);
+  return { host, asked };
+}
+
+function httpPolicy(askTimeoutMs = 5000, timeoutMs = 10_000) {
+  return {
+    version: 1,
+    component: 'asker',
+    limits: { timeoutMs },
+    grants: {
+      log: {},
+      http: {
+        allow: [{ url: `${server.origin}/echo` }],
+        ask: [{ url: `${server.origin}/*`, methods: ['GET', 'POST'], askTimeoutMs }],
+      },
+    },
+  };
+}
+
+async function drive(host: Host, policy: object, lines: string[]) {
+  const agent = await host.load(guestWasm('http-driver'), policy);
+  const result = await agent.run(lines.join('\n'));
+  if (!result.ok) throw new Error(result.error);
+  return { out: parseDriverOutput(result.output), groups: callGroups(host.readRun(result.runId)), result };
+}
+
+describe('approvals (library callback)', () => {
+  it('asks only for what no allow rule covers, and records who approved', async () => {
+    const { host, asked } = await hostWith((r) => ({ approved: r.summary.includes('/yes'), by: 'alice' }));
+    const { out, groups } = await drive(host, httpPolicy(), [
+      line('GET', `${server.origin}/echo`),
+      line('POST', `${server.origin}/yes`, 'b:x'),
+      line('POST', `${server.origin}/no`, 'b:x'),
+    ]);
+    expect(out.map((l) => (l.ok ? `ok ${l.status}` : l.kind))).toEqual(['ok 200', 'ok 200', 'denied']);
+    expect(asked.map((r) => [r.call, r.rule, r.summary])).toEqual([
+      ['http.fetch', 'grants.http.ask[0]', `POST ${server.origin}/yes`],
+      ['http.fetch', 'grants.http.ask[0]', `POST ${server.origin}/no`],
+    ]);
+    const [plain, yes, no] = groups.map((g) => g[0]!) as [CallRecord, CallRecord, CallRecord];
+    expect(plain.approval).toBeUndefined();
+    expect(yes).toMatchObject({ decision: 'allow', rule: 'grants.http.ask[0]', approval: { by: 'alice', answer: 'approved' } });
+    expect(no).toMatchObject({ decision: 'deny', rule: 'grants.http.ask[0]', approval: { by: 'alice', answer: 'denied' } });
+    expect(out[2]!.ok ? '' : out[2]!.message).toContain('needs approval under grants.http.ask[0] and was not approved');
+    // The denied request never reached the server.
+    expect(server.seen.filter((r) => r.url === '/no')).toHaveLength(0);
+  });
+
+  it('denies when no answer comes within the rule\'s timeout', async () => {
+    const { host } = await hostWith(() => new Promise(() => undefined));
+    const started = performance.now();
+    const { out, groups } = await drive(host, httpPolicy(300), [line('POST', `${server.origin}/late`, 'b:x')]);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(out[0]).toMatchObject({ ok: false, kind: 'denied' });
+    expect(groups[0]![0]).toMatchObject({ decision: 'deny', approval: { by: 'test-callback', answer: 'timeout' } });
+    expect(groups[0]![0]!.approval!.waitedMs).toBeGreaterThanOrEqual(290);
+  });
+
+  it('stops the run\'s deadline while it waits for the approver', async () => {
+    // The approver answers after 1.5 s; the run may only take 1 s of its own time.
+    const { host } = await hostWith(() => new Promise((resolve) => setTimeout(() => resolve(true), 1500)));
+    const { out, result } = await drive(host, httpPolicy(5000, 1000), [line('POST', `${server.origin}/slow-yes`, 'b:x')]);
+    expect(result.outcome).toBe('ok');
+    expect(out[0]).toMatchObject({ ok: true, status: 200 });
+  });
+
+  it('denies every ask when the host has no approver', async () => {
+    const { host } = await hostWith();
+    const { out, groups } = await drive(host, httpPolicy(), [line('POST', `${server.origin}/nobody`, 'b:x')]);
+    expect(out[0]).toMatchObject({ ok: false, kind: 'denied' });
+    expect(groups[0]![0]).toMatchObject({ approval: { by: 'none', answer: 'denied' } });
+  });
+
+  it('treats an approver that throws as a denial', async () => {
+    const { host } = await hostWith(() => {
+      throw new Error('approver crashed');
+    });
+    const { out } = await drive(host, httpPolicy(), [line('POST', `${server.origin}/crash`, 'b:x')]);
+    expect(out[0]).toMatchObject({ ok: false, kind: 'denied' });
+  });
+
+  it('asks again for a redirect hop that only an ask rule covers', async () => {
+    const { host, asked } = await hostWith(() => true);
+    const policy = {
+      ...httpPolicy(),
+      grants: { log: {}, http: { allow: [{ url: `${server.origin}/redirect` }], ask: [{ url: `${server.origin}/echo` }] } },
+    };
+    const { out, groups } = await drive(host, policy, [line('GET', `${server.origin}/redirect?to=/echo`)]);
+    expect(out[0]).toMatchObject({ ok: true, status: 200 });
+    expect(asked.map((r) => r.call)).toEqual(['http.fetch (redirect)']);
+    expect(groups[0]!.map((r) => [r.decision, r.rule, r.hop, r.approval?.answer])).toEqual([
+      ['allow', 'grants.http.allow[0]', undefined, undefined],
+      ['allow', 'grants.http.ask[0]', 1, 'approved'],
+    ]);
+  });
+
+  it('asks before a kv write an ask rule covers, outside any transaction, and writes only what was approved', async () => {
+    const { host, asked } = await hostWith((r) => r.summary.includes('"count"'));
+    const agent = await host.load(guestWasm('counter'), {
+      version: 1,
+      component: 'counter',
+      grants: { log: {}, kv: { read: ['*'], write: [], ask: ['count', 'history/*'], askTimeoutMs: 2000 } },
+    });
+    const result = await agent.run('');
+    expect(result).toMatchObject({ ok: true, output: 'count=1' });
+    expect(asked.map((r) => [r.call, r.summary])).toEqual([
+      ['kv.set', 'set "count"'],
+      ['kv.set', 'set "history/1"'],
+    ]);
+    const again = await agent.run('keys:');
+    expect(again).toMatchObject({ ok: true, output: 'count' });
+  });
+});
+
+describe('load-time refusals', () => {
+  it('refuses http, model and ask rules in in-process execution, naming the fix', async () => {
+    const { host } = await hostWith(undefined, { execution: 'in-process' });
+    const error = await host.load(guestWasm('http-driver'), httpPolicy()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoadError);
+    expect((error as LoadError).code).toBe('needs-worker');
+    expect((error as LoadError).message).toContain('grants.http');
+  });
+
+  it('refuses a policy whose rule injects a secret the host does not have', async () => {
+    const { host } = await hostWith();
+    const policy = {
+      version: 1,
+      component: 'needs-secret',
+      grants: { log: {}, http: { allow: [{ url: `${server.origin}/*`, inject: { header: 'X-Api-Key', secret: 'ICE_TEST_SURELY_UNSET_SECRET' } }] } },
+    };
+    const error = await host.load(guestWasm('http-driver'), policy).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LoadError);
+    expect((error as LoadError).code).toBe('missing-secret');
+    expect((error as LoadError).message).toContain('grants.http.allow[0].inject needs the secret ICE_TEST_SURELY_UNSET_SECRET');
+  });
+});
