@@ -9,7 +9,7 @@
  *         inject: { header: Authorization, secret: GITHUB_TOKEN, format: "Bearer {}" }
  *       - { url: "http://10.0.0.5:8080/*", methods: [GET, POST] }      # an exact private IP: reachable
  *       - { url: "https://intranet.example/*", addresses: ["10.1.0.0/16"] }
- *     deny:  [{ url: "https://api.github.com/repos/*\/admin*" }]       # deny wins
+ *     deny:  [{ url: "https://api.github.com/repos/admin*" }]         # deny wins
  *     ask:   [{ url: "https://api.github.com/repos/*", methods: [POST], askTimeoutMs: 30000 }]
  */
 import { z } from 'zod';
