@@ -150,6 +150,24 @@ describe('approvals (library callback)', () => {
   });
 });
 
+describe('a run blocked on the host thread', () => {
+  it('is still stopped at its deadline while a fetch stalls, and the host serves the next run', async () => {
+    const { host } = await hostWith();
+    const policy = { ...httpPolicy(5000, 600), grants: { log: {}, http: { allow: [{ url: `${server.origin}/*` }], timeoutMs: 20_000 } } };
+    const agent = await host.load(guestWasm('http-driver'), policy);
+    const started = performance.now();
+    const stalled = await agent.run([line('GET', `${server.origin}/echo?before`), line('GET', `${server.origin}/stall`)].join('\n'));
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(stalled).toMatchObject({ ok: false, outcome: 'limit', limit: 'timeout' });
+    // The call made before the stall is in the ledger; the run-end says why it stopped.
+    const calls = host.readRun(stalled.runId).filter((r) => r.record.type === 'call');
+    expect(calls).toHaveLength(1);
+    const next = await agent.run(line('GET', `${server.origin}/echo?after`));
+    expect(next).toMatchObject({ ok: true });
+    expect(parseDriverOutput(next.ok ? next.output : '')[0]).toMatchObject({ ok: true, status: 200 });
+  });
+});
+
 describe('load-time refusals', () => {
   it('refuses http, model and ask rules in in-process execution, naming the fix', async () => {
     const { host } = await hostWith(undefined, { execution: 'in-process' });

@@ -46,8 +46,11 @@ async function listen(handle: (req: IncomingMessage, body: Buffer, res: ServerRe
   };
 }
 
+/** Overlong forms, a surrogate, a code point past U+10FFFF, truncated sequences: every way UTF-8 goes wrong. */
+export const BAD_UTF8 = Buffer.from('6869ffc080e08080f09f9821eda080f4908080e282', 'hex');
+
 /**
- * Routes: /redirect?to=<url>&status=<code> · /loop (redirects to itself) · /big?n=<bytes>[&chunked] ·
+ * Routes: /bad-utf8 · /redirect?to=<url>&status=<code> · /loop (redirects to itself) · /big?n=<bytes>[&chunked] ·
  * /stall (headers never come) · /stall-body (headers, then nothing) · /echo-secret?v=<text> (puts v in
  * a header and the body) · anything else: the request echoed back as JSON.
  */
@@ -82,6 +85,10 @@ export function echoServer(): Promise<TestServer> {
         }
         return;
       }
+      case '/bad-utf8':
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(BAD_UTF8);
+        return;
       case '/stall':
         return; // never answers
       case '/stall-body':

@@ -1,7 +1,7 @@
 /** The fetcher example guest (an API call, then a model call) behaves the same in both languages. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../host/src/index.js';
-import { echoServer, type TestServer } from './egress-servers.js';
+import { BAD_UTF8, echoServer, type TestServer } from './egress-servers.js';
 import { freshHost } from './helpers.js';
 import { guestWasm, LANGUAGES } from './paths.js';
 
@@ -37,6 +37,13 @@ describe.each(LANGUAGES)('fetcher (%s)', (language) => {
       'ice:agent/log@0.1.0#write',
       'ice:agent/model@0.1.0#complete',
     ]);
+  });
+
+  it('decodes a body that is not UTF-8 exactly as TextDecoder does (one U+FFFD per maximal bad subpart)', async () => {
+    const agent = await host.load(guestWasm('fetcher', language), { ...policy(), grants: { ...policy().grants, http: { allow: [{ url: `${server.origin}/bad-utf8` }] } } });
+    const result = await agent.run(`${server.origin}/bad-utf8`);
+    const expected = new TextDecoder().decode(BAD_UTF8);
+    expect(result.ok ? result.output : result.error).toContain(`summary=[echo] ${expected} tokens=`);
   });
 
   it('returns the denial as its error for a URL the policy does not allow', async () => {

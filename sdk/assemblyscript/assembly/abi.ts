@@ -67,11 +67,21 @@ export function decodeUtf8(ptr: usize, len: usize): string {
       i += 1;
       continue;
     }
+    // WHATWG decoding (what TextDecoder and Rust's from_utf8_lossy do): the second byte's range depends
+    // on the lead byte, so overlong forms and surrogates are refused as early as possible, and each
+    // maximal invalid subpart becomes one U+FFFD; the byte that broke a sequence is decoded afresh.
     let need: usize = 0;
-    let min: u32 = 0;
-    if (c >= 0xC2 && c <= 0xDF) { need = 1; c &= 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { need = 2; c &= 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { need = 3; c &= 0x07; min = 0x10000; }
+    let lower: u32 = 0x80;
+    let upper: u32 = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) { need = 1; c &= 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2; c &= 0x0F;
+      if (c == 0x0) lower = 0xA0; else if (c == 0xD) upper = 0x9F;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3; c &= 0x07;
+      if (c == 0x0) lower = 0x90; else if (c == 0x4) upper = 0x8F;
+    }
     else {
       store<u16>(o, 0xFFFD);
       o += 2;
@@ -83,12 +93,14 @@ export function decodeUtf8(ptr: usize, len: usize): string {
     while (j <= need) {
       if (i + j >= end) { complete = false; break; }
       const b = <u32>load<u8>(i + j);
-      if ((b & 0xC0) != 0x80) { complete = false; break; }
+      if (b < lower || b > upper) { complete = false; break; }
+      lower = 0x80;
+      upper = 0xBF;
       c = (c << 6) | (b & 0x3F);
       j++;
     }
-    i += j; // the lead byte plus the continuation bytes consumed
-    if (!complete || c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+    i += j; // the lead byte plus the continuation bytes that were valid
+    if (!complete) {
       store<u16>(o, 0xFFFD);
       o += 2;
     } else if (c < 0x10000) {
