@@ -157,7 +157,7 @@ export function displayCall(call: string): string {
 }
 
 function formatCall(c: CallRecord): string {
-  const args = c.args.map((a) => formatCaptured(a, MAX_ARG)).join(', ');
+  const args = recordArgs(c) ?? c.args.map((a) => formatCaptured(a, MAX_ARG)).join(', ');
   const hop = c.hop === undefined ? '' : `↪${c.hop} `;
   return shorten(`${hop}${clean(displayCall(c.call))}(${args})`, MAX_CALL);
 }
@@ -165,7 +165,7 @@ function formatCall(c: CallRecord): string {
 function formatCallOutcome(c: CallRecord): string {
   // Who answered an ask comes first: the result column is cut, and this is what an auditor looks for.
   const approval = c.approval ? `[${c.approval.answer} by ${clean(c.approval.by)}] ` : '';
-  if ('ok' in c.outcome) return approval + (c.outcome.ok === null ? 'ok' : formatCaptured(c.outcome.ok, MAX_VALUE));
+  if ('ok' in c.outcome) return approval + (c.outcome.ok === null ? 'ok' : (recordResult(c.outcome.ok) ?? formatCaptured(c.outcome.ok, MAX_VALUE)));
   return shorten(`${approval}${c.outcome.err.kind}: ${clean(c.outcome.err.message)}`, MAX_MESSAGE);
 }
 
@@ -224,6 +224,48 @@ export function formatDuration(us: number): string {
   if (us < 1000) return `${Math.round(us)} µs`;
   if (us < 1_000_000) return `${(us / 1000).toFixed(2)} ms`;
   return `${(us / 1_000_000).toFixed(2)} s`;
+}
+
+/** A captured field as plain text, or undefined when it was not recorded as a value. */
+function plainField(c: Captured | undefined): string | undefined {
+  if (c === undefined) return undefined;
+  if ('value' in c && c.value !== null && !Array.isArray(c.value)) return clean(String(c.value));
+  return undefined;
+}
+
+function bytesOf(c: Captured | undefined): string {
+  if (c === undefined) return '?';
+  if ('hex' in c) return formatSize(c.hex.length / 2);
+  if ('sha256' in c) return formatSize(c.size);
+  return '0 B';
+}
+
+/** The arguments of an http request or model completion, the way a reader scans for them. */
+function recordArgs(c: CallRecord): string | undefined {
+  const arg = c.args[0];
+  if (c.args.length !== 1 || arg === undefined || !('fields' in arg)) return undefined;
+  const f = arg.fields;
+  const method = plainField(f.method);
+  const url = plainField(f.url);
+  if (method !== undefined && url !== undefined) return `${method} ${url}`;
+  const model = plainField(f.model);
+  if (model !== undefined) return `${model}, ${plainField(f.messageCount) ?? '?'} msgs, max ${plainField(f.maxTokens) ?? '?'}`;
+  return undefined;
+}
+
+/** An http response (status, size, the address connected to, secrets added by name) or a completion (usage, text). */
+function recordResult(ok: Captured): string | undefined {
+  if (!('fields' in ok)) return undefined;
+  const f = ok.fields;
+  const status = plainField(f.status);
+  if (status !== undefined) {
+    const address = plainField(f.address);
+    const injected = f.injected && 'value' in f.injected && Array.isArray(f.injected.value) ? ` · ${f.injected.value.map(clean).join(', ')}` : '';
+    return `${status} · ${bytesOf(f.body)}${address ? ` · ${address}` : ''}${injected}`;
+  }
+  const usage = f.usage && 'fields' in f.usage ? f.usage.fields : undefined;
+  if (usage && f.text) return `${plainField(usage.inputTokens) ?? '?'}+${plainField(usage.outputTokens) ?? '?'} tokens ${formatCaptured(f.text, MAX_ARG)}`;
+  return undefined;
 }
 
 function formatSize(bytes: number): string {
