@@ -100,6 +100,30 @@ describe('model.complete', () => {
     expect(answers[3]!.ok ? '' : answers[3]!.message).toContain('this run has used 12 tokens; 20 more could pass grants.model.maxTokensPerRun (30)');
   });
 
+  it('sends a model only an ask rule covers to the approver', async () => {
+    const asked: string[] = [];
+    const { host: asking } = await freshHost(undefined, {
+      approve: (request) => {
+        asked.push(`${request.rule} ${request.summary}`);
+        return request.summary.includes('local/yes');
+      },
+      approverName: 'model-test',
+    });
+    try {
+      const agent = await asking.load(guestWasm('model-driver'), { version: 1, component: 'thinker', grants: { log: {}, model: { models: [], ask: ['local/*'] } } });
+      const result = await agent.run(['local/yes\t8\thi', 'local/no\t8\thi'].join('\n'));
+      expect(result.ok && result.output.split('\n').map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['ok 2', 'err denied']);
+      expect(asked).toEqual(['grants.model.ask[0] complete with model "local/yes" (max 8 tokens)', 'grants.model.ask[0] complete with model "local/no" (max 8 tokens)']);
+      const calls = asking.readRun(result.runId).flatMap(({ record }) => (record.type === 'call' ? [record] : []));
+      expect(calls.map((c) => [c.decision, c.approval?.answer, c.approval?.by])).toEqual([
+        ['allow', 'approved', 'model-test'],
+        ['deny', 'denied', 'model-test'],
+      ]);
+    } finally {
+      asking.close();
+    }
+  });
+
   it('fails cleanly when no provider serves the model', async () => {
     const { host: bare } = await freshHost();
     try {
