@@ -3,11 +3,13 @@
  * cache; `host.load` inspects, admits and prepares a component under a policy; `agent.run` executes
  * one governed, recorded run.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { admitImports } from './component/admit.js';
+import { admitImports, wasiImportsOf } from './component/admit.js';
+import type { WasiImport } from './wasi/interfaces.js';
+import { loadWasiShim, type WasiOutputEntry, type WasiOutputSink } from './wasi/mediate.js';
 import { LoadError } from './component/errors.js';
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
@@ -39,6 +41,8 @@ export interface HostOptions {
   readonly onGuestLog?: GuestLogSink;
   /** Receives every granted events.emit (the ledger records them either way). */
   readonly onEvent?: GuestEventSink;
+  /** Receives what a WASI guest writes to its captured stdout/stderr (the ledger records it either way). */
+  readonly onGuestOutput?: WasiOutputSink;
   /** Largest run input accepted, in UTF-8 bytes. Default 1 MiB. */
   readonly maxInputBytes?: number;
   /**
@@ -171,13 +175,15 @@ export class Host {
     const info = await this.cache.inspect(bytes, origin);
     const imported = admitImports(info, compiled, origin);
     this.checkGatewayNeeds(compiled, imported, origin);
+    const wasi = wasiImportsOf(info);
+    if (wasi.length > 0) checkMounts(compiled, origin);
     const prepared = await this.cache.prepare(bytes, info, origin);
     // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
     prepared.modules(compiled.limits.memoryMiB);
     // Kept by digest, so any run of it can be replayed from the ledger alone.
     this.components.put(bytes, info.digest);
     this.logger.debug({ component: compiled.component, digest: info.digest, source: prepared.source, ms: prepared.prepareMs }, 'component loaded');
-    return new Agent(this, info, compiled, imported, prepared);
+    return new Agent(this, info, compiled, imported, wasi, prepared);
   }
 
   /**
@@ -251,8 +257,9 @@ export class Host {
     if (inputBytes > max) {
       throw new RunInputError(`run input is ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
     }
-    const { policy, info, prepared, imports } = agent;
-    const request: RunRequest = { runId: newRunId(), input, policy, digest: info.digest, imports };
+    const { policy, info, prepared, imports, wasi } = agent;
+    const request: RunRequest = { runId: newRunId(), input, policy, digest: info.digest, imports, wasi };
+    if (wasi.length > 0 && this.execution === 'in-process') await loadWasiShim();
     const summary =
       this.execution === 'in-process'
         ? governedRun(request, (wired, meter) => prepared.instantiate(policy.limits.memoryMiB, wired, meter), this.services())
@@ -268,7 +275,13 @@ export class Host {
       kv: this.kv,
       guestLog: this.guestLog,
       ...(this.options.onEvent ? { events: this.options.onEvent } : {}),
+      wasiOutput: (entry) => this.deliver('onGuestOutput', () => this.guestOutput(entry)),
     };
+  }
+
+  private guestOutput(entry: WasiOutputEntry): void {
+    if (this.options.onGuestOutput) this.options.onGuestOutput(entry);
+    else this.logger.debug({ guest: entry.component, run: entry.runId, stream: entry.stream }, entry.text);
   }
 
   private deliver(sink: string, fn: () => void): void {
@@ -290,6 +303,7 @@ export class Host {
         input: request.input,
         digest: request.digest,
         imports: request.imports,
+        wasi: request.wasi,
         policy: { document: policy.document, source: policy.source, digest: policy.digest },
         component: { key: `${request.digest}/${memoryMiB}`, glueUrl: prepared.glueUrl, modules: prepared.modules(memoryMiB) },
       },
@@ -297,6 +311,7 @@ export class Host {
       // A sink that throws cannot fail a run that already recorded the call; it must not crash the host either.
       onLog: (entry) => this.deliver('onGuestLog', () => this.guestLog(entry)),
       onEvent: (event) => this.deliver('onEvent', () => this.options.onEvent?.(event)),
+      onOutput: (entry) => this.deliver('onGuestOutput', () => this.guestOutput(entry)),
     }).finally(() => this.gateway.end(request.runId));
     switch (outcome.kind) {
       case 'done':
@@ -337,6 +352,8 @@ export class Agent {
     readonly policy: CompiledPolicy,
     /** The ICE capabilities the component imports. */
     readonly imports: readonly CapabilityName[],
+    /** The WASI 0.2 interfaces it imports. */
+    readonly wasi: readonly WasiImport[],
     /** @internal */
     readonly prepared: PreparedComponent,
   ) {}
@@ -358,6 +375,27 @@ function readComponent(path: string): Uint8Array {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? error);
     throw new LoadError('not-found', path, `cannot read component ${path}: ${why}`);
+  }
+}
+
+/** Every mount's host directory must exist: a typo must not become an empty (or another) directory. */
+function checkMounts(policy: CompiledPolicy, origin: string): void {
+  const mounts = policy.grants.wasi?.filesystem;
+  if (!Array.isArray(mounts)) return;
+  for (const mount of mounts) {
+    let ok = false;
+    try {
+      ok = statSync(mount.host).isDirectory();
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new LoadError(
+        'bad-mount',
+        origin,
+        `policy ${policy.source}: grants.wasi.filesystem mounts ${mount.guest} from ${mount.host}, which is not a directory; create it or fix the host path (relative paths are relative to the policy file)`,
+      );
+    }
   }
 }
 

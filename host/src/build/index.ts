@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { buildAssemblyScript } from './assemblyscript.js';
 import { BuildError } from './errors.js';
 import { buildRust } from './rust.js';
+import { buildJavaScript, isJavaScriptGuest } from './javascript.js';
 
 export { BuildError } from './errors.js';
 export { buildAssemblyScript, sdkDirectory, SDK_SPECIFIER } from './assemblyscript.js';
@@ -24,7 +25,7 @@ export type { RustBuild } from './rust.js';
 export { findRustToolchain, RUST_PACKAGES_HINT } from './rust-toolchain.js';
 
 export interface BuildResult {
-  language: 'assemblyscript' | 'rust';
+  language: 'assemblyscript' | 'rust' | 'javascript';
   /** The component bytes. */
   component: Uint8Array;
   /** Size of the core module inside. */
@@ -45,7 +46,8 @@ export async function buildGuest(source: string): Promise<BuildResult> {
   const path = resolve(source);
   if (!existsSync(path)) throw new BuildError(path, 'no such file or directory');
   const guest = guestKind(path);
-  const built = guest.language === 'rust' ? await buildRust(guest.path) : await buildAssemblyScript(guest.path);
+  const built =
+    guest.language === 'rust' ? await buildRust(guest.path) : guest.language === 'javascript' ? await buildJavaScript(guest.path) : await buildAssemblyScript(guest.path);
   return {
     language: guest.language,
     component: built.component,
@@ -56,12 +58,13 @@ export async function buildGuest(source: string): Promise<BuildResult> {
 }
 
 /** Which language a guest path is in, and the path its builder takes (a .ts file or a package dir). */
-function guestKind(path: string): { language: 'assemblyscript' | 'rust'; path: string } {
+function guestKind(path: string): { language: 'assemblyscript' | 'rust' | 'javascript'; path: string } {
   if (!statSync(path).isDirectory()) {
     if (path.endsWith('.ts')) return { language: 'assemblyscript', path };
     if (path.endsWith('Cargo.toml')) return { language: 'rust', path: resolve(path, '..') };
     throw new BuildError(path, 'expected an AssemblyScript .ts file, a directory with index.ts, or a Rust package directory');
   }
+  if (isJavaScriptGuest(path)) return { language: 'javascript', path };
   const hasIndex = existsSync(join(path, 'index.ts'));
   const hasCargo = existsSync(join(path, 'Cargo.toml'));
   if (hasIndex && hasCargo) {
@@ -95,7 +98,12 @@ export async function buildAllGuests(guestsDir: string, outDir: string): Promise
   const names = entries
     .filter((e) => e.isDirectory())
     .map((e) => e.name)
-    .filter((name) => existsSync(join(root, name, 'index.ts')) || (existsSync(join(root, name, 'Cargo.toml')) && isCargoPackage(join(root, name))))
+    .filter(
+      (name) =>
+        existsSync(join(root, name, 'index.ts')) ||
+        isJavaScriptGuest(join(root, name)) ||
+        (existsSync(join(root, name, 'Cargo.toml')) && isCargoPackage(join(root, name))),
+    )
     .sort();
   const written: Record<string, string> = {};
   for (const name of names) {

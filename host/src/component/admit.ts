@@ -6,6 +6,7 @@ import type { CompiledPolicy } from '../policy/index.js';
 import { policyKeyFor } from '../policy/index.js';
 import { LoadError } from './errors.js';
 import type { ComponentInfo } from './inspect.js';
+import { covers, KEY_EXAMPLES, wasiImport, type WasiImport, type WasiKey } from '../wasi/interfaces.js';
 import {
   CAPABILITY_INTERFACES,
   ICE_PACKAGE,
@@ -27,9 +28,12 @@ const TYPE_ONLY = new Set<string>(TYPE_ONLY_INTERFACES.map((name) => qualifiedIn
 export function admitImports(info: ComponentInfo, policy: CompiledPolicy, origin: string): CapabilityName[] {
   const foreign: string[] = [];
   const imported = new Set<CapabilityName>();
+  const wasi: WasiImport[] = [];
   for (const item of info.imports) {
     const capability = item.kind === 'interface' ? CAPABILITY_BY_NAME.get(item.name) : undefined;
+    const wasiInterface = item.kind === 'interface' ? wasiImport(item.name) : undefined;
     if (capability) imported.add(capability);
+    else if (wasiInterface) wasi.push(wasiInterface);
     else if (!(item.kind === 'interface' && TYPE_ONLY.has(item.name))) foreign.push(describe(item));
   }
   if (foreign.length > 0) {
@@ -38,9 +42,10 @@ export function admitImports(info: ComponentInfo, policy: CompiledPolicy, origin
       'foreign-import',
       origin,
       `${origin} imports ${foreign.join(', ')}, which ${foreign.length === 1 ? 'is' : 'are'} not part of the ` +
-        `${ICE_PACKAGE}@${ICE_VERSION} world: ICE provides only ${world}; rebuild the guest against wit/`,
+        `${ICE_PACKAGE}@${ICE_VERSION} world: ICE provides only ${world} and the WASI 0.2 interfaces a grants.wasi section covers; rebuild the guest against wit/`,
     );
   }
+  admitWasiImports(wasi, policy, origin);
 
   const ungranted = CAPABILITY_INTERFACES.filter((name) => imported.has(name) && policy.grants[name] === undefined);
   if (ungranted.length > 0) {
@@ -54,6 +59,33 @@ export function admitImports(info: ComponentInfo, policy: CompiledPolicy, origin
 
   admitExports(info, origin);
   return CAPABILITY_INTERFACES.filter((name) => imported.has(name));
+}
+
+/**
+ * The WASI 0.2 interfaces the component imports, each covered by its `grants.wasi` key; throws LoadError
+ * naming every key that is missing.
+ */
+export function wasiImportsOf(info: ComponentInfo): WasiImport[] {
+  return info.imports.flatMap((item) => {
+    const found = item.kind === 'interface' ? wasiImport(item.name) : undefined;
+    return found ? [found] : [];
+  });
+}
+
+function admitWasiImports(wasi: readonly WasiImport[], policy: CompiledPolicy, origin: string): void {
+  if (wasi.length === 0) return;
+  const grant = policy.grants.wasi as { readonly [k: string]: unknown } | undefined;
+  const missing = new Map<WasiKey, string[]>();
+  for (const item of wasi) {
+    if (covers(grant, item.key)) continue;
+    missing.set(item.key, [...(missing.get(item.key) ?? []), item.qualified]);
+  }
+  if (missing.size === 0) return;
+  const lines = [...missing].map(
+    ([key, names]) =>
+      `${origin} imports ${names.join(', ')}, which policy ${policy.source} does not cover: add ${grant ? KEY_EXAMPLES[key] : `a grants.wasi section with ${KEY_EXAMPLES[key]}`}`,
+  );
+  throw new LoadError('ungranted-import', origin, lines.join('\n'));
 }
 
 function admitExports(info: ComponentInfo, origin: string): void {

@@ -18,6 +18,8 @@ export type LoadErrorCode =
   | 'needs-worker'
   /** A rule injects a secret the host does not have. */
   | 'missing-secret'
+  /** A grants.wasi.filesystem mount whose host directory does not exist. */
+  | 'bad-mount'
   | 'memory-limit';
 
 export class LoadError extends Error {

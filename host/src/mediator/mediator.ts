@@ -18,6 +18,8 @@ import { createKv } from '../capabilities/kv.js';
 import { createLog, type GuestLogSink } from '../capabilities/log.js';
 import { createRandom } from '../capabilities/random.js';
 import type { HostGateway } from '../capabilities/gateway.js';
+import type { WasiImport } from '../wasi/interfaces.js';
+import { WasiMediator, type WasiOutputSink } from '../wasi/mediate.js';
 import { createHttp } from '../capabilities/http.js';
 import { ledgerForm, type LedgerForm } from '../capabilities/ledger-forms.js';
 import { createModel } from '../capabilities/model.js';
@@ -48,6 +50,8 @@ export interface MediatorServices {
    * bridge. Absent in in-process execution, where a policy needing it is refused at load.
    */
   readonly gateway?: HostGateway;
+  /** Receives what a WASI guest writes to its captured stdout and stderr. */
+  readonly wasiOutput?: WasiOutputSink;
 }
 
 type WitResult = { tag: 'ok'; val: unknown } | { tag: 'err'; val: IceError };
@@ -66,7 +70,12 @@ export interface CallRecorder {
 
 export class RunMediator {
   /** Set when a host fault trapped the run, so the run-end blames the host. */
-  hostFault: HostFault | undefined;
+  private ownFault: HostFault | undefined;
+  private wasi: WasiMediator | undefined;
+
+  get hostFault(): Error | undefined {
+    return this.ownFault ?? this.wasi?.hostFault;
+  }
 
   constructor(
     private readonly policy: CompiledPolicy,
@@ -75,9 +84,16 @@ export class RunMediator {
     private readonly services: MediatorServices,
   ) {}
 
-  /** The import object for jco's generated `instantiate`, for the capabilities the component imports. */
-  importObject(imported: readonly CapabilityName[]): Record<string, Record<string, (...args: unknown[]) => WitResult>> {
-    const table: Record<string, Record<string, (...args: unknown[]) => WitResult>> = {};
+  /** The import object for jco's generated `instantiate`, for the capabilities and WASI interfaces the component imports. */
+  importObject(imported: readonly CapabilityName[], wasi: readonly WasiImport[] = []): Record<string, Record<string, unknown>> {
+    const table: Record<string, Record<string, unknown>> = {};
+    if (wasi.length > 0) {
+      const grant = this.policy.grants.wasi;
+      // admit refuses WASI imports without a grants.wasi section; reaching this without one is a host bug.
+      if (!grant) throw new Error('a WASI import without grants.wasi reached the mediator');
+      this.wasi = new WasiMediator(grant, this.scope, this.writer, this.policy.limits, this.services.wasiOutput);
+      Object.assign(table, this.wasi.importObject(wasi));
+    }
     for (const name of imported) {
       const operations = this.operationsFor(name);
       const functions: Record<string, (...args: unknown[]) => WitResult> = {};
@@ -271,7 +287,7 @@ export class RunMediator {
   private fault(call: string, form: LedgerForm | undefined, label: string, args: unknown[], decided: Pick<Verdict, 'decision' | 'rule'>, error: unknown, started: number): HostFault {
     const reason = error instanceof Error ? error.message : String(error);
     const fault = new HostFault(`host fault in ${label}: ${reason}`);
-    this.hostFault = fault;
+    this.ownFault = fault;
     try {
       this.writer.appendCall({
         call,

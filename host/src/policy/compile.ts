@@ -8,7 +8,8 @@ import { compileMatcher } from './matchers.js';
 import { PolicySchema, type PolicyDocument } from './schema.js';
 import { parseAddress, parseCidr, type Cidr } from '../egress/address.js';
 import { compileUrlRule } from '../egress/rules.js';
-import type { CompiledGrants, CompiledPolicy, Denied, HttpGrant, HttpRule, Level, Matcher, ModelGrant, PolicyCapability } from './types.js';
+import { dirname, resolve as resolvePath } from 'node:path';
+import type { CompiledGrants, CompiledPolicy, Denied, HttpGrant, HttpRule, Level, Matcher, ModelGrant, PolicyCapability, WasiGrant } from './types.js';
 
 export { firstMatch } from './matchers.js';
 
@@ -36,7 +37,8 @@ export function compilePolicy(document: unknown, source: string = INLINE_SOURCE)
     capture: normalized.audit.capture,
     maxCaptureBytes: normalized.audit.maxCaptureBytes,
     limits: normalized.limits,
-    grants: compileGrants(normalized.grants),
+    // Paths in a policy file (wasi mounts) are relative to the file; an inline policy's to the working directory.
+    grants: compileGrants(normalized.grants, source === INLINE_SOURCE ? process.cwd() : dirname(resolvePath(source))),
     document: normalized,
     digest: sha256Hex(canonicalJson(normalized)),
     source,
@@ -45,9 +47,9 @@ export function compilePolicy(document: unknown, source: string = INLINE_SOURCE)
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-function compileGrants(grants: PolicyDocument['grants']): CompiledGrants {
+function compileGrants(grants: PolicyDocument['grants'], base: string): CompiledGrants {
   const out: Mutable<CompiledGrants> = {};
-  const { log, clock, random, kv, events, http, model } = grants;
+  const { log, clock, random, kv, events, http, model, wasi } = grants;
   if (log !== undefined) {
     out.log =
       log === 'deny'
@@ -100,7 +102,21 @@ function compileGrants(grants: PolicyDocument['grants']): CompiledGrants {
   }
   if (http !== undefined) out.http = http === 'deny' ? denied('http') : compileHttp(http);
   if (model !== undefined) out.model = model === 'deny' ? denied('model') : compileModel(model);
+  if (wasi !== undefined) out.wasi = compileWasi(wasi, base);
   return Object.freeze(out);
+}
+
+function compileWasi(wasi: NonNullable<PolicyDocument['grants']['wasi']>, base: string): WasiGrant {
+  const { env, filesystem, ...rest } = wasi;
+  return deepFreeze({
+    mode: 'grant',
+    rule: 'grants.wasi',
+    ...rest,
+    ...(env === undefined ? {} : { env: Object.entries(env) }),
+    ...(filesystem === undefined
+      ? {}
+      : { filesystem: filesystem === 'deny' ? 'deny' : filesystem.map((m) => ({ guest: m.guest, host: resolvePath(base, m.host), mode: m.mode })) }),
+  } as WasiGrant);
 }
 
 type HttpDocument = Exclude<NonNullable<PolicyDocument['grants']['http']>, 'deny'>;

@@ -18,6 +18,8 @@ export type {
   HttpRule,
   Injection,
   ModelGrant,
+  WasiGrant,
+  WasiMount,
   KvGrant,
   Level,
   LogGrant,

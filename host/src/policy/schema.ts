@@ -9,6 +9,7 @@ import { messages } from './errors.js';
 import { DEFAULT_MAX_CALLS, MiB, POLICY_LIMITS, askTimeout, grantSlot, maxCalls, patternList, size, strictObject, utf8Bytes } from './schema-parts.js';
 import { HttpSettings, HTTP_EXAMPLE } from './schema-http.js';
 import { ModelSettings, MODEL_EXAMPLE } from './schema-model.js';
+import { WasiSettings } from './schema-wasi.js';
 
 export { DEFAULT_MAX_CALLS, POLICY_LIMITS } from './schema-parts.js';
 
@@ -143,6 +144,7 @@ const GrantsSchema = strictObject(
     events: grantSlot(EventsSettings, EVENTS_EXAMPLE),
     http: grantSlot(HttpSettings, HTTP_EXAMPLE),
     model: grantSlot(ModelSettings, MODEL_EXAMPLE),
+    wasi: WasiSettings.optional(),
   },
   (got) => (got === undefined ? messages.grantsMissing() : messages.grantsNotMapping(got)),
 );

@@ -126,6 +126,34 @@ export interface ModelGrant {
   readonly maxTokensPerRun: number;
 }
 
+export interface WasiMount {
+  /** Where the guest sees it (absolute). */
+  readonly guest: string;
+  /** The host directory, absolute (resolved against the policy file's directory). */
+  readonly host: string;
+  readonly mode: 'read-only' | 'read-write';
+}
+
+/**
+ * `grants.wasi`: each key undefined when the policy does not mention it (a component importing the
+ * matching WASI interface is then refused at load), or its setting.
+ */
+export interface WasiGrant {
+  readonly mode: 'grant';
+  readonly rule: string;
+  readonly env?: readonly (readonly [string, string])[];
+  readonly args?: readonly string[];
+  readonly cwd?: string;
+  readonly stdout?: 'capture' | 'deny';
+  readonly stderr?: 'capture' | 'deny';
+  readonly stdin?: 'empty' | 'deny';
+  readonly clocks?: 'allow' | 'deny';
+  readonly random?: 'allow' | 'deny';
+  readonly filesystem?: readonly WasiMount[] | 'deny';
+  readonly sockets?: 'deny';
+  readonly http?: 'deny';
+}
+
 /** An absent key means the interface is not granted at all: admission refuses a component importing it. */
 export interface CompiledGrants {
   readonly log?: LogGrant | Denied;
@@ -135,6 +163,7 @@ export interface CompiledGrants {
   readonly events?: EventsGrant | Denied;
   readonly http?: HttpGrant | Denied;
   readonly model?: ModelGrant | Denied;
+  readonly wasi?: WasiGrant;
 }
 
 /** What bounds one run (policy `limits`). */

@@ -7,7 +7,9 @@
  * Replay reads only the ledger: it writes no record and touches no kv state.
  */
 import type { ComponentCache } from '../component/prepare.js';
-import { admitImports } from '../component/admit.js';
+import { admitImports, wasiImportsOf } from '../component/admit.js';
+import type { WasiImport } from '../wasi/interfaces.js';
+import { loadWasiShim, WasiMediator } from '../wasi/mediate.js';
 import { CAPABILITY_FUNCTIONS, qualifiedInterface, type CapabilityName } from '../component/wit.js';
 import { capture, verifyRun, type Captured, type CallRecord, type RunEndRecord, type RunStartRecord, type StoredRecord } from '../ledger/index.js';
 import { displayCall, formatCaptured } from '../ledger/format.js';
@@ -65,9 +67,12 @@ export async function replayRun(
 
   const started = performance.now();
   const server = new RecordedWorld(policy, calls, end);
+  const wasi = wasiImportsOf(info);
+  if (wasi.length > 0) await loadWasiShim();
   const { ending, fuel } = runInstance(
     (imports, meter) => prepared.instantiate(policy.limits.memoryMiB, imports, meter),
     imported,
+    wasi,
     server,
     policy.limits,
     start.input.value,
@@ -109,14 +114,37 @@ class RecordedWorld implements ImportProvider {
     private readonly end: RunEndRecord,
   ) {}
 
-  importObject(imported: readonly CapabilityName[]): Record<string, Record<string, (...args: unknown[]) => unknown>> {
-    const table: Record<string, Record<string, (...args: unknown[]) => unknown>> = {};
+  importObject(imported: readonly CapabilityName[], wasi: readonly WasiImport[]): Record<string, Record<string, unknown>> {
+    const table: Record<string, Record<string, unknown>> = {};
+    if (wasi.length > 0) {
+      const grant = this.policy.grants.wasi;
+      if (!grant) throw new ReplayError('the run imports WASI but its policy has no grants.wasi');
+      const scope = { component: this.policy.component, runId: 'replay', capture: this.policy.capture, maxCaptureBytes: this.policy.maxCaptureBytes };
+      const wasiWorld = new WasiMediator(grant, scope, { appendCall: () => undefined }, this.policy.limits, undefined, (call, args) => this.recordedWasi(call, args));
+      Object.assign(table, wasiWorld.importObject(wasi));
+    }
     for (const name of imported) {
       const functions: Record<string, (...args: unknown[]) => unknown> = {};
       for (const fn of CAPABILITY_FUNCTIONS[name]) functions[fn] = (...args) => this.answer(`${qualifiedInterface(name)}#${fn}`, args);
       table[`ice:agent/${name}`] = functions;
     }
     return table;
+  }
+
+  /** The recorded record of a WASI call, checked like any other (a divergence stops the replay). */
+  private recordedWasi(call: string, actual: Captured[]): CallRecord {
+    const seq = ++this.made;
+    const expected = this.calls[this.next++];
+    if (expected === undefined) {
+      if ((this.end.outcome === 'limit' && this.end.limit === 'timeout') || this.end.outcome === 'incomplete') this.stoppedFromOutside = true;
+      else this.divergence = { seq: this.end.seq, expected: `run-end (${this.end.outcome})`, actual: describe(call, actual) };
+      throw new Error('replay stopped');
+    }
+    if (expected.call !== call || JSON.stringify(expected.args) !== JSON.stringify(actual)) {
+      this.divergence = { seq: expected.seq || seq, expected: describe(expected.call, expected.args), actual: describe(call, actual) };
+      throw new Error('replay diverged');
+    }
+    return expected;
   }
 
   private answer(call: string, args: unknown[]): unknown {

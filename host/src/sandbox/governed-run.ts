@@ -6,6 +6,8 @@
  */
 import type { GuestEventSink } from '../capabilities/events.js';
 import type { HostGateway } from '../capabilities/gateway.js';
+import type { WasiImport } from '../wasi/interfaces.js';
+import type { WasiOutputSink } from '../wasi/mediate.js';
 import type { GuestLogSink } from '../capabilities/log.js';
 import type { CapabilityName } from '../component/wit.js';
 import { BufferedRunWriter, DEFAULT_MAX_PENDING, capture, type CallInput, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
@@ -23,6 +25,8 @@ export interface RunRequest {
   readonly policy: CompiledPolicy;
   readonly digest: string;
   readonly imports: readonly CapabilityName[];
+  /** The WASI 0.2 interfaces the component imports (admitted against grants.wasi). */
+  readonly wasi: readonly WasiImport[];
 }
 
 export interface RunServices {
@@ -34,6 +38,7 @@ export interface RunServices {
   readonly guestLog: GuestLogSink;
   readonly events?: GuestEventSink;
   readonly gateway?: HostGateway;
+  readonly wasiOutput?: WasiOutputSink;
 }
 
 /** What a run left, as plain data (it crosses back from a worker). */
@@ -61,7 +66,7 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   );
   const scope = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes };
   const mediator = new RunMediator(policy, scope, writer, services);
-  const { ending, fuel } = runInstance(instantiate, request.imports, mediator, policy.limits, input);
+  const { ending, fuel } = runInstance(instantiate, request.imports, request.wasi, mediator, policy.limits, input);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
   const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs)));

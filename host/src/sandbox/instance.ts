@@ -13,10 +13,13 @@ import type { CapabilityName } from '../component/wit.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
 import { HostFault } from '../mediator/mediator.js';
+import { WasiDenied, WasiExit } from '../wasi/mediate.js';
+import type { WasiImport } from '../wasi/interfaces.js';
 
 /** What serves a run's imports: the mediator, or the replayer serving recorded answers. */
 export interface ImportProvider {
-  importObject(imported: readonly CapabilityName[]): Record<string, Record<string, (...args: unknown[]) => unknown>>;
+  /** The ICE capabilities and the WASI interfaces the component imports, as jco's import object. */
+  importObject(imported: readonly CapabilityName[], wasi: readonly WasiImport[]): Record<string, Record<string, unknown>>;
   /** Set when the provider itself failed (the run is then the host's fault). */
   readonly hostFault: Error | undefined;
 }
@@ -38,6 +41,7 @@ export type Instantiate = (imports: Record<string, unknown>, meter: Meter) => Ag
 export function runInstance(
   instantiate: Instantiate,
   imported: readonly CapabilityName[],
+  wasi: readonly WasiImport[],
   mediator: ImportProvider,
   limits: RunLimits,
   input: string,
@@ -48,7 +52,7 @@ export function runInstance(
   };
   let ending: RunEnding;
   try {
-    const output = instantiate(mediator.importObject(imported), meter).run(input);
+    const output = instantiate(mediator.importObject(imported, wasi), meter).run(input);
     ending = { outcome: 'ok', output };
   } catch (error) {
     ending = classify(error, mediator);
@@ -96,6 +100,9 @@ function withLimits(ending: RunEnding, outOfFuel: boolean, memoryRefused: boolea
  */
 export function classify(error: unknown, mediator: ImportProvider): RunEnding {
   if (mediator.hostFault) return { outcome: 'trap', blame: 'host', reason: mediator.hostFault.message };
+  // wasi:cli/exit ends the run, never the process: success is an ok run with empty output.
+  if (error instanceof WasiExit) return error.ok ? { outcome: 'ok', output: '' } : { outcome: 'error', error: error.message };
+  if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };
   if (error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload')) {
     const payload = (error as Error & { payload: unknown }).payload;

@@ -15,6 +15,7 @@ import type { CallInput } from '../ledger/index.js';
 import { BRIDGE_BYTES, BridgeServer, type BridgeHandler } from './bridge.js';
 import { JOURNAL_BYTES, Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
+import type { WasiOutputEntry } from '../wasi/mediate.js';
 
 /** Records the killed worker had queued but not committed, from its journal. */
 type Rescued = readonly { seq: number; call: CallInput }[];
@@ -29,6 +30,7 @@ export interface PoolTask {
   readonly timeoutMs: number;
   readonly onLog: (entry: GuestLogEntry) => void;
   readonly onEvent: (event: GuestEvent) => void;
+  readonly onOutput: (entry: WasiOutputEntry) => void;
 }
 
 interface Slot {
@@ -179,6 +181,7 @@ export class WorkerPool {
         };
       } else if (message.type === 'log') task.onLog(message.entry);
       else if (message.type === 'event') task.onEvent(message.event);
+      else if (message.type === 'output') task.onOutput(message.entry);
       else if (message.runId === job.runId) {
         if (message.type === 'done') finish({ kind: 'done', summary: message.summary }, true);
         else finish({ kind: 'failed', reason: message.reason, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, true);

@@ -5,6 +5,8 @@ import type { GuestLogEntry } from '../capabilities/log.js';
 import type { CapabilityName } from '../component/wit.js';
 import type { PolicyDocument } from '../policy/index.js';
 import type { RunSummary } from './governed-run.js';
+import type { WasiImport } from '../wasi/interfaces.js';
+import type { WasiOutputEntry } from '../wasi/mediate.js';
 
 /** Given to each worker at start. */
 export interface WorkerInit {
@@ -22,6 +24,7 @@ export interface WorkerJob {
   readonly input: string;
   readonly digest: string;
   readonly imports: readonly CapabilityName[];
+  readonly wasi: readonly WasiImport[];
   /** The normalized policy; the worker compiles it again (compiled matchers hold closures). */
   readonly policy: { readonly document: PolicyDocument; readonly source: string; readonly digest: string };
   readonly component: {
@@ -38,6 +41,7 @@ export type FromWorker =
   | { readonly type: 'started'; readonly runId: string }
   | { readonly type: 'log'; readonly entry: GuestLogEntry }
   | { readonly type: 'event'; readonly event: GuestEvent }
+  | { readonly type: 'output'; readonly entry: WasiOutputEntry }
   | { readonly type: 'done'; readonly runId: string; readonly summary: RunSummary }
   /** The worker could not run the job at all (e.g. the state database failed): a host fault. */
   | { readonly type: 'failed'; readonly runId: string; readonly reason: string };

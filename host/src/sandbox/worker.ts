@@ -15,6 +15,7 @@ import { KvStore } from '../state/kv-store.js';
 import { BridgeClient } from './bridge.js';
 import { BridgeGateway } from './gateway-client.js';
 import { governedRun } from './governed-run.js';
+import { loadWasiShim, type WasiOutputEntry } from '../wasi/mediate.js';
 import { Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
 
@@ -30,6 +31,7 @@ const services = {
   guestLog: (entry: GuestLogEntry) => post({ type: 'log', entry }),
   events: (event: GuestEvent) => post({ type: 'event', event }),
   gateway: new BridgeGateway(new BridgeClient(bridge)),
+  wasiOutput: (entry: WasiOutputEntry) => post({ type: 'output', entry }),
 };
 
 interface Component {
@@ -47,9 +49,10 @@ async function run(job: WorkerJob): Promise<void> {
   try {
     const component = await componentFor(job);
     const policy = policyFor(job);
+    if (job.wasi.length > 0) await loadWasiShim();
     post({ type: 'started', runId: job.runId });
     const summary = governedRun(
-      { runId: job.runId, input: job.input, policy, digest: job.digest, imports: job.imports },
+      { runId: job.runId, input: job.input, policy, digest: job.digest, imports: job.imports, wasi: job.wasi },
       (imports, meter) => instantiateGenerated(component.instantiate, component.modules, imports, meter),
       services,
     );
