@@ -6,6 +6,8 @@ export const GUESTS_DIR = join(ROOT, 'guests');
 export const RUST_GUESTS_DIR = join(GUESTS_DIR, 'rust');
 export const GUEST_BUILD_DIR = join(ROOT, 'build', 'guests');
 export const RUST_GUEST_BUILD_DIR = join(GUEST_BUILD_DIR, 'rust');
+export const JS_GUESTS_DIR = join(GUESTS_DIR, 'js');
+export const JS_GUEST_BUILD_DIR = join(GUEST_BUILD_DIR, 'js');
 export const CASES_DIR = join(ROOT, 'test', 'cases');
 export const ICE_BIN = join(ROOT, 'bin', 'ice.js');
 
