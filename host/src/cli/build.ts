@@ -17,7 +17,7 @@ export async function buildCommand(argv: string[], io: Io): Promise<number> {
   mkdirSync(dirname(resolve(values.out)), { recursive: true });
   writeFileSync(values.out, result.component);
   io.stderr(
-    `built ${source} (${result.language}) → ${values.out}: component ${result.componentBytes} bytes, core module ${result.coreBytes} bytes, ${Math.round(result.ms)} ms\n`,
+    `built ${source} (${result.language}) → ${values.out}: component ${result.componentBytes} bytes${result.coreBytes > 0 ? `, core module ${result.coreBytes} bytes` : ''}, ${Math.round(result.ms)} ms\n`,
   );
   return EXIT.ok;
 }

@@ -4,6 +4,7 @@ import { LoadError } from '../component/errors.js';
 import { inspectComponent, type WorldItem } from '../component/inspect.js';
 import { CAPABILITY_INTERFACES, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../component/wit.js';
 import { policyKeyFor } from '../policy/index.js';
+import { wasiImport } from '../wasi/interfaces.js';
 import { onePositional, withUsage } from './args.js';
 import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
@@ -22,18 +23,21 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
   }
   const info = await inspectComponent(bytes, path, await import('@bytecodealliance/jco'));
   const imports = info.imports.map((item) => ({ ...item, ...classify(item) }));
-  const policyKeys = imports.flatMap((i) => (i.policyKey ? [i.policyKey] : []));
+  const policyKeys = [...new Set(imports.flatMap((i) => (i.policyKey ? [i.policyKey] : [])))];
   if (values.json) {
     io.stdout(`${JSON.stringify({ component: path, digest: info.digest, size: info.size, imports, exports: info.exports, policyKeys }, null, 2)}\n`);
     return EXIT.ok;
   }
   const width = Math.max(0, ...imports.map((i) => i.name.length));
+  const ice = imports.filter((i) => !i.wasi);
+  const wasi = imports.filter((i) => i.wasi);
   const lines = [
     `component ${path}`,
     `  digest  sha256:${info.digest}`,
     `  size    ${info.size} bytes`,
     'imports',
-    ...(imports.length === 0 ? ['  (none)'] : imports.map((i) => `  ${i.name.padEnd(width)}  ${i.note}`)),
+    ...(ice.length === 0 ? ['  (none)'] : ice.map((i) => `  ${i.name.padEnd(width)}  ${i.note}`)),
+    ...(wasi.length === 0 ? [] : ['WASI 0.2 imports (each covered by its grants.wasi key)', ...wasi.map((i) => `  ${i.name.padEnd(width)}  ${i.note}`)]),
     'exports',
     ...info.exports.map((e) => `  ${e.name}${e.signature ? `: ${e.signature.replace(/;$/, '')}` : ''}`),
     `policy keys it needs: ${policyKeys.length > 0 ? policyKeys.join(', ') : '(none)'}`,
@@ -44,7 +48,12 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
   return EXIT.ok;
 }
 
-function classify(item: WorldItem): { note: string; policyKey?: string; foreign?: true } {
+function classify(item: WorldItem): { note: string; policyKey?: string; foreign?: true; wasi?: true } {
+  const wasi = item.kind === 'interface' ? wasiImport(item.name) : undefined;
+  if (wasi) {
+    const key = wasi.key === 'base' ? 'grants.wasi' : `grants.wasi.${wasi.key}`;
+    return { note: wasi.key === 'base' ? 'covered by any grants.wasi section' : `grant with ${key}`, policyKey: key, wasi: true };
+  }
   const capability = CAPABILITY_INTERFACES.find((name) => qualifiedInterface(name) === item.name);
   if (capability) return { note: `grant with ${policyKeyFor(capability)}`, policyKey: policyKeyFor(capability) };
   if (TYPE_ONLY_INTERFACES.some((name) => qualifiedInterface(name) === item.name)) return { note: 'types only (no grant needed)' };

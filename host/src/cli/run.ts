@@ -51,6 +51,8 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     ...(values.state ? { stateDir: values.state } : {}),
     ...(values.log ? { onGuestLog: (e) => io.stderr(`[${e.component} ${e.level}] ${e.message}\n`) } : {}),
     ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
+    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into the output.
+    onGuestOutput: (e) => io.stderr(e.text),
   });
   try {
     const agent = await host.load(component, values.policy);

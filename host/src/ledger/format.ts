@@ -153,7 +153,11 @@ function formatOutcome(end: RunEndRecord): string {
 /** `ice:agent/kv@0.1.0#get` reads as `kv.get` in the table; other interfaces keep their full name. */
 export function displayCall(call: string): string {
   const ice = /^ice:agent\/([a-z][a-z0-9-]*)@[0-9.]+#(.+)$/.exec(call);
-  return ice ? `${ice[1]}.${ice[2]}` : call;
+  if (ice) return `${ice[1]}.${ice[2]}`;
+  // wasi:filesystem/types@0.2.12#[method]descriptor.open-at → descriptor.open-at; functions keep their interface.
+  const wasi = /^wasi:[a-z-]+\/([a-z-]+)@[0-9.]+#(?:\[(?:method|static)\](.+)|\[constructor\](.+)|(.+))$/.exec(call);
+  if (wasi) return wasi[2] ?? (wasi[3] ? `new ${wasi[3]}` : `${wasi[1]}.${wasi[4]}`);
+  return call;
 }
 
 function formatCall(c: CallRecord): string {
@@ -172,6 +176,9 @@ function formatCallOutcome(c: CallRecord): string {
 /** A captured value for display: JSON-quoted strings, `sha256:1a2b3c4d… (12 B)` for digests. */
 export function formatCaptured(c: Captured, max: number): string {
   if ('fields' in c) {
+    // WASI values: a resource, a u64 or written text read as themselves.
+    const marker = Object.keys(c.fields).length === 1 ? (c.fields.$resource ?? c.fields.$u64 ?? c.fields.$text) : undefined;
+    if (marker && 'value' in marker && typeof marker.value === 'string') return c.fields.$text ? quote(marker.value, max) : clean(marker.value);
     const parts = Object.entries(c.fields).map(([name, field]) => `${clean(name)}: ${formatCaptured(field, MAX_ARG)}`);
     return shorten(`{${parts.join(', ')}}`, max);
   }
