@@ -44,7 +44,7 @@ describe('admission', () => {
     expect(error.code).toBe('foreign-import');
     expect(error.message).toBe(
       '<component bytes> imports evil:net/socket@0.1.0, which is not part of the ice:agent@0.1.0 world: ' +
-        'ICE provides only ice:agent/{log,clock,random,kv,events,http,model}@0.1.0; rebuild the guest against wit/',
+        'ICE provides only ice:agent/{log,clock,random,kv,events,http,model}@0.1.0 and the WASI 0.2 interfaces a grants.wasi section covers; rebuild the guest against wit/',
     );
   });
 

@@ -49,11 +49,11 @@ describe('policy: hostile and malformed input is refused with a message naming t
     expect(error.message).toBe(
       'policy examples/counter/policy.yaml is invalid:\n' +
         '  grants.kv.read[1]: bad pattern "his*tory": "*" may only end a pattern (e.g. "history/*")\n' +
-        '  grants.kvv: unknown key; allowed keys: log, clock, random, kv, events, http, model',
+        '  grants.kvv: unknown key; allowed keys: log, clock, random, kv, events, http, model, wasi',
     );
     expect(error.issues).toEqual([
       { path: 'grants.kv.read[1]', message: 'bad pattern "his*tory": "*" may only end a pattern (e.g. "history/*")' },
-      { path: 'grants.kvv', message: 'unknown key; allowed keys: log, clock, random, kv, events, http, model' },
+      { path: 'grants.kvv', message: 'unknown key; allowed keys: log, clock, random, kv, events, http, model, wasi' },
     ]);
     expect(error.name).toBe('PolicyError');
   });
@@ -70,7 +70,7 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ]);
     });
     it('rejects an unknown interface in grants', () => {
-      expect(grantsIssues('  net: {}\n')).toEqual(['grants.net: unknown key; allowed keys: log, clock, random, kv, events, http, model']);
+      expect(grantsIssues('  net: {}\n')).toEqual(['grants.net: unknown key; allowed keys: log, clock, random, kv, events, http, model, wasi']);
     });
     it.each([
       ['log', '{ level: [info] }', 'grants.log.level: unknown key; allowed keys: levels, maxCalls, maxMessageBytes'],

@@ -140,7 +140,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * zod issues → policy issues. Two shapes need more than a path and the schema's message:
  * - unknown keys come as one issue per object; each key gets its own line, at its own path;
  * - an interface slot is `"deny" | settings`: when the author wrote a mapping they meant settings, so the
- *   settings branch's issues are reported (at their full paths) instead of "matches neither".
+ *   settings branch's issues are reported (at their full paths) instead of "matches neither" (likewise a
+ *   list, for `deny | [mounts]`).
  */
 export function toPolicyIssues(issues: readonly z.core.$ZodIssue[], base: readonly PropertyKey[] = []): PolicyIssue[] {
   const out: PolicyIssue[] = [];
@@ -148,7 +149,7 @@ export function toPolicyIssues(issues: readonly z.core.$ZodIssue[], base: readon
     const path = [...base, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: formatPath([...path, key]), message: issue.message });
-    } else if (issue.code === 'invalid_union' && isPlainObject(issue.input)) {
+    } else if (issue.code === 'invalid_union' && (isPlainObject(issue.input) || Array.isArray(issue.input))) {
       const settings = issue.errors.find(
         (branch) => !branch.some((e) => e.path.length === 0 && (e.code === 'invalid_type' || e.code === 'invalid_value')),
       );
