@@ -18,7 +18,7 @@ function issues(wasi: object): string {
 describe('grants.wasi', () => {
   it('compiles with no defaults: an absent key stays absent (its interfaces are then refused at load)', () => {
     const wasi = compilePolicy(base({ stdout: 'capture', env: { A: '1' } })).grants.wasi as WasiGrant;
-    expect(wasi).toEqual({ mode: 'grant', rule: 'grants.wasi', stdout: 'capture', env: [['A', '1']] });
+    expect(wasi).toEqual({ mode: 'grant', rule: 'grants.wasi', stdout: 'capture', env: [['A', '1']], maxCalls: 100_000 });
   });
 
   it('resolves mount host paths against the policy file, and an inline policy against the working directory', () => {

@@ -173,6 +173,15 @@ describe('grants.wasi refusals', () => {
     expect(result.ok ? '' : result.error).toContain('grants.wasi.clocks is deny');
   });
 
+  it('stops a guest past grants.wasi.maxCalls: the call over the budget traps the run, and is recorded', async () => {
+    const agent = await host.load(AGENT, policy({ maxCalls: 30 }));
+    const result = await agent.run('write-ro');
+    expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest', error: expect.stringContaining('over grants.wasi.maxCalls (30)') });
+    const recorded = calls(host, result.runId);
+    expect(recorded.filter((c) => c.call.startsWith('wasi:'))).toHaveLength(31);
+    expect(recorded.at(-1)).toMatchObject({ decision: 'deny', rule: 'grants.wasi.maxCalls' });
+  });
+
   it('gives a guest with filesystem: deny no directories', async () => {
     const agent = await host.load(AGENT, policy({ filesystem: 'deny' }));
     expect(await agent.run('list-dirs')).toMatchObject({ ok: true, output: '' });

@@ -16,10 +16,11 @@
  *       - { guest: /data, host: ./data, mode: read-only }   # host is relative to the policy file
  *     sockets: deny
  *     http: deny
+ *     maxCalls: 100000                # WASI calls per run (default); the next one traps the run
  */
 import { z } from 'zod';
 import { describeValue, messages } from './errors.js';
-import { strictObject } from './schema-parts.js';
+import { maxCalls, strictObject } from './schema-parts.js';
 
 export const WASI_EXAMPLE = 'wasi: { env: {}, stdout: capture, stderr: capture, stdin: empty, clocks: allow, random: allow }';
 
@@ -91,6 +92,8 @@ export const WasiSettings = strictObject(
       .optional(),
     sockets: z.literal('deny', { error: (issue) => `only deny is supported for sockets (ICE does not grant raw network access); got ${describeValue(issue.input)}` }).optional(),
     http: z.literal('deny', { error: (issue) => `only deny is supported for wasi:http for now; use ice:agent/http (grants.http) for governed HTTP; got ${describeValue(issue.input)}` }).optional(),
+    // Every WASI call is a ledger record: a guest looping on them is stopped here (the run traps).
+    maxCalls: maxCalls(),
   },
   (got) => messages.grantNotSettings(WASI_EXAMPLE, got),
 );

@@ -152,6 +152,8 @@ export interface WasiGrant {
   readonly filesystem?: readonly WasiMount[] | 'deny';
   readonly sockets?: 'deny';
   readonly http?: 'deny';
+  /** WASI calls per run; the next one traps the run. */
+  readonly maxCalls: number;
 }
 
 /** An absent key means the interface is not granted at all: admission refuses a component importing it. */

@@ -68,6 +68,7 @@ export class WasiMediator implements WasiCallRouter {
   private readonly places = new WeakMap<object, FsPlace>();
   private readonly mounts: readonly WasiMount[];
   private shim: Record<string, Record<string, unknown>> = {};
+  private made = 0;
 
   constructor(
     private readonly grant: WasiGrant,
@@ -210,7 +211,10 @@ export class WasiMediator implements WasiCallRouter {
     const started = performance.now();
     const ledgerArgs = [...(self ? [self] : []), ...args].map((arg, i) => this.captureArg(jsName, i - (self ? 1 : 0), arg));
     if (this.recorded) return this.replayed(call, ledgerArgs, jsName, self, args);
-    const verdict = this.decide(qualified, member, jsName, self, args);
+    const verdict: Verdict =
+      ++this.made > this.grant.maxCalls
+        ? { allow: false, rule: 'grants.wasi.maxCalls', reason: `call ${this.made} to WASI in this run is over grants.wasi.maxCalls (${this.grant.maxCalls})` }
+        : this.decide(qualified, member, jsName, self, args);
     if (!verdict.allow) {
       const message = verdict.payload === undefined ? `trap: ${verdict.reason}` : `wasi error ${JSON.stringify(verdict.payload)}: ${verdict.reason}`;
       this.record(call, ledgerArgs, 'deny', verdict.rule, { err: { kind: 'denied', message } }, started);
