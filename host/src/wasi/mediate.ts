@@ -16,7 +16,7 @@ import type { WasiGrant, WasiMount } from '../policy/index.js';
 import { checkFsCall, childPlace, rootOf, type FsPlace } from './fs-guard.js';
 import type { WasiImport } from './interfaces.js';
 import { kebab, ResourceTable, type Wrapper } from './resources.js';
-import { INTERNAL, type WasiCallRouter } from './router.js';
+import type { WasiCallRouter } from './router.js';
 import { CaptureSink, EmptySource, pollMixed, ReadyPollable, WRITE_METHODS, type StdStream } from './std.js';
 import { fromLedger, toLedger } from './values.js';
 
@@ -353,4 +353,3 @@ function isClass(value: unknown): value is { prototype: object } {
   return typeof value === 'function' && /^[A-Z]/u.test(value.name) && typeof value.prototype === 'object' && value.prototype !== null;
 }
 
-export { INTERNAL };
