@@ -9,6 +9,8 @@ import type { CallRecord } from '../host/src/ledger/index.js';
 import { echoServer, type TestServer } from './egress-servers.js';
 import { callGroups, line, parseDriverOutput } from './driver.js';
 import { freshHost } from './helpers.js';
+import { GatewayServer } from '../host/src/sandbox/gateway-server.js';
+import { secretSource } from '../host/src/egress/secrets.js';
 import { guestWasm } from './paths.js';
 
 let server: TestServer;
@@ -165,6 +167,19 @@ describe('a run blocked on the host thread', () => {
     const next = await agent.run(line('GET', `${server.origin}/echo?after`));
     expect(next).toMatchObject({ ok: true });
     expect(parseDriverOutput(next.ok ? next.output : '')[0]).toMatchObject({ ok: true, status: 200 });
+  });
+});
+
+describe('the gateway server', () => {
+  it('serves only runs that are executing, and only the operations it knows', async () => {
+    const gateway = new GatewayServer({ secrets: secretSource({}, {}) });
+    const request = { method: 'GET', url: `${server.origin}/echo`, headers: [], body: null };
+    const before = server.seen.length;
+    await expect(gateway.serve('http.fetch', { runId: 'not-a-run', request })).rejects.toThrow('run not-a-run is not executing; its gateway request is refused');
+    await expect(gateway.serve('approve', { runId: 'not-a-run' })).rejects.toThrow('is not executing');
+    await expect(gateway.serve('shell', {})).rejects.toThrow('unknown gateway operation "shell"');
+    expect(server.seen.length).toBe(before);
+    gateway.close();
   });
 });
 
