@@ -6,23 +6,7 @@
 // → ok(one line per request: "ok <status> <hex headers> <hex body>", headers rendered as
 //   "<name>: <value>\n" each, or "err <kind> <hex message>"); never err.
 import { http, Result } from "ice";
-
-const HEX = "0123456789abcdef";
-
-// Lowercase hex of `data`, built as ASCII bytes (a 100 KB body makes a 200 KB line).
-function hex(data: Uint8Array): string {
-  const out = new Uint8Array(data.length << 1);
-  for (let i = 0; i < data.length; i++) {
-    const b = <i32>data[i];
-    out[i << 1] = <u8>HEX.charCodeAt(b >> 4);
-    out[(i << 1) + 1] = <u8>HEX.charCodeAt(b & 15);
-  }
-  return String.UTF8.decode(out.buffer);
-}
-
-function hexText(s: string): string {
-  return hex(Uint8Array.wrap(String.UTF8.encode(s)));
-}
+import { hex, hexText } from "../shared/hex";
 
 function parse(line: string): http.Request {
   const fields = line.split("\t");

@@ -4,20 +4,7 @@
 // → ok(one line per call: "ok <input_tokens> <output_tokens> <hex text>" or
 //   "err <kind> <hex message>"); never err.
 import { model, Result } from "ice";
-
-const HEX = "0123456789abcdef";
-
-// Lowercase hex of the UTF-8 bytes of `s`.
-function hexText(s: string): string {
-  const data = Uint8Array.wrap(String.UTF8.encode(s));
-  const out = new Uint8Array(data.length << 1);
-  for (let i = 0; i < data.length; i++) {
-    const b = <i32>data[i];
-    out[i << 1] = <u8>HEX.charCodeAt(b >> 4);
-    out[(i << 1) + 1] = <u8>HEX.charCodeAt(b & 15);
-  }
-  return String.UTF8.decode(out.buffer);
-}
+import { hexText } from "../shared/hex";
 
 export function run(input: string): Result<string, string> {
   const lines = input.split("\n");
