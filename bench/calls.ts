@@ -258,7 +258,7 @@ try {
   });
   const bridge = await bridgeRoundTripUs(Math.min(N, 5000));
   console.log(`${pad('5. ICE worker + bridge to the main thread', 42)}${CALLS.map((c) => pad(`${(rows[c][3]! + bridge).toFixed(2)} (${((rows[c][3]! + bridge) / rows[c][1]!).toFixed(2)}x)`, 20)).join('')}`);
-  console.log(`   (row 4 + one bridge round trip, measured alone: ${bridge.toFixed(2)} µs; no capability is bridged yet: http and model will be)`);
+  console.log(`   (row 4 + one bridge round trip, measured alone: ${bridge.toFixed(2)} µs; the cost a bridged capability (http, model, approvals) adds; see bench/egress.ts)`);
   console.log('\nfuel metering, ms per run (median of 5; same glue, no import calls)\n');
   console.log(`${pad('guest work', 38)}  ${pad('unmetered', 10)}  ${pad('metered', 10)}  ${pad('slowdown', 9)}  fuel used`);
   for (const [label, base, metered, fuel] of compute) {
