@@ -15,6 +15,7 @@ import { guestWasm, ICE_BIN, ROOT } from './paths.js';
 
 const SECRET = 'cli-secret-5be1a0f94c';
 let server: TestServer;
+// One state directory for every run: the component is prepared once and served from its disk cache after.
 let dir: string;
 
 function iceAsync(args: string[]): Promise<CliResult> {
@@ -66,7 +67,7 @@ const input = () => [line('GET', `${server.origin}/echo`), line('POST', `${serve
 
 describe('ice run with egress', () => {
   it('--approve all: injects the secret from --secrets, approves the ask, and records who approved', async () => {
-    const state = join(dir, 'state-all');
+    const state = join(dir, 'state');
     const secrets = file('secrets.yaml', `CLI_API_KEY: ${SECRET}\n`);
     const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--secrets', secrets, '--approve', 'all', '--state', state, '--input', input()]);
     expect(run.code, run.stderr).toBe(0);
@@ -81,7 +82,7 @@ describe('ice run with egress', () => {
 
   it('--approve none denies every ask', async () => {
     const secrets = file('secrets-none.yaml', `CLI_API_KEY: ${SECRET}\n`);
-    const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--secrets', secrets, '--approve', 'none', '--state', join(dir, 'state-none'), '--input', input()]);
+    const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--secrets', secrets, '--approve', 'none', '--state', join(dir, 'state'), '--input', input()]);
     expect(run.code, run.stderr).toBe(0);
     const [, second] = run.stdout.split('\n');
     expect(second!.startsWith('err denied ')).toBe(true);
@@ -90,7 +91,7 @@ describe('ice run with egress', () => {
 
   it('without a terminal or --approve, denies asks instead of waiting', async () => {
     const secrets = file('secrets-tty.yaml', `CLI_API_KEY: ${SECRET}\n`);
-    const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--secrets', secrets, '--state', join(dir, 'state-tty'), '--input', input()]);
+    const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--secrets', secrets, '--state', join(dir, 'state'), '--input', input()]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout.split('\n')[1]!.startsWith('err denied ')).toBe(true);
   });
@@ -102,7 +103,7 @@ describe('ice run with egress', () => {
     ['--in-process with http', () => ['--secrets', file('ok.yaml', `CLI_API_KEY: ${SECRET}\n`), '--in-process'], 'in-process execution cannot serve'],
     ['a bad --approve', () => ['--approve', 'maybe'], '--approve must be all or none'],
   ])('refuses %s with exit 2 and the fix, never the secret', async (_what, extra, message) => {
-    const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--state', join(dir, 'state-refused'), ...extra(), '--input', 'x']);
+    const run = await iceAsync(['run', guestWasm('http-driver'), '--policy', policy(), '--state', join(dir, 'state'), ...extra(), '--input', 'x']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(message);
     expect(run.stderr).not.toContain(SECRET);
