@@ -26,11 +26,12 @@ import binaryen from 'binaryen';
 import { transpile } from '@bytecodealliance/jco';
 import { buildGuest } from '../host/src/build/index.js';
 import { capMemories, meterCoreModule } from '../host/src/component/meter.js';
-import { instantiateGenerated, type AgentExports, type GeneratedInstantiate, type Meter } from '../host/src/component/prepare.js';
+import type { AgentExports, GeneratedInstantiate, Meter } from '../host/src/component/prepare.js';
+import { instantiateGenerated } from '../host/src/sandbox/instantiate.js';
 import { createHost, type Agent } from '../host/src/index.js';
 import { BRIDGE_BYTES, BridgeServer } from '../host/src/sandbox/bridge.js';
-import { openStateDb } from '../host/src/state/db.js';
-import { KvStore } from '../host/src/state/kv-store.js';
+import { openStateDb } from '../host/src/storage/db.js';
+import { KvStore } from '../host/src/views/kv-store.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/dist\/?$/, '');
 const here = (p: string) => join(root, 'bench', p);
@@ -145,7 +146,7 @@ async function plainInstance(component: Uint8Array, metered: boolean): Promise<A
     fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
     memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
   };
-  return metered ? instantiateGenerated(glue.instantiate, modules, imports, meter) : glue.instantiate((p) => modules.get(p)!, imports);
+  return metered ? instantiateGenerated(glue.instantiate, modules, { imports, coreImports: () => ({}) }, meter) : glue.instantiate((p) => modules.get(p)!, imports);
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
@@ -227,7 +228,8 @@ try {
     'ice:agent/clock': { now: unit },
     'ice:agent/random': { bytes: unit },
   };
-  for (let i = 0; i < 200; i++) inProcess.prepared.instantiate(256, world, meterOf());
+  const modules256 = inProcess.prepared.modules(256);
+  for (let i = 0; i < 200; i++) instantiateGenerated(inProcess.prepared.generated, modules256, { imports: world, coreImports: () => ({}) }, meterOf());
   startup.push(['instantiate the component alone (fresh instance, mean of 200)', (performance.now() - t) / 200]);
   await Promise.all(Array.from({ length: 20 }, () => hello.run('warm')));
   t = performance.now();

@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildGuest } from '../host/src/build/index.js';
-import { parseCidr } from '../host/src/egress/address.js';
-import { EgressPool } from '../host/src/egress/client.js';
+import { parseCidr } from '../host/src/capabilities/http/address.js';
+import { EgressPool } from '../host/src/capabilities/http/client.js';
 import { createHost } from '../host/src/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/dist\/?$/, '');

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { buildGuest } from '../host/src/build/index.js';
 import { createHost } from '../host/src/index.js';
 import { BufferedRunWriter, capture, LedgerStore, newRunId, type CallInput } from '../host/src/ledger/index.js';
-import { openStateDb } from '../host/src/state/db.js';
+import { openStateDb } from '../host/src/storage/db.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/dist\/?$/, '');
 const here = (p: string) => join(root, 'bench', p);

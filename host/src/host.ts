@@ -3,32 +3,29 @@
  * cache; `host.load` inspects, admits and prepares a component under a policy; `agent.run` executes
  * one governed, recorded run.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { admitImports, wasiImportsOf } from './component/admit.js';
-import type { WasiImport } from './wasi/interfaces.js';
-import { loadWasiShim, type WasiOutputEntry, type WasiOutputSink } from './wasi/mediate.js';
+import { admitImports, prepareCapabilities, type Admitted } from './capabilities/admit.js';
+import type { Grant, IceCapability } from './capabilities/define.js';
+import type { ModelConfig } from './capabilities/model/index.js';
+import { compilePolicy, loadPolicyFile, type IcePolicy } from './capabilities/policy.js';
+import { capabilityNamed } from './capabilities/registry.js';
+import type { GuestEventSink, GuestLogSink, WasiOutputEntry, WasiOutputSink } from './capabilities/run-services.js';
+import { secretSource, type SecretSource } from './capabilities/secrets.js';
 import { LoadError } from './component/errors.js';
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
-import { ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
-import type { CapabilityName } from './component/wit.js';
 import { endInterruptedRuns, LedgerStore, newRunId, type LimitKind, type RunCounts, type StoredRecord } from './ledger/index.js';
-import type { GuestEventSink } from './capabilities/events.js';
-import type { GuestLogSink } from './capabilities/log.js';
-import { compilePolicy, loadPolicyFile, type CompiledPolicy } from './policy/index.js';
+import { ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
+import { HostGateway, type Approver } from './sandbox/host-gateway.js';
+import { instantiateGenerated } from './sandbox/instantiate.js';
 import { WorkerPool } from './sandbox/pool.js';
-import { GatewayServer, type Approver } from './sandbox/gateway-server.js';
-import { secretSource, type SecretSource } from './egress/secrets.js';
-import type { ModelConfig } from './model/providers.js';
-import { GATEWAY_CAPABILITIES } from './component/wit.js';
-import { openStateDb, type StateDb } from './state/db.js';
-import { KvStore } from './state/kv-store.js';
-import { ICE_VERSION } from './version.js';
+import { openStateDb, type StateDb } from './storage/db.js';
+import { KvStore } from './views/kv-store.js';
 
 export interface HostOptions {
   /** Where kv data, the ledger and the component cache live. Default `./.ice`. */
@@ -77,7 +74,7 @@ export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
 
 interface RunTotals {
   readonly runId: string;
-  /** Import calls the run made (each has exactly one ledger record). */
+  /** Import calls the run made (each is one call record, or an intent and its result). */
   readonly calls: number;
   readonly counts: Readonly<RunCounts>;
   /** Hash of the run-end record: the head of the run's chain. */
@@ -132,7 +129,7 @@ export class Host {
   private readonly execution: 'worker' | 'in-process';
   private pool: WorkerPool | undefined;
   private readonly secrets: SecretSource;
-  private readonly gateway: GatewayServer;
+  private readonly gateway: HostGateway;
 
   constructor(private readonly options: HostOptions) {
     this.stateDir = resolve(options.stateDir ?? '.ice');
@@ -149,13 +146,15 @@ export class Host {
       ((entry) => this.logger.debug({ guest: entry.component, run: entry.runId, level: entry.level }, entry.message));
     this.execution = options.execution ?? 'worker';
     this.secrets = secretSource(options.secrets, process.env, options.secretsSource);
-    this.gateway = new GatewayServer({
+    this.gateway = new HostGateway({
       secrets: this.secrets,
       ...(options.approve ? { approver: options.approve } : {}),
       ...(options.approverName ? { approverName: options.approverName } : {}),
-      ...(options.models ? { models: options.models } : {}),
-      ...(options.resolve ? { resolve: options.resolve } : {}),
-      ...(options.ca ? { ca: options.ca } : {}),
+      config: {
+        ...(options.models ? { models: options.models } : {}),
+        ...(options.resolve ? { resolve: options.resolve } : {}),
+        ...(options.ca ? { ca: options.ca } : {}),
+      },
       onApproverError: (error) => this.logger.error({ error: error instanceof Error ? error.message : String(error) }, 'the approver failed; the ask was denied'),
     });
     for (const { run, pid, calls } of endInterruptedRuns(this.state, this.ledger)) {
@@ -167,51 +166,44 @@ export class Host {
    * inspect → admit → prepare. `component` is the bytes or a path; `policy` a compiled policy, a policy
    * file path, or a policy object. Refusals are LoadError / PolicyError with messages that say the fix.
    */
-  async load(component: Uint8Array | string, policy: CompiledPolicy | string | object): Promise<Agent> {
+  async load(component: Uint8Array | string, policy: IcePolicy | string | object): Promise<Agent> {
     const origin = typeof component === 'string' ? component : '<component bytes>';
     const bytes = typeof component === 'string' ? readComponent(component) : component;
     const compiled = typeof policy === 'string' ? loadPolicyFile(policy) : isCompiled(policy) ? policy : compilePolicy(policy);
     checkHeader(bytes, origin);
     const info = await this.cache.inspect(bytes, origin);
-    const imported = admitImports(info, compiled, origin);
-    this.checkGatewayNeeds(compiled, imported, origin);
-    const wasi = wasiImportsOf(info);
-    if (wasi.length > 0) checkMounts(compiled, origin);
+    const admitted = admitImports(info, compiled, origin);
+    this.checkLoad(compiled, admitted, origin);
     const prepared = await this.cache.prepare(bytes, info, origin);
     // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
     prepared.modules(compiled.limits.memoryMiB);
     // Kept by digest, so any run of it can be replayed from the ledger alone.
     this.components.put(bytes, info.digest);
     this.logger.debug({ component: compiled.component, digest: info.digest, source: prepared.source, ms: prepared.prepareMs }, 'component loaded');
-    return new Agent(this, info, compiled, imported, wasi, prepared);
+    return new Agent(this, info, compiled, admitted, prepared);
   }
 
   /**
-   * Refuses, at load, what a run could only fail at: http, model and approvals need the host thread
-   * free to serve them (worker execution), and every secret a rule injects must exist.
+   * Refuses, at load, what a run could only fail at: host effects (http, model) and approvals need the
+   * host thread free to serve them (worker execution), and each capability's own load checks (a secret
+   * a rule injects, a mount's directory).
    */
-  private checkGatewayNeeds(policy: CompiledPolicy, imported: readonly CapabilityName[], origin: string): void {
-    const { grants } = policy;
-    const usesGateway = imported.filter((name) => GATEWAY_CAPABILITIES.includes(name) && grants[name]?.mode === 'grant');
-    const asks = imported.includes('kv') && grants.kv?.mode === 'grant' && grants.kv.ask.length > 0;
-    if (this.execution === 'in-process' && (usesGateway.length > 0 || asks)) {
-      const what = [...usesGateway.map((name) => `grants.${name}`), ...(asks ? ['grants.kv.ask'] : [])].join(', ');
+  private checkLoad(policy: IcePolicy, admitted: Admitted, origin: string): void {
+    const needHostThread: string[] = [];
+    for (const { name } of admitted) {
+      const capability = capabilityNamed(name);
+      const grant = (policy.grants as Readonly<Record<string, Grant | { mode: 'deny' } | undefined>>)[name];
+      if (!capability || grant?.mode !== 'grant') continue;
+      needHostThread.push(...hostThreadKeys(capability, grant));
+      const problem = capability.checkLoad?.(grant as never, { policySource: policy.source, origin, secrets: this.secrets });
+      if (problem) throw new LoadError(problem.code, origin, problem.message);
+    }
+    if (this.execution === 'in-process' && needHostThread.length > 0) {
       throw new LoadError(
         'needs-worker',
         origin,
-        `policy ${policy.source} grants ${what}, which in-process execution cannot serve (the host thread runs the guest): use worker execution (the default; drop --in-process)`,
+        `policy ${policy.source} grants ${needHostThread.join(', ')}, which in-process execution cannot serve (the host thread runs the guest): use worker execution (the default; drop --in-process)`,
       );
-    }
-    if (!imported.includes('http') || grants.http?.mode !== 'grant') return;
-    for (const rule of [...grants.http.allow, ...grants.http.ask]) {
-      const name = rule.inject?.secret;
-      if (name !== undefined && !this.secrets.get(name)) {
-        throw new LoadError(
-          'missing-secret',
-          origin,
-          `policy ${policy.source}: ${rule.rule}.inject needs the secret ${name}, which is not set in ${this.secrets.describe}; set it (e.g. ${name}=… in the environment, or ice run --secrets <file>)`,
-        );
-      }
     }
   }
 
@@ -257,13 +249,14 @@ export class Host {
     if (inputBytes > max) {
       throw new RunInputError(`run input is ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
     }
-    const { policy, info, prepared, imports, wasi } = agent;
-    const request: RunRequest = { runId: newRunId(), input, policy, digest: info.digest, imports, wasi };
-    if (wasi.length > 0 && this.execution === 'in-process') await loadWasiShim();
-    const summary =
-      this.execution === 'in-process'
-        ? governedRun(request, (wired, meter) => prepared.instantiate(policy.limits.memoryMiB, wired, meter), this.services())
-        : await this.inWorker(agent, request);
+    const { policy, info, prepared, admitted } = agent;
+    const request: RunRequest = { runId: newRunId(), input, policy, digest: info.digest, admitted };
+    let summary: RunSummary;
+    if (this.execution === 'in-process') {
+      await prepareCapabilities(admitted);
+      const modules = prepared.modules(policy.limits.memoryMiB);
+      summary = governedRun(request, (provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), this.services());
+    } else summary = await this.inWorker(agent, request);
     this.logger.info({ run: summary.runId, component: policy.component, outcome: summary.ending.outcome, calls: summary.counts.calls }, 'run ended');
     return toResult(summary);
   }
@@ -302,8 +295,7 @@ export class Host {
         runId: request.runId,
         input: request.input,
         digest: request.digest,
-        imports: request.imports,
-        wasi: request.wasi,
+        admitted: request.admitted,
         policy: { document: policy.document, source: policy.source, digest: policy.digest },
         component: { key: `${request.digest}/${memoryMiB}`, glueUrl: prepared.glueUrl, modules: prepared.modules(memoryMiB) },
       },
@@ -349,11 +341,9 @@ export class Agent {
   constructor(
     private readonly host: Host,
     readonly info: ComponentInfo,
-    readonly policy: CompiledPolicy,
-    /** The ICE capabilities the component imports. */
-    readonly imports: readonly CapabilityName[],
-    /** The WASI 0.2 interfaces it imports. */
-    readonly wasi: readonly WasiImport[],
+    readonly policy: IcePolicy,
+    /** What the component imports, by capability (ICE interfaces, WASI interfaces). */
+    readonly admitted: Admitted,
     /** @internal */
     readonly prepared: PreparedComponent,
   ) {}
@@ -378,28 +368,13 @@ function readComponent(path: string): Uint8Array {
   }
 }
 
-/** Every mount's host directory must exist: a typo must not become an empty (or another) directory. */
-function checkMounts(policy: CompiledPolicy, origin: string): void {
-  const mounts = policy.grants.wasi?.filesystem;
-  if (!Array.isArray(mounts)) return;
-  for (const mount of mounts) {
-    let ok = false;
-    try {
-      ok = statSync(mount.host).isDirectory();
-    } catch {
-      ok = false;
-    }
-    if (!ok) {
-      throw new LoadError(
-        'bad-mount',
-        origin,
-        `policy ${policy.source}: grants.wasi.filesystem mounts ${mount.guest} from ${mount.host}, which is not a directory; create it or fix the host path (relative paths are relative to the policy file)`,
-      );
-    }
-  }
+/** The policy keys of a grant that need the host thread: the capability's, or `grants.<name>` when it has host effects. */
+function hostThreadKeys(capability: { readonly name: string; hostThreadKeys?(grant: never): readonly string[] } & Partial<Pick<IceCapability, 'hostEffects'>>, grant: Grant): readonly string[] {
+  if (capability.hostThreadKeys) return capability.hostThreadKeys(grant as never);
+  return capability.hostEffects && Object.keys(capability.hostEffects).length > 0 ? [grant.rule] : [];
 }
 
-function isCompiled(policy: object): policy is CompiledPolicy {
+function isCompiled(policy: object): policy is IcePolicy {
   return 'grants' in policy && 'digest' in policy && 'document' in policy;
 }
 

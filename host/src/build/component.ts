@@ -4,7 +4,7 @@
  * imports exactly the interfaces its guest uses.
  */
 import { componentEmbed, componentNew } from '@bytecodealliance/jco';
-import { ICE_PACKAGE, ICE_VERSION, ICE_WORLD, worldWitSource } from '../component/wit.js';
+import { ICE_PACKAGE, ICE_WIT_VERSION, ICE_WORLD, worldWitSource } from '../core/world.js';
 import { BuildError } from './errors.js';
 
 // The repo compiles with lib ES2022 and Node's types, which do not declare the WebAssembly global; these
@@ -33,7 +33,7 @@ function checkCoreModule(core: Uint8Array, origin: string): void {
     throw new BuildError(origin, `not a valid core WebAssembly module: ${(e as Error).message}`);
   }
   const prefix = `${ICE_PACKAGE}/`;
-  const suffix = `@${ICE_VERSION}`;
+  const suffix = `@${ICE_WIT_VERSION}`;
   const foreign = wasm.Module.imports(module).filter(
     (i) => !(i.module.startsWith(prefix) && i.module.endsWith(suffix)),
   );

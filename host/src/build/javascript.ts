@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { witDirectory } from '../component/wit.js';
+import { witDirectory } from '../core/world.js';
 import { BuildError } from './errors.js';
 
 const require = createRequire(import.meta.url);

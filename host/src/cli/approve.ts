@@ -5,13 +5,13 @@
  * ask is denied (`none`): a run never waits for an answer nobody can give.
  */
 import { createInterface } from 'node:readline';
-import type { ApprovalRequest } from '../capabilities/gateway.js';
-import type { Approver } from '../sandbox/gateway-server.js';
+import type { ApprovalRequest } from '../capabilities/define.js';
+import { terminalSafe } from '../core/text.js';
+import type { Approver } from '../sandbox/host-gateway.js';
 import { UsageError } from './args.js';
 
 // Guest- and policy-controlled text is shown on the terminal: controls and bidi overrides escaped.
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
-const safe = (text: string) => text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).slice(0, 300);
+const safe = (text: string) => terminalSafe(text).slice(0, 300);
 
 export function cliApprover(mode: string | undefined, terminal: { input: NodeJS.ReadableStream & { isTTY?: boolean }; output: NodeJS.WritableStream & { isTTY?: boolean } }): { approve: Approver; name: string } {
   if (mode === 'all') return { approve: () => true, name: '--approve all' };

@@ -5,20 +5,22 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ICE_PACKAGE, CAPABILITY_INTERFACES } from '../component/wit.js';
+import { ICE_CAPABILITY_NAMES } from '../capabilities/registry.js';
+import { ICE_PACKAGE } from '../core/world.js';
 import { exportJsonl, verifyExport } from '../ledger/export.js';
 import { formatRunList, formatStoredRunTable, type CallFilter, type RunListRow } from '../ledger/format.js';
 import {
+  ledgerCalls,
   LedgerStore,
   verifyRun,
   verifyStore,
-  type CallRecord,
+  type LedgerCall,
   type RunEndRecord,
   type RunSummary,
   type StoredRecord,
   type VerifyResult,
 } from '../ledger/index.js';
-import { openStateDb, type StateDb } from '../state/db.js';
+import { openStateDb, type StateDb } from '../storage/db.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { AUDIT_USAGE } from './usage.js';
@@ -64,7 +66,7 @@ function listRow(
   const row = { run: run.run, component: run.component.name, startedAt: run.startedAt, calls: run.calls };
   if (run.outcome === 'unfinished') {
     // Rare (a run being written, or a truncated one): reading its calls is the only way to count them.
-    const denied = ledger.readRun(run.run).filter((r) => r.record.type === 'call' && r.record.decision === 'deny').length;
+    const denied = ledgerCalls(ledger.readRun(run.run).map((r) => r.record)).filter((c) => c.decision === 'deny').length;
     return { ...row, outcome: inFlight.has(run.run) ? 'unfinished (in flight)' : 'unfinished', denied };
   }
   const end = runEnd(run.run);
@@ -101,8 +103,9 @@ function show(argv: string[], io: Io): number {
   return withLedger('audit show', values.state, (ledger) => {
     const { records } = readWantedRun('audit show', ledger, wanted);
     if (values.json) {
-      // run-start and run-end always; the filter applies to call records only.
-      const shown = filter ? records.filter((r) => r.record.type !== 'call' || filter.keep(r.record)) : records;
+      // run-start and run-end always; the filter applies to calls (an intent and its result go together).
+      const kept = filter ? keptSeqs(records, filter) : undefined;
+      const shown = kept ? records.filter((r) => r.record.type === 'run-start' || r.record.type === 'run-end' || kept.has(r.record.seq)) : records;
       io.stdout(exportJsonl(shown));
     } else {
       io.stdout(`${formatStoredRunTable(records, filter ? { filter } : {})}\n`);
@@ -111,18 +114,29 @@ function show(argv: string[], io: Io): number {
   });
 }
 
+/** The seqs of the records of the calls `filter` keeps: a call record, or an intent and its result. */
+function keptSeqs(records: readonly StoredRecord[], filter: CallFilter): ReadonlySet<number> {
+  const kept = new Set<number>();
+  for (const call of ledgerCalls(records.map((r) => r.record))) {
+    if (!filter.keep(call)) continue;
+    kept.add(call.seq);
+    if (call.resultSeq !== undefined) kept.add(call.resultSeq);
+  }
+  return kept;
+}
+
 /** `--denied` and `--interface <name>` as one filter (both must match), or undefined for neither. */
 function callFilter(denied: boolean, iface: string | undefined): CallFilter | undefined {
-  const tests: Array<(c: CallRecord) => boolean> = [];
+  const tests: Array<(c: LedgerCall) => boolean> = [];
   const labels: string[] = [];
   if (denied) {
-    tests.push((c) => c.decision !== 'allow');
+    tests.push((c) => c.decision === 'deny' || c.decision === 'limit' || c.decision === 'invalid');
     labels.push('--denied');
   }
   if (iface !== undefined) {
-    if (!(CAPABILITY_INTERFACES as readonly string[]).includes(iface)) {
+    if (!ICE_CAPABILITY_NAMES.includes(iface)) {
       throw new UsageError(
-        `ice audit show: unknown --interface ${JSON.stringify(iface)}: use one of ${CAPABILITY_INTERFACES.join(', ')}\nusage: ${AUDIT_USAGE}`,
+        `ice audit show: unknown --interface ${JSON.stringify(iface)}: use one of ${ICE_CAPABILITY_NAMES.join(', ')}\nusage: ${AUDIT_USAGE}`,
       );
     }
     // Any version of the interface: a ledger outlives the ICE that wrote it.

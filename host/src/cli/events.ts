@@ -3,8 +3,9 @@
  * emitted (granted, successful `events.emit` calls), oldest first, from the ledger.
  */
 import { parseArgs } from 'node:util';
+import { shorten, terminalSafe as clean, width } from '../core/text.js';
 import type { Matcher } from '../policy/types.js';
-import { compileKindPattern, digestLabel, ledgerComponents, queryEvents, type GuestEventRow, type RecordedText } from '../state/events-query.js';
+import { compileKindPattern, digestLabel, ledgerComponents, queryEvents, type GuestEventRow, type RecordedText } from '../views/events.js';
 import { UsageError, withUsage } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { openExistingState } from './state.js';
@@ -94,23 +95,4 @@ export function formatEventsTable(events: readonly GuestEventRow[]): string {
 
 function showText(value: RecordedText, max: number): string {
   return 'text' in value ? shorten(clean(value.text), max) : digestLabel(value);
-}
-
-// C0 and C1 controls, DEL, line/paragraph separators, bidi marks and overrides: a guest's payload must
-// not move the cursor, recolour the terminal or reorder the table (same set as ledger/format.ts).
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-function clean(text: string): string {
-  return text.replace(UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function width(text: string): number {
-  let n = 0;
-  for (const _ of text) n++;
-  return n;
-}
-
-function shorten(text: string, max: number): string {
-  return width(text) <= max ? text : Array.from(text).slice(0, max - 1).join('') + '…';
 }

@@ -2,9 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { LoadError } from '../component/errors.js';
 import { inspectComponent, type WorldItem } from '../component/inspect.js';
-import { CAPABILITY_INTERFACES, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../component/wit.js';
-import { policyKeyFor } from '../policy/index.js';
-import { wasiImport } from '../wasi/interfaces.js';
+import { capabilityOfImport } from '../capabilities/registry.js';
+import { ICE_PACKAGE, ICE_WIT_VERSION, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../core/world.js';
 import { onePositional, withUsage } from './args.js';
 import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
@@ -43,19 +42,19 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
     `policy keys it needs: ${policyKeys.length > 0 ? policyKeys.join(', ') : '(none)'}`,
   ];
   const foreign = imports.filter((i) => i.foreign);
-  if (foreign.length > 0) lines.push(`refused by ICE: ${foreign.map((i) => i.name).join(', ')} (not in the ice:agent@0.1.0 world)`);
+  if (foreign.length > 0) lines.push(`refused by ICE: ${foreign.map((i) => i.name).join(', ')} (not in the ${ICE_PACKAGE}@${ICE_WIT_VERSION} world)`);
   io.stdout(`${lines.join('\n')}\n`);
   return EXIT.ok;
 }
 
+/** What an import needs: the policy key (from the capability registry), or nothing for types, or refused. */
 function classify(item: WorldItem): { note: string; policyKey?: string; foreign?: true; wasi?: true } {
-  const wasi = item.kind === 'interface' ? wasiImport(item.name) : undefined;
-  if (wasi) {
-    const key = wasi.key === 'base' ? 'grants.wasi' : `grants.wasi.${wasi.key}`;
-    return { note: wasi.key === 'base' ? 'covered by any grants.wasi section' : `grant with ${key}`, policyKey: key, wasi: true };
+  const served = item.kind === 'interface' ? capabilityOfImport(item.name) : undefined;
+  if (served) {
+    const wasi = served.capability.kind === 'foreign' ? ({ wasi: true } as const) : {};
+    const note = served.policyKey === `grants.${served.capability.name}` && served.capability.kind === 'foreign' ? `covered by any grants.${served.capability.name} section` : `grant with ${served.policyKey}`;
+    return { note, policyKey: served.policyKey, ...wasi };
   }
-  const capability = CAPABILITY_INTERFACES.find((name) => qualifiedInterface(name) === item.name);
-  if (capability) return { note: `grant with ${policyKeyFor(capability)}`, policyKey: policyKeyFor(capability) };
   if (TYPE_ONLY_INTERFACES.some((name) => qualifiedInterface(name) === item.name)) return { note: 'types only (no grant needed)' };
-  return { note: 'not in the ice:agent@0.1.0 world: ICE refuses this component', foreign: true };
+  return { note: `not in the ${ICE_PACKAGE}@${ICE_WIT_VERSION} world: ICE refuses this component`, foreign: true };
 }

@@ -5,7 +5,7 @@
 import { BuildError } from '../build/errors.js';
 import { LoadError } from '../component/errors.js';
 import { PolicyError } from '../policy/errors.js';
-import { SecretsError } from '../egress/secrets.js';
+import { SecretsError } from '../capabilities/secrets.js';
 import { UsageError } from './args.js';
 import { EXIT, processIo, type Io } from './io.js';
 import { AUDIT_USAGE, BUILD_USAGE, EVENTS_USAGE, INSPECT_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { RUN_USAGE } from './usage.js';
 import { cliApprover } from './approve.js';
-import { loadSecretsFile } from '../egress/secrets.js';
+import { loadSecretsFile } from '../capabilities/secrets.js';
 
 export async function runCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('run', RUN_USAGE, () =>
@@ -68,7 +68,8 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
 /** One line: run id, outcome and call counts. */
 export function summary(result: RunResult): string {
   const c = result.counts;
-  const counts = `${c.calls} call${c.calls === 1 ? '' : 's'} (${c.allowed} allowed, ${c.denied} denied, ${c.limited} limited, ${c.invalid} invalid)`;
+  const unknown = c.unknown ? `, ${c.unknown} outcome unknown` : '';
+  const counts = `${c.calls} call${c.calls === 1 ? '' : 's'} (${c.allowed} allowed, ${c.denied} denied, ${c.limited} limited, ${c.invalid} invalid${unknown})`;
   const outcome = result.ok
     ? 'ok'
     : result.outcome === 'error'

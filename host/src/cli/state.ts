@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openStateDb, STATE_DB_FILE, type StateDb } from '../state/db.js';
-import { ledgerComponents, LedgerShapeError } from '../state/events-query.js';
-import { describeDifference, diffKv, KvFoldError, rebuildKv, type KvDiff, type RebuildResult } from '../state/fold.js';
+import { openStateDb, STATE_DB_FILE, type StateDb } from '../storage/db.js';
+import { ledgerComponents, LedgerShapeError } from '../views/events.js';
+import { describeDifference, diffKv, KvFoldError, rebuildKv, type KvDiff, type RebuildResult } from '../views/kv-fold.js';
 import { UsageError, withUsage } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { STATE_USAGE } from './usage.js';
@@ -79,7 +79,7 @@ function verify(state: StateDb, component: string | undefined, io: Io): number {
     return EXIT.checkFailed;
   }
   if (diff.differences.length === 0) {
-    io.stdout(`${verifiedSummary(diff)}\n`);
+    io.stdout(`${verifiedSummary(diff)}\n${unknownNote(diff)}`);
     return EXIT.ok;
   }
   const lines = diff.differences.map(describeDifference);
@@ -87,8 +87,22 @@ function verify(state: StateDb, component: string | undefined, io: Io): number {
     `the kv view differs from the fold of ${plural(diff.events, 'event')} in ${plural(diff.differences.length, 'key')}: ` +
       'check the ledger with `ice audit verify --all`, then `ice state rebuild` restores the view from it',
   );
-  io.stdout(`${lines.join('\n')}\n`);
+  io.stdout(`${lines.join('\n')}\n${unknownNote(diff)}`);
   return EXIT.checkFailed;
+}
+
+/**
+ * kv writes the ledger cannot say happened or not: their intent has no result. A write commits with its
+ * result, so none of them is in the view; said explicitly, never silently left out.
+ */
+function unknownNote(diff: KvDiff): string {
+  if (diff.unknown.length === 0) return '';
+  const listed = diff.unknown.slice(0, 10).map((u) => `run ${u.run} seq ${u.seq}`).join(', ');
+  const more = diff.unknown.length > 10 ? `, and ${diff.unknown.length - 10} more` : '';
+  return (
+    `${plural(diff.unknown.length, 'kv write')} with outcome unknown (${listed}${more}): each stopped before its result was recorded, ` +
+    'and a write commits only with its result, so none is in the view or the fold\n'
+  );
 }
 
 function verifiedSummary(diff: KvDiff): string {

@@ -5,7 +5,7 @@
  * component with a helpful message); the structure is then validated by jco's wasm-tools
  * (`componentWit` decodes and validates the whole component and prints its world).
  */
-import { sha256Hex } from '../digest.js';
+import { sha256Hex } from '../core/digest.js';
 import { LoadError } from './errors.js';
 import { checkFraming } from './framing.js';
 import { importSignatures, type ImportSignatures } from './signatures.js';

@@ -17,14 +17,13 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { worldBindings, type GuestMemory } from './bindings.js';
 import { renewableDecoder } from './decoder.js';
 import { LoadError } from './errors.js';
-import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories } from './core-binary.js';
-import { sha256Hex } from '../digest.js';
+import { MemoryCapError, MeterError, capMemories } from './core-binary.js';
+import { sha256Hex } from '../core/digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
-import { CAPABILITY_INTERFACES, ICE_PACKAGE, ICE_VERSION, ICE_WORLD, worldWitSource, type CapabilityName } from './wit.js';
+import { ICE_PACKAGE, ICE_WIT_VERSION, ICE_WORLD, worldWitSource } from '../core/world.js';
 
 /** What jco's generated `instantiate` returns for the ICE world. */
 export interface AgentExports {
@@ -52,50 +51,11 @@ export interface PreparedComponent {
   readonly prepareMs: number;
   /** The generated glue as an importable URL (a file in the cache, or data:), for worker threads. */
   readonly glueUrl: string;
+  /** jco's generated `instantiate` (sandbox/instantiate.ts wires it to a run). */
+  readonly generated: GeneratedInstantiate;
   /** The core modules, compiled with every defined memory capped at `memoryMiB` (memoized per cap). */
   modules(memoryMiB: number): ReadonlyMap<string, WebAssembly.Module>;
-  /** A fresh component instance wired to `imports` (keyed by unversioned interface name) and `meter`. */
-  instantiate(memoryMiB: number, imports: Record<string, unknown>, meter: Meter): AgentExports;
 }
-
-/**
- * Runs jco's generated `instantiate` over compiled core modules, giving every core module the meter,
- * and the core module that imports ICE interfaces ICE's own bindings for them (bindings.ts) in place of
- * jco's trampolines. `imports` are the host functions by unversioned interface name, as jco expects.
- */
-export function instantiateGenerated(
-  generated: GeneratedInstantiate,
-  modules: ReadonlyMap<string, WebAssembly.Module>,
-  imports: Record<string, unknown>,
-  meter: Meter,
-): AgentExports {
-  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused };
-  const world = imports as Record<string, Record<string, (...args: unknown[]) => unknown>>;
-  const imported = CAPABILITIES.filter((name) => world[`ice:agent/${name}`] !== undefined);
-  return generated(
-    (path) => {
-      const module = modules.get(path);
-      if (!module) throw new Error(`transpiled component has no core module ${path}`);
-      return module;
-    },
-    imports,
-    (module, given) => {
-      const coreImports = given ?? {};
-      if (!Object.keys(coreImports).some((name) => name.startsWith(ICE_IMPORT_PREFIX))) {
-        return new WebAssembly.Instance(module, { ...coreImports, [METER_MODULE]: metering });
-      }
-      const guest: GuestMemory = {};
-      const instance = new WebAssembly.Instance(module, { ...coreImports, ...worldBindings(world, imported, guest), [METER_MODULE]: metering });
-      const { memory, cabi_realloc: realloc } = instance.exports as { memory?: WebAssembly.Memory; cabi_realloc?: GuestMemory['realloc'] };
-      guest.memory = memory;
-      guest.realloc = realloc;
-      return instance;
-    },
-  );
-}
-
-const ICE_IMPORT_PREFIX = `${ICE_PACKAGE}/`;
-const CAPABILITIES: readonly CapabilityName[] = CAPABILITY_INTERFACES;
 
 const WASM_PAGE = 64 * 1024;
 const PAGES_PER_MIB = (1024 * 1024) / WASM_PAGE;
@@ -159,7 +119,7 @@ export class ComponentCache {
       throw new LoadError(
         'signature-mismatch',
         origin,
-        `${origin} declares ICE imports that differ from the ${ICE_PACKAGE}@${ICE_VERSION} world in wit/: ` +
+        `${origin} declares ICE imports that differ from the ${ICE_PACKAGE}@${ICE_WIT_VERSION} world in wit/: ` +
           `${mismatches.join('; ')}; rebuild the guest against this version of the world`,
       );
     }
@@ -188,8 +148,8 @@ export class ComponentCache {
       source,
       prepareMs: performance.now() - started,
       glueUrl: ready.glueUrl,
+      generated: ready.instantiate,
       modules,
-      instantiate: (memoryMiB, imports, meter) => instantiateGenerated(ready.instantiate, modules(memoryMiB), imports, meter),
     };
   }
 

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex } from '../digest.js';
+import { sha256Hex } from '../core/digest.js';
 
 export class ComponentStore {
   constructor(readonly dir: string) {}

@@ -5,15 +5,9 @@
  * hostile string cannot move the cursor, recolour the terminal or reorder text (C0/C1 controls and
  * bidi overrides become `\u` escapes such as `\u202e`).
  */
-import type {
-  Captured,
-  CallRecord,
-  LedgerRecord,
-  RunCounts,
-  RunEndRecord,
-  RunStartRecord,
-  StoredRecord,
-} from './records.js';
+import { shorten, terminalSafe as clean, width } from '../core/text.js';
+import { ledgerCalls, type LedgerCall } from './calls.js';
+import type { Captured, LedgerRecord, RunCounts, RunEndRecord, RunStartRecord, StoredRecord } from './records.js';
 
 const MAX_CALL = 40;
 const MAX_ARG = 24;
@@ -27,7 +21,7 @@ const MAX_COMPONENT = 32;
  * names the filter in the note under the rows, so a filtered table never passes for the whole run.
  */
 export interface CallFilter {
-  keep(call: CallRecord): boolean;
+  keep(call: LedgerCall): boolean;
   label: string;
 }
 
@@ -40,7 +34,7 @@ export interface CallFilter {
  */
 export function formatRunTable(records: readonly LedgerRecord[], options: { root?: string; filter?: CallFilter } = {}): string {
   const start = records.find((r): r is RunStartRecord => r.type === 'run-start');
-  const allCalls = records.filter((r): r is CallRecord => r.type === 'call');
+  const allCalls = ledgerCalls(records);
   const calls = options.filter ? allCalls.filter((c) => options.filter!.keep(c)) : allCalls;
   const end = records.find((r): r is RunEndRecord => r.type === 'run-end');
   const lines: string[] = [];
@@ -60,11 +54,12 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
 
   const header = ['seq', 'call', 'decision', 'rule', 'duration', 'result'];
   const rows = calls.map((c) => [
-    String(c.seq),
+    // A call recorded as intent and result: both seqs, so a reader finds both records.
+    c.resultSeq === undefined ? String(c.seq) : `${c.seq}→${c.resultSeq}`,
     formatCall(c),
     c.decision,
     shorten(clean(c.rule), MAX_RULE),
-    formatDuration(c.durationUs),
+    c.durationUs === undefined ? '?' : formatDuration(c.durationUs),
     formatCallOutcome(c),
   ]);
   // Numeric columns right-aligned.
@@ -76,7 +71,8 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
   const counts = end?.counts ?? tally(allCalls);
   lines.push(
     `${counts.calls} ${counts.calls === 1 ? 'call' : 'calls'}: ${counts.allowed} allowed, ${counts.denied} denied, ` +
-      `${counts.limited} limited, ${counts.invalid} invalid`,
+      `${counts.limited} limited, ${counts.invalid} invalid` +
+      (counts.unknown ? `, ${counts.unknown} outcome unknown (seq ${(end?.unknown ?? []).join(', ')}: the run stopped during their effect)` : ''),
   );
   if (end) lines.push(`ledger root ${options.root ?? '(not given)'}`);
   return lines.join('\n') + '\n';
@@ -160,15 +156,18 @@ export function displayCall(call: string): string {
   return call;
 }
 
-function formatCall(c: CallRecord): string {
+function formatCall(c: LedgerCall): string {
   const args = recordArgs(c) ?? c.args.map((a) => formatCaptured(a, MAX_ARG)).join(', ');
   const hop = c.hop === undefined ? '' : `↪${c.hop} `;
   return shorten(`${hop}${clean(displayCall(c.call))}(${args})`, MAX_CALL);
 }
 
-function formatCallOutcome(c: CallRecord): string {
+function formatCallOutcome(c: LedgerCall): string {
   // Who answered an ask comes first: the result column is cut, and this is what an auditor looks for.
   const approval = c.approval ? `[${c.approval.answer} by ${clean(c.approval.by)}] ` : '';
+  if (c.outcome === undefined) {
+    return c.decision === 'ask' ? 'outcome unknown (stopped while the approver was asked)' : 'outcome unknown (stopped during its effect)';
+  }
   if ('ok' in c.outcome) return approval + (c.outcome.ok === null ? 'ok' : (recordResult(c.outcome.ok) ?? formatCaptured(c.outcome.ok, MAX_VALUE)));
   return shorten(`${approval}${c.outcome.err.kind}: ${clean(c.outcome.err.message)}`, MAX_MESSAGE);
 }
@@ -210,10 +209,11 @@ function quote(s: string, max: number): string {
   return shorten(q.slice(0, -1), max - 1) + '"';
 }
 
-function tally(calls: readonly CallRecord[]): RunCounts {
+function tally(calls: readonly LedgerCall[]): RunCounts {
   const counts: RunCounts = { calls: calls.length, allowed: 0, denied: 0, limited: 0, invalid: 0 };
   for (const c of calls) {
-    if (c.decision === 'allow') counts.allowed++;
+    if (c.outcome === undefined) counts.unknown = (counts.unknown ?? 0) + 1;
+    else if (c.decision === 'allow') counts.allowed++;
     else if (c.decision === 'deny') counts.denied++;
     else if (c.decision === 'limit') counts.limited++;
     else counts.invalid++;
@@ -248,7 +248,7 @@ function bytesOf(c: Captured | undefined): string {
 }
 
 /** The arguments of an http request or model completion, the way a reader scans for them. */
-function recordArgs(c: CallRecord): string | undefined {
+function recordArgs(c: LedgerCall): string | undefined {
   const arg = c.args[0];
   if (c.args.length !== 1 || arg === undefined || !('fields' in arg)) return undefined;
   const f = arg.fields;
@@ -279,26 +279,4 @@ function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
-
-// C0 and C1 controls, DEL, line/paragraph separators, bidi marks, embeddings, overrides and isolates.
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
-/** Escapes characters that could alter a terminal's display. */
-function clean(s: string): string {
-  return s.replace(UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** Display width in code points (wide CJK glyphs are counted as one). */
-function width(s: string): number {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
-}
-
-/** At most `max` code points, the last being `…` when cut. */
-function shorten(s: string, max: number): string {
-  if (width(s) <= max) return s;
-  return Array.from(s).slice(0, Math.max(0, max - 1)).join('') + '…';
 }

@@ -5,3 +5,4 @@ export * from './verify.js';
 export * from './format.js';
 export * from './recover.js';
 export * from './buffered-writer.js';
+export * from './calls.js';

@@ -1,31 +1,29 @@
 /**
- * Ledger record format, version 1: the types, how values are captured into them, and how a record
- * becomes the exact JSON body whose SHA-256 is its hash.
+ * Ledger record format, version 1: the types, and how a record becomes the exact JSON body whose
+ * SHA-256 is its hash.
  *
- * A run is a chain: run-start (seq 0), one call record per mediated import call (seq 1..n), run-end
- * (seq n+1). Each record's `prev` is the hash of the record before it in the run; a run-start's `prev`
- * is the hash of the previous run-start in the store (null for the first run ever), so removing a
- * whole run breaks the chain too.
+ * A run is a chain: run-start (seq 0), the records of its import calls (seq 1..n), run-end (seq n+1).
+ * A call is one `call` record, or — when its effect leaves the run (an HTTP request, a model call, an
+ * approval) — an `intent` record committed before the effect starts and a `result` record after it. A
+ * run stopped in between keeps the intent: its run-end lists the seq in `unknown`, the calls whose
+ * outcome the ledger cannot know. Each record's `prev` is the hash of the record before it in the run;
+ * a run-start's `prev` is the hash of the previous run-start in the store (null for the first run
+ * ever), so removing a whole run breaks the chain too.
+ *
+ * Version 1 gained the `intent` and `result` types and the run-end's `unknown` (and `counts.unknown`)
+ * without changing any existing field: records written before them read and verify as they always did.
  */
 import * as crypto from 'node:crypto';
-import { sha256Hex } from '../digest.js';
+import type { Captured } from '../core/capture.js';
+import type { ApprovalRecord, Decision } from '../core/verdict.js';
+
+export type { Captured, Capturable, CaptureMode } from '../core/capture.js';
+export { capture } from '../core/capture.js';
+export type { Decision } from '../core/verdict.js';
+export { sha256Hex } from '../core/digest.js';
 
 export const LEDGER_RECORD_VERSION = 1;
 
-/**
- * A captured value: the value itself, or (digest mode) its SHA-256 and byte size, or bytes as hex.
- * Always JSON-serializable.
- */
-export type Captured =
-  | { value: string | number | boolean | null | string[] }
-  | { sha256: string; size: number }
-  | { hex: string }
-  /** A WIT record (an http request, a model completion): each field captured by the same rules. */
-  | { fields: { [name: string]: Captured } };
-
-export type CaptureMode = 'full' | 'digest';
-
-export type Decision = 'allow' | 'deny' | 'limit' | 'invalid';
 export type CallErrorKind = 'denied' | 'limit' | 'invalid' | 'failed';
 /**
  * incomplete: the process running the run stopped (killed, crashed) before its run-end; written by the
@@ -37,11 +35,14 @@ export type LimitKind = 'fuel' | 'timeout' | 'memory' | 'output';
 export type Blame = 'guest' | 'host';
 
 export interface RunCounts {
+  /** Import calls: `call` records plus `intent` records (a call whose effect left the run). */
   calls: number;
   allowed: number;
   denied: number;
   limited: number;
   invalid: number;
+  /** Intents without a result: calls whose outcome is unknown. Present only when not zero. */
+  unknown?: number;
 }
 
 export interface RunStartRecord {
@@ -84,12 +85,47 @@ export interface CallRecord {
   approval?: Approval;
 }
 
-export interface Approval {
-  /** Who or what answered: the CLI's prompt (`terminal`), `--approve all|none`, or the library callback's name. */
-  by: string;
-  answer: 'approved' | 'denied' | 'timeout';
-  /** How long the run waited for the answer. */
-  waitedMs: number;
+/** Who answered an ask (the CLI's prompt `terminal`, `--approve all|none`, or the library callback's name), how, and how long the run waited. */
+export type Approval = ApprovalRecord;
+
+/**
+ * Written and committed before an effect that leaves the run starts (`decision: allow`), or before the
+ * host's approver is asked (`decision: ask`): the arguments and the rule, so a run stopped during the
+ * effect still shows what it set out to do.
+ */
+export interface IntentRecord {
+  v: 1;
+  type: 'intent';
+  run: string;
+  seq: number;
+  at: string;
+  prev: string;
+  call: string;
+  args: Captured[];
+  decision: IntentDecision;
+  rule: string;
+}
+
+export type IntentDecision = 'allow' | 'ask';
+
+/** How the call an `intent` announced ended: its final decision (an ask's answer), outcome and duration. */
+export interface ResultRecord {
+  v: 1;
+  type: 'result';
+  run: string;
+  seq: number;
+  at: string;
+  prev: string;
+  /** The same `interface#function` as its intent (so a reader or a filter needs no lookup). */
+  call: string;
+  /** The seq of the intent this completes. */
+  intent: number;
+  decision: Decision;
+  rule: string;
+  outcome: CallOutcome;
+  /** From the intent to the end of the effect. */
+  durationUs: number;
+  approval?: Approval;
 }
 
 export interface RunEndRecord {
@@ -113,9 +149,11 @@ export interface RunEndRecord {
   /** Fuel the guest used (absent when the run was stopped from outside, by its timeout). */
   fuel?: number;
   durationUs: number;
+  /** Seqs of the intents without a result: the run stopped during their effect (absent when none). */
+  unknown?: number[];
 }
 
-export type LedgerRecord = RunStartRecord | CallRecord | RunEndRecord;
+export type LedgerRecord = RunStartRecord | CallRecord | IntentRecord | ResultRecord | RunEndRecord;
 
 /** A record as stored: its hash, the exact body that was hashed, and the parsed body. */
 export interface StoredRecord {
@@ -131,15 +169,19 @@ export type CallInput = Omit<CallRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' |
   /** When the call was made (ISO 8601); default: when the record is written. Set when records are queued. */
   at?: string;
 };
+/** What `RunWriter.appendIntent` needs. */
+export type IntentInput = Omit<IntentRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & { at?: string };
+/** What `RunWriter.appendResult` needs. */
+export type ResultInput = Omit<ResultRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & { at?: string };
+/** A record a run's writer may queue: a call, or the result of an earlier intent. */
+export type QueuedInput = ({ kind: 'call' } & CallInput) | ({ kind: 'result' } & ResultInput);
 /**
  * What `RunWriter.end` needs from the caller. `counts` may be left out: the writer tallies the call
- * records it wrote; if given, it must equal that tally.
+ * records it wrote; if given, it must equal that tally. `unknown` is the writer's too (its open intents).
  */
-export type RunEndInput = Omit<RunEndRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at' | 'counts'> & {
+export type RunEndInput = Omit<RunEndRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at' | 'counts' | 'unknown'> & {
   counts?: RunCounts;
 };
-
-export { sha256Hex };
 
 let lastIsoMs = -1;
 let lastIso = '';
@@ -152,72 +194,6 @@ export function isoNow(): string {
     lastIso = new Date(ms).toISOString();
   }
   return lastIso;
-}
-
-/** A value a capability call may take or return; a plain object is a WIT record. */
-export type Capturable =
-  | string
-  | number
-  | bigint
-  | boolean
-  | Uint8Array
-  | readonly string[]
-  | null
-  | undefined
-  | { readonly [field: string]: Capturable };
-
-/**
- * Captures a call argument or result for the ledger.
- *
- * - `full`: strings, booleans, string lists as `{ value }`; bytes as `{ hex }`.
- * - `digest`: strings, string lists and bytes as `{ sha256, size }` — the digest and byte size of the
- *   UTF-8 text (a string list: of its JSON text, e.g. `["a","b"]`; bytes: of the bytes), so the record
- *   proves what was passed without holding it.
- * - `maxBytes` (audit.maxCaptureBytes): in `full` mode too, a string, list or byte array over this many
- *   bytes is recorded as `{ sha256, size }`, so a guest cannot make the ledger hold megabytes per call.
- * - In both modes numbers, bigints, booleans and null/undefined are kept as values: they are small,
- *   fixed-size, carry no free text, and replay needs them (clock readings, random u64s). A bigint is
- *   its decimal string (`{ value: "1732614780123456789" }`); a non-finite number is its name
- *   (`"NaN"`, `"Infinity"`, `"-Infinity"`), since JSON has no such numbers.
- */
-export function capture(value: Capturable, mode: CaptureMode, maxBytes: number = Number.POSITIVE_INFINITY): Captured {
-  if (value === undefined || value === null) return { value: null };
-  switch (typeof value) {
-    case 'number':
-      return { value: Number.isFinite(value) ? value : String(value) };
-    case 'bigint':
-      return { value: value.toString(10) };
-    case 'boolean':
-      return { value };
-    case 'string':
-      // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: the exact count is only needed near the cap.
-      return mode === 'full' && (value.length * 3 <= maxBytes || Buffer.byteLength(value, 'utf8') <= maxBytes)
-        ? { value }
-        : digestOf(value);
-  }
-  if (value instanceof Uint8Array) {
-    return mode === 'full' && value.byteLength <= maxBytes
-      ? { hex: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex') }
-      : digestOf(value);
-  }
-  if (Array.isArray(value)) {
-    const list = value.map(String);
-    const json = JSON.stringify(list);
-    return mode === 'full' && Buffer.byteLength(json, 'utf8') <= maxBytes ? { value: list } : digestOf(json);
-  }
-  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    // Each field by the same rules (and the same cap), so a record's small fields (a method, a status)
-    // stay readable while a large body becomes its digest.
-    const fields: { [name: string]: Captured } = {};
-    for (const [name, field] of Object.entries(value as { readonly [field: string]: Capturable })) fields[name] = capture(field, mode, maxBytes);
-    return { fields };
-  }
-  throw new TypeError(`capture: unsupported value of type ${typeof value}`);
-}
-
-function digestOf(data: string | Uint8Array): Captured {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  return { sha256: sha256Hex(bytes), size: bytes.byteLength };
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -287,6 +263,35 @@ export function serializeRecord(record: LedgerRecord): string {
           : `,"approval":${JSON.stringify({ by: record.approval.by, answer: record.approval.answer, waitedMs: record.approval.waitedMs })}`) +
         '}'
       );
+    case 'intent':
+      return JSON.stringify({
+        v: record.v,
+        type: record.type,
+        run: record.run,
+        seq: record.seq,
+        at: record.at,
+        prev: record.prev,
+        call: record.call,
+        args: record.args,
+        decision: record.decision,
+        rule: record.rule,
+      });
+    case 'result':
+      return JSON.stringify({
+        v: record.v,
+        type: record.type,
+        run: record.run,
+        seq: record.seq,
+        at: record.at,
+        prev: record.prev,
+        call: record.call,
+        intent: record.intent,
+        decision: record.decision,
+        rule: record.rule,
+        outcome: record.outcome,
+        durationUs: record.durationUs,
+        approval: record.approval && { by: record.approval.by, answer: record.approval.answer, waitedMs: record.approval.waitedMs },
+      });
     case 'run-end':
       return JSON.stringify({
         v: record.v,
@@ -306,15 +311,18 @@ export function serializeRecord(record: LedgerRecord): string {
           denied: record.counts.denied,
           limited: record.counts.limited,
           invalid: record.counts.invalid,
+          // Only when some call's outcome is unknown: a run-end without one reads as it always did.
+          unknown: record.counts.unknown || undefined,
         },
         fuel: record.fuel,
         durationUs: record.durationUs,
+        unknown: record.unknown !== undefined && record.unknown.length > 0 ? [...record.unknown] : undefined,
       });
   }
 }
 
 /** Which counter of `RunCounts` a decision increments (besides `calls`). */
-export const DECISION_COUNTER: Record<Decision, Exclude<keyof RunCounts, 'calls'>> = {
+export const DECISION_COUNTER: Record<Decision, Exclude<keyof RunCounts, 'calls' | 'unknown'>> = {
   allow: 'allowed',
   deny: 'denied',
   limit: 'limited',

@@ -5,7 +5,7 @@
  * row in `running` (written with its run-start, removed with its run-end), which names the process
  * that owns it: runs of processes still alive — another host on the same state — are left alone.
  */
-import type { StateDb } from '../state/db.js';
+import type { StateDb } from '../storage/db.js';
 import type { LedgerStore } from './store.js';
 
 export interface RecoveredRun {

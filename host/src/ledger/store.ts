@@ -22,7 +22,7 @@
  * ```
  */
 import type { Statement } from 'better-sqlite3';
-import type { StateDb } from '../state/db.js';
+import type { StateDb } from '../storage/db.js';
 import {
   DECISION_COUNTER,
   emptyCounts,
@@ -31,7 +31,12 @@ import {
   sha256Hex,
   type CallInput,
   type CallRecord,
+  type IntentInput,
+  type IntentRecord,
   type LedgerRecord,
+  type QueuedInput,
+  type ResultInput,
+  type ResultRecord,
   type RunCounts,
   type RunEndInput,
   type RunEndRecord,
@@ -52,13 +57,20 @@ export interface RunWriter {
   readonly counts: Readonly<RunCounts>;
   /** True once `end` has written the run-end record. */
   readonly ended: boolean;
+  /** Seqs of the intents written without a result yet. */
+  readonly openIntents: ReadonlySet<number>;
   /** Appends a call record (seq = previous + 1); returns its hash. Committed on return unless in a transaction. */
   appendCall(call: CallInput): string;
-  /** Appends many call records, inside a transaction (see SqliteRunWriter.appendCalls). */
-  appendCalls(calls: readonly CallInput[]): void;
+  /** Appends an intent record; returns its seq. Committed on return unless in a transaction. */
+  appendIntent(intent: IntentInput): number;
+  /** Appends the result of an open intent of this run; returns its hash. */
+  appendResult(result: ResultInput): string;
+  /** Appends queued call and result records, inside a transaction (see SqliteRunWriter.appendQueued). */
+  appendQueued(inputs: readonly QueuedInput[]): void;
   /**
    * Appends the run-end record; returns its hash, the run's ledger root. The counts written are the
-   * writer's own tally; `end.counts`, if given, must equal it (else LedgerError, nothing written).
+   * writer's own tally; `end.counts`, if given, must equal it (else LedgerError, nothing written). Open
+   * intents become the run-end's `unknown`: their effect may or may not have happened.
    */
   end(end: RunEndInput): string;
 }
@@ -100,7 +112,7 @@ export class LedgerStore {
   private readonly rowsStmt: Statement<[], LedgerRow>;
   private readonly listRunsStmt: Statement<
     [number],
-    { start: string; end: string | null; root: string | null; lastSeq: number }
+    { start: string; end: string | null; root: string | null; callsSoFar: number | null }
   >;
 
   constructor(readonly state: StateDb) {
@@ -113,7 +125,8 @@ export class LedgerStore {
     this.rowsStmt = db.prepare('SELECT id, run, seq, type, hash, body FROM ledger ORDER BY id');
     this.listRunsStmt = db.prepare(
       `SELECT s.body AS start, e.body AS end, e.hash AS root,
-              (SELECT max(m.seq) FROM ledger m WHERE m.run = s.run) AS lastSeq
+              CASE WHEN e.body IS NULL THEN
+                (SELECT count(*) FROM ledger m WHERE m.run = s.run AND m.type IN ('call', 'intent')) END AS callsSoFar
          FROM ledger s LEFT JOIN ledger e ON e.run = s.run AND e.type = 'run-end'
         WHERE s.type = 'run-start'
         ORDER BY s.id DESC LIMIT ?`,
@@ -171,13 +184,9 @@ export class LedgerStore {
     if (last === undefined) throw new LedgerError(`resumeRun: no run ${runId} in the ledger`);
     if (last.record.type === 'run-end') throw new LedgerError(`resumeRun: run ${runId} has already ended`);
     const counts = emptyCounts();
-    for (const { record } of records) {
-      if (record.type === 'call') {
-        counts.calls++;
-        counts[DECISION_COUNTER[record.decision]]++;
-      }
-    }
-    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.record.seq, last.hash, counts, false);
+    const open = new Set<number>();
+    for (const { record } of records) tally(counts, open, record);
+    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.record.seq, last.hash, counts, false, open);
   }
 
   /** A run's records in seq order (empty if unknown). Bodies are parsed, not verified: see `verifyRun`. */
@@ -209,7 +218,7 @@ export class LedgerStore {
         component: { name: start.component.name, digest: start.component.digest },
         policyDigest: start.policy.digest,
         outcome: end?.outcome ?? 'unfinished',
-        calls: end?.counts.calls ?? row.lastSeq,
+        calls: end?.counts.calls ?? row.callsSoFar ?? 0,
         durationUs: end?.durationUs ?? null,
         root: row.root,
       };
@@ -223,17 +232,54 @@ export class LedgerStore {
 }
 
 const DECISIONS: ReadonlySet<string> = new Set(Object.keys(DECISION_COUNTER));
+const INTENT_DECISIONS: ReadonlySet<string> = new Set(['allow', 'ask']);
 
-/** Field types of a call record, checked before it is serialized (a malformed record never lands). */
-function checkCallInput(input: CallInput): void {
-  if (typeof input.call !== 'string') throw new LedgerError('appendCall: call must be a string');
-  if (!Array.isArray(input.args)) throw new LedgerError('appendCall: args must be an array');
-  if (typeof input.decision !== 'string' || !DECISIONS.has(input.decision)) {
-    throw new LedgerError(`appendCall: unknown decision ${JSON.stringify(input.decision)}`);
+/**
+ * Counts a record into a run's tallies, as the writer and the verifier both do: a call record or an
+ * intent is a call; a call record or a result counts its decision; an intent stays open until its result.
+ */
+export function tally(counts: RunCounts, open: Set<number>, record: LedgerRecord): void {
+  switch (record.type) {
+    case 'call':
+      counts.calls++;
+      counts[DECISION_COUNTER[record.decision]]++;
+      break;
+    case 'intent':
+      counts.calls++;
+      open.add(record.seq);
+      break;
+    case 'result':
+      counts[DECISION_COUNTER[record.decision]]++;
+      open.delete(record.intent);
+      break;
   }
-  if (typeof input.rule !== 'string') throw new LedgerError('appendCall: rule must be a string');
+}
+
+/** Field types of a call, intent or result record, checked before it is serialized (a malformed record never lands). */
+function checkInput(op: string, input: { call: unknown; decision: unknown; rule: unknown }, decisions: ReadonlySet<string>): void {
+  if (typeof input.call !== 'string') throw new LedgerError(`${op}: call must be a string`);
+  if (typeof input.decision !== 'string' || !decisions.has(input.decision)) {
+    throw new LedgerError(`${op}: unknown decision ${JSON.stringify(input.decision)}`);
+  }
+  if (typeof input.rule !== 'string') throw new LedgerError(`${op}: rule must be a string`);
+}
+
+function checkCallInput(input: CallInput): void {
+  checkInput('appendCall', input, DECISIONS);
+  if (!Array.isArray(input.args)) throw new LedgerError('appendCall: args must be an array');
   if (typeof input.outcome !== 'object' || input.outcome === null) throw new LedgerError('appendCall: outcome must be an object');
   if (input.hop !== undefined && !(Number.isSafeInteger(input.hop) && input.hop > 0)) throw new LedgerError('appendCall: hop must be a positive integer');
+}
+
+function checkIntentInput(input: IntentInput): void {
+  checkInput('appendIntent', input, INTENT_DECISIONS);
+  if (!Array.isArray(input.args)) throw new LedgerError('appendIntent: args must be an array');
+}
+
+function checkDuration(type: string, durationUs: unknown): void {
+  if (typeof durationUs !== 'number' || !Number.isFinite(durationUs) || durationUs < 0) {
+    throw new LedgerError(`${type}: durationUs must be a finite non-negative number`);
+  }
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -251,6 +297,7 @@ class SqliteRunWriter implements RunWriter {
     private headValue: string,
     private countsValue: RunCounts,
     private endedValue: boolean,
+    private openValue: Set<number> = new Set(),
   ) {}
 
   get seq(): number {
@@ -264,6 +311,9 @@ class SqliteRunWriter implements RunWriter {
   }
   get ended(): boolean {
     return this.endedValue;
+  }
+  get openIntents(): ReadonlySet<number> {
+    return this.openValue;
   }
 
   invalidate(reason: string): void {
@@ -290,53 +340,95 @@ class SqliteRunWriter implements RunWriter {
     };
   }
 
+  private resultRecord(input: ResultInput): ResultRecord {
+    checkInput('appendResult', input, DECISIONS);
+    if (!this.openValue.has(input.intent)) {
+      throw new LedgerError(`appendResult: seq ${String(input.intent)} is not an open intent of run ${this.run}`);
+    }
+    if (typeof input.outcome !== 'object' || input.outcome === null) throw new LedgerError('appendResult: outcome must be an object');
+    checkDuration('result', input.durationUs);
+    return {
+      v: 1,
+      type: 'result',
+      run: this.run,
+      seq: this.seqValue + 1,
+      at: input.at ?? isoNow(),
+      prev: this.headValue,
+      call: input.call,
+      intent: input.intent,
+      decision: input.decision,
+      rule: input.rule,
+      outcome: input.outcome,
+      durationUs: input.durationUs,
+      ...(input.approval === undefined ? {} : { approval: input.approval }),
+    };
+  }
+
   appendCall(input: CallInput): string {
     this.checkWritable('appendCall');
     const record = this.callRecord(input);
     checkCallInput(input);
-    const hash = this.insert(record);
-    // insert() snapshotted the counts for a rollback; mutate in place.
-    this.countsValue.calls++;
-    this.countsValue[DECISION_COUNTER[record.decision]]++;
-    return hash;
+    return this.insert(record);
+  }
+
+  appendIntent(input: IntentInput): number {
+    this.checkWritable('appendIntent');
+    checkIntentInput(input);
+    const record: IntentRecord = {
+      v: 1,
+      type: 'intent',
+      run: this.run,
+      seq: this.seqValue + 1,
+      at: input.at ?? isoNow(),
+      prev: this.headValue,
+      call: input.call,
+      args: input.args,
+      decision: input.decision,
+      rule: input.rule,
+    };
+    this.insert(record);
+    return record.seq;
+  }
+
+  appendResult(input: ResultInput): string {
+    this.checkWritable('appendResult');
+    return this.insert(this.resultRecord(input));
   }
 
   /**
-   * Appends many call records at once (a batch from BufferedRunWriter): the same records as that many
-   * `appendCall`s, with one rollback snapshot for the batch. Must run inside a transaction. (Multi-row
+   * Appends queued records at once (a batch from BufferedRunWriter): the same records as that many
+   * single appends, with one rollback snapshot for the batch. Must run inside a transaction. (Multi-row
    * INSERTs of 32 rows measured no faster than this on better-sqlite3 12, so the code stays simple.)
    */
-  appendCalls(inputs: readonly CallInput[]): void {
-    this.checkWritable('appendCalls');
-    if (!this.state.inTransaction) throw new LedgerError('appendCalls: must run inside state.transaction');
-    const before = { seq: this.seqValue, head: this.headValue, counts: { ...this.countsValue } };
-    this.state.onRollback(() => {
-      this.seqValue = before.seq;
-      this.headValue = before.head;
-      this.countsValue = before.counts;
-    });
+  appendQueued(inputs: readonly QueuedInput[]): void {
+    this.checkWritable('appendQueued');
+    if (!this.state.inTransaction) throw new LedgerError('appendQueued: must run inside state.transaction');
+    this.snapshotForRollback();
     for (const input of inputs) {
-      checkCallInput(input);
-      const record = this.callRecord(input);
-      if (!Number.isFinite(record.durationUs) || record.durationUs < 0) throw new LedgerError('call: durationUs must be a finite non-negative number');
+      let record: CallRecord | ResultRecord;
+      if (input.kind === 'result') record = this.resultRecord(input);
+      else {
+        checkCallInput(input);
+        checkDuration('call', input.durationUs);
+        record = this.callRecord(input);
+      }
       const body = serializeRecord(record);
       const hash = sha256Hex(body);
       this.insertStmt.run(record.run, record.seq, record.type, hash, body);
       this.seqValue = record.seq;
       this.headValue = hash;
-      this.countsValue.calls++;
-      this.countsValue[DECISION_COUNTER[record.decision]]++;
+      tally(this.countsValue, this.openValue, record);
     }
   }
 
   end(input: RunEndInput): string {
     this.checkWritable('end');
-    const expected = this.countsValue;
+    const expected: RunCounts = { ...this.countsValue, ...(this.openValue.size > 0 ? { unknown: this.openValue.size } : {}) };
     const given = input.counts ?? expected;
     for (const key of Object.keys(expected) as Array<keyof RunCounts>) {
       if (given[key] !== expected[key]) {
         throw new LedgerError(
-          `end: counts.${key} is ${String(given[key])} but run ${this.run} has ${expected[key]}; pass writer.counts`,
+          `end: counts.${key} is ${String(given[key])} but run ${this.run} has ${String(expected[key])}; pass writer.counts`,
         );
       }
     }
@@ -352,9 +444,10 @@ class SqliteRunWriter implements RunWriter {
       output: input.output,
       reason: input.reason,
       limit: input.limit,
-      counts: { ...expected },
+      counts: expected,
       fuel: input.fuel,
       durationUs: input.durationUs,
+      ...(this.openValue.size > 0 ? { unknown: [...this.openValue].sort((a, b) => a - b) } : {}),
     };
     // The run-end and the end of "in flight" commit together: a crash leaves either both or neither.
     const hash = this.state.transaction(() => {
@@ -380,28 +473,33 @@ class SqliteRunWriter implements RunWriter {
     }
   }
 
-  /** Inserts the record; advances the head, and registers the undo if inside a transaction. */
-  private insert(record: CallRecord | RunEndRecord): string {
-    if (!Number.isFinite(record.durationUs) || record.durationUs < 0) {
-      throw new LedgerError(`${record.type}: durationUs must be a finite non-negative number`);
-    }
+  /** Registers an undo of the head, tallies and open intents, if inside a transaction. */
+  private snapshotForRollback(): void {
+    if (!this.state.inTransaction) return;
+    const seq = this.seqValue;
+    const head = this.headValue;
+    const counts = { ...this.countsValue };
+    const open = new Set(this.openValue);
+    const ended = this.endedValue;
+    this.state.onRollback(() => {
+      this.seqValue = seq;
+      this.headValue = head;
+      this.countsValue = counts;
+      this.openValue = open;
+      this.endedValue = ended;
+    });
+  }
+
+  /** Inserts one record; advances the head and the tallies, and registers the undo if inside a transaction. */
+  private insert(record: CallRecord | IntentRecord | ResultRecord | RunEndRecord): string {
+    if (record.type !== 'intent') checkDuration(record.type, record.durationUs);
     const body = serializeRecord(record);
     const hash = sha256Hex(body);
     this.insertStmt.run(record.run, record.seq, record.type, hash, body);
-    if (this.state.inTransaction) {
-      const seq = this.seqValue;
-      const head = this.headValue;
-      const counts = { ...this.countsValue };
-      const ended = this.endedValue;
-      this.state.onRollback(() => {
-        this.seqValue = seq;
-        this.headValue = head;
-        this.countsValue = counts;
-        this.endedValue = ended;
-      });
-    }
+    this.snapshotForRollback();
     this.seqValue = record.seq;
     this.headValue = hash;
+    tally(this.countsValue, this.openValue, record);
     return hash;
   }
 }

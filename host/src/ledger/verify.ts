@@ -30,7 +30,8 @@ type Failure = { seq: number; reason: string };
 const DECISIONS = new Set(['allow', 'deny', 'limit', 'invalid']);
 const ERROR_KINDS = new Set(['denied', 'limit', 'invalid', 'failed']);
 const RUN_OUTCOMES = new Set(['ok', 'error', 'trap', 'limit', 'incomplete']);
-const COUNT_KEYS: ReadonlyArray<keyof RunCounts> = ['calls', 'allowed', 'denied', 'limited', 'invalid'];
+const COUNT_KEYS: ReadonlyArray<keyof RunCounts> = ['calls', 'allowed', 'denied', 'limited', 'invalid', 'unknown'];
+const INTENT_DECISIONS = new Set(['allow', 'ask']);
 
 /** The reason reported at `seq` when its prev is not the hash of the record before it. */
 export function prevMismatchReason(seq: number): string {
@@ -42,6 +43,8 @@ class RunChain {
   private next = 0;
   private head = '';
   private counts = emptyCounts();
+  /** Open intents: seq → call. */
+  private readonly openIntents = new Map<number, string>();
   private ended = false;
 
   constructor(readonly run: string) {}
@@ -102,15 +105,37 @@ class RunChain {
         this.counts[DECISION_COUNTER[rec.decision as keyof typeof DECISION_COUNTER]]++;
         break;
       }
+      case 'intent': {
+        const shape = intentShape(rec);
+        if (shape) return fail(`malformed intent record: ${shape}`);
+        this.counts.calls++;
+        this.openIntents.set(seq, rec.call as string);
+        break;
+      }
+      case 'result': {
+        const shape = resultShape(rec);
+        if (shape) return fail(`malformed result record: ${shape}`);
+        const intent = rec.intent as number;
+        const call = this.openIntents.get(intent);
+        if (call === undefined) return fail(`result of seq ${intent}, which is not an open intent of this run`);
+        if (call !== rec.call) return fail(`result names ${JSON.stringify(rec.call)} but its intent (seq ${intent}) is ${JSON.stringify(call)}`);
+        this.openIntents.delete(intent);
+        this.counts[DECISION_COUNTER[rec.decision as keyof typeof DECISION_COUNTER]]++;
+        break;
+      }
       case 'run-end': {
         const shape = runEndShape(rec);
         if (shape) return fail(`malformed run-end record: ${shape}`);
         const claimed = rec.counts as RunCounts;
-        const wrong = COUNT_KEYS.filter((key) => claimed[key] !== this.counts[key]);
+        const tallied: RunCounts = { ...this.counts, unknown: this.openIntents.size };
+        const wrong = COUNT_KEYS.filter((key) => (claimed[key] ?? 0) !== tallied[key]);
         if (wrong.length > 0) {
-          const detail = wrong.map((key) => `${key} ${claimed[key]} ≠ ${this.counts[key]}`).join(', ');
+          const detail = wrong.map((key) => `${key} ${claimed[key] ?? 0} ≠ ${tallied[key]}`).join(', ');
           return fail(`run-end counts do not match the call records (${detail})`);
         }
+        const listed = JSON.stringify((rec.unknown as number[] | undefined) ?? []);
+        const open = JSON.stringify([...this.openIntents.keys()].sort((a, b) => a - b));
+        if (listed !== open) return fail(`run-end lists ${listed} as calls of unknown outcome, but the intents without a result are ${open}`);
         this.ended = true;
         break;
       }
@@ -260,20 +285,42 @@ function callShape(rec: Record<string, unknown>): string | undefined {
   if (!Array.isArray(rec.args) || !rec.args.every(isCaptured)) return 'args';
   if (!isString(rec.decision) || !DECISIONS.has(rec.decision)) return 'decision';
   if (!isString(rec.rule)) return 'rule';
-  const outcome = rec.outcome;
-  if (!isObject(outcome)) return 'outcome';
-  if ('ok' in outcome) {
-    if (outcome.ok !== null && !isCaptured(outcome.ok)) return 'outcome';
-  } else if (!isObject(outcome.err) || !ERROR_KINDS.has(outcome.err.kind as string) || !isString(outcome.err.message)) {
-    return 'outcome';
-  }
+  if (!outcomeShapeOk(rec.outcome)) return 'outcome';
   if (!isDuration(rec.durationUs)) return 'durationUs';
   if (rec.hop !== undefined && !(isCount(rec.hop) && rec.hop > 0)) return 'hop';
-  if (rec.approval !== undefined) {
-    const a = rec.approval;
-    if (!isObject(a) || !isString(a.by) || !APPROVAL_ANSWERS.has(a.answer as string) || !isDuration(a.waitedMs)) return 'approval';
-  }
+  if (rec.approval !== undefined && !approvalShapeOk(rec.approval)) return 'approval';
   return undefined;
+}
+
+function intentShape(rec: Record<string, unknown>): string | undefined {
+  if (!isString(rec.at)) return 'at';
+  if (!isString(rec.call)) return 'call';
+  if (!Array.isArray(rec.args) || !rec.args.every(isCaptured)) return 'args';
+  if (!isString(rec.decision) || !INTENT_DECISIONS.has(rec.decision)) return 'decision';
+  if (!isString(rec.rule)) return 'rule';
+  return undefined;
+}
+
+function resultShape(rec: Record<string, unknown>): string | undefined {
+  if (!isString(rec.at)) return 'at';
+  if (!isString(rec.call)) return 'call';
+  if (!isCount(rec.intent) || (rec.intent as number) < 1) return 'intent';
+  if (!isString(rec.decision) || !DECISIONS.has(rec.decision)) return 'decision';
+  if (!isString(rec.rule)) return 'rule';
+  if (!outcomeShapeOk(rec.outcome)) return 'outcome';
+  if (!isDuration(rec.durationUs)) return 'durationUs';
+  if (rec.approval !== undefined && !approvalShapeOk(rec.approval)) return 'approval';
+  return undefined;
+}
+
+function outcomeShapeOk(outcome: unknown): boolean {
+  if (!isObject(outcome)) return false;
+  if ('ok' in outcome) return outcome.ok === null || isCaptured(outcome.ok);
+  return isObject(outcome.err) && ERROR_KINDS.has(outcome.err.kind as string) && isString(outcome.err.message);
+}
+
+function approvalShapeOk(a: unknown): boolean {
+  return isObject(a) && isString(a.by) && APPROVAL_ANSWERS.has(a.answer as string) && isDuration(a.waitedMs);
 }
 
 const APPROVAL_ANSWERS: ReadonlySet<string> = new Set(['approved', 'denied', 'timeout']);
@@ -290,7 +337,10 @@ function runEndShape(rec: Record<string, unknown>): string | undefined {
   if ((rec.outcome === 'limit') !== (rec.limit !== undefined)) return 'limit';
   if (rec.fuel !== undefined && !isCount(rec.fuel)) return 'fuel';
   const counts = rec.counts;
-  if (!isObject(counts) || !COUNT_KEYS.every((key) => isCount(counts[key]))) return 'counts';
+  // `unknown` is written only when not zero.
+  if (!isObject(counts) || !COUNT_KEYS.every((key) => isCount(counts[key]) || (key === 'unknown' && counts[key] === undefined))) return 'counts';
+  if (counts.unknown === 0) return 'counts';
   if (!isDuration(rec.durationUs)) return 'durationUs';
+  if (rec.unknown !== undefined && !(Array.isArray(rec.unknown) && rec.unknown.length > 0 && rec.unknown.every((seq) => isCount(seq)))) return 'unknown';
   return undefined;
 }

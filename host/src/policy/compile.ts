@@ -1,176 +1,79 @@
 /**
  * Validated document → compiled policy: typed matchers, budgets as plain numbers, deny slots with their
- * rule ids. Runs once per load (and once more inside a worker, from `document`); nothing here runs per call.
+ * rule ids. Runs once per load (and once more inside a worker, from `document`); nothing here runs per
+ * call. Which grants there are is given by the caller (the capability registry), so this layer knows no
+ * capability by name.
  */
-import { sha256Hex } from '../digest.js';
+import { dirname, resolve as resolvePath } from 'node:path';
+import type { z } from 'zod';
+import { sha256Hex } from '../core/digest.js';
 import { PolicyError, messages, toPolicyIssues } from './errors.js';
 import { compileMatcher } from './matchers.js';
-import { PolicySchema, type PolicyDocument } from './schema.js';
-import { parseAddress, parseCidr, type Cidr } from '../egress/address.js';
-import { compileUrlRule } from '../egress/rules.js';
-import { dirname, resolve as resolvePath } from 'node:path';
-import type { CompiledGrants, CompiledPolicy, Denied, HttpGrant, HttpRule, Level, Matcher, ModelGrant, PolicyCapability, WasiGrant } from './types.js';
+import type { CompiledPolicy, Denied, Matcher, PolicyDocument } from './types.js';
 
 export { firstMatch } from './matchers.js';
 
 export const INLINE_SOURCE = '<inline>';
 
 /** The policy key that grants `capability`, e.g. `grants.kv`: named by admission errors and used as rule id. */
-export function policyKeyFor(capability: PolicyCapability): string {
+export function policyKeyFor(capability: string): string {
   return `grants.${capability}`;
+}
+
+export interface CompileContext {
+  /** `grants.<name>`. */
+  readonly rule: string;
+  /** The directory relative paths in the policy are resolved against (the policy file's). */
+  readonly base: string;
+}
+
+/** How one `grants.<name>` value compiles: `deny` (when allowed) or the capability's settings. */
+export interface GrantCompiler {
+  readonly name: string;
+  readonly deniable: boolean;
+  compile(settings: never, context: CompileContext): unknown;
 }
 
 /**
  * Validates and compiles an already parsed policy (from a file, from the library API, or a `document`
- * sent to a worker). Throws `PolicyError` listing every problem found.
+ * sent to a worker) against `schema`, compiling each grant with its capability's compiler. Throws
+ * `PolicyError` listing every problem found.
  */
-export function compilePolicy(document: unknown, source: string = INLINE_SOURCE): CompiledPolicy {
-  const result = PolicySchema.safeParse(document, {
+export function compileWith<Grants>(schema: z.ZodType, compilers: readonly GrantCompiler[], document: unknown, source: string = INLINE_SOURCE): CompiledPolicy<Grants> {
+  const result = schema.safeParse(document, {
     reportInput: true,
     // Only reached by an issue the schema has no message for; still a sentence, never zod's own text.
     error: (issue) => messages.invalidValue(issue.input),
   });
   if (!result.success) throw new PolicyError(source, toPolicyIssues(result.error.issues));
-  const normalized = deepFreeze(result.data);
+  const normalized = deepFreeze(result.data as PolicyDocument);
+  // Paths in a policy file (wasi mounts) are relative to the file; an inline policy's to the working directory.
+  const base = source === INLINE_SOURCE ? process.cwd() : dirname(resolvePath(source));
+  const grants: Record<string, unknown> = {};
+  for (const { name, deniable, compile } of compilers) {
+    const settings = normalized.grants[name];
+    if (settings === undefined) continue;
+    const rule = policyKeyFor(name);
+    grants[name] = deniable && settings === 'deny' ? denied(rule) : compile(settings as never, { rule, base });
+  }
   return Object.freeze({
     component: normalized.component,
     capture: normalized.audit.capture,
     maxCaptureBytes: normalized.audit.maxCaptureBytes,
     limits: normalized.limits,
-    // Paths in a policy file (wasi mounts) are relative to the file; an inline policy's to the working directory.
-    grants: compileGrants(normalized.grants, source === INLINE_SOURCE ? process.cwd() : dirname(resolvePath(source))),
+    grants: Object.freeze(grants) as Grants,
     document: normalized,
     digest: sha256Hex(canonicalJson(normalized)),
     source,
   });
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-function compileGrants(grants: PolicyDocument['grants'], base: string): CompiledGrants {
-  const out: Mutable<CompiledGrants> = {};
-  const { log, clock, random, kv, events, http, model, wasi } = grants;
-  if (log !== undefined) {
-    out.log =
-      log === 'deny'
-        ? denied('log')
-        : Object.freeze({
-            mode: 'grant',
-            rule: policyKeyFor('log'),
-            levels: new SealedSet<Level>(log.levels),
-            maxCalls: log.maxCalls,
-            maxMessageBytes: log.maxMessageBytes,
-          });
-  }
-  if (clock !== undefined) {
-    out.clock =
-      clock === 'deny' ? denied('clock') : Object.freeze({ mode: 'grant', rule: policyKeyFor('clock'), maxCalls: clock.maxCalls });
-  }
-  if (random !== undefined) {
-    out.random =
-      random === 'deny'
-        ? denied('random')
-        : Object.freeze({ mode: 'grant', rule: policyKeyFor('random'), maxCalls: random.maxCalls, maxBytes: random.maxBytes });
-  }
-  if (kv !== undefined) {
-    out.kv =
-      kv === 'deny'
-        ? denied('kv')
-        : Object.freeze({
-            mode: 'grant',
-            rule: policyKeyFor('kv'),
-            maxCalls: kv.maxCalls,
-            read: compileMatchers('grants.kv.read', kv.read),
-            write: compileMatchers('grants.kv.write', kv.write),
-            maxValueBytes: kv.maxValueBytes,
-            maxKeyBytes: kv.maxKeyBytes,
-            ask: compileMatchers('grants.kv.ask', kv.ask),
-            askTimeoutMs: kv.askTimeoutMs,
-          });
-  }
-  if (events !== undefined) {
-    out.events =
-      events === 'deny'
-        ? denied('events')
-        : Object.freeze({
-            mode: 'grant',
-            rule: policyKeyFor('events'),
-            maxCalls: events.maxCalls,
-            kinds: compileMatchers('grants.events.kinds', events.kinds),
-            maxPayloadBytes: events.maxPayloadBytes,
-          });
-  }
-  if (http !== undefined) out.http = http === 'deny' ? denied('http') : compileHttp(http);
-  if (model !== undefined) out.model = model === 'deny' ? denied('model') : compileModel(model);
-  if (wasi !== undefined) out.wasi = compileWasi(wasi, base);
-  return Object.freeze(out);
+function denied(rule: string): Denied {
+  return Object.freeze({ mode: 'deny', rule });
 }
 
-function compileWasi(wasi: NonNullable<PolicyDocument['grants']['wasi']>, base: string): WasiGrant {
-  const { env, filesystem, ...rest } = wasi;
-  return deepFreeze({
-    mode: 'grant',
-    rule: 'grants.wasi',
-    ...rest,
-    ...(env === undefined ? {} : { env: Object.entries(env) }),
-    ...(filesystem === undefined
-      ? {}
-      : { filesystem: filesystem === 'deny' ? 'deny' : filesystem.map((m) => ({ guest: m.guest, host: resolvePath(base, m.host), mode: m.mode })) }),
-  } as WasiGrant);
-}
-
-type HttpDocument = Exclude<NonNullable<PolicyDocument['grants']['http']>, 'deny'>;
-type HttpRuleDocument = HttpDocument['ask'][number] | HttpDocument['allow'][number];
-
-function compileHttp(http: HttpDocument): HttpGrant {
-  const rule = (list: 'allow' | 'ask') => (written: HttpRuleDocument, index: number): HttpRule => {
-    const id = `grants.http.${list}[${index}]`;
-    const compiled = compileUrlRule(written.url, written.methods, id);
-    const addresses: Cidr[] = (written.addresses ?? []).map((text) => parseCidr(text)!);
-    // A rule naming an exact IP may reach it whatever its class: that is the author's explicit choice.
-    if (compiled.host.kind === 'exact') {
-      const literal = parseAddress(compiled.host.name.replace(/^\[|\]$/gu, ''));
-      if (literal) addresses.push(parseCidr(compiled.host.name.replace(/^\[|\]$/gu, ''))!);
-    }
-    return Object.freeze({
-      ...compiled,
-      addresses: Object.freeze(addresses),
-      ...(written.inject ? { inject: Object.freeze({ ...written.inject }) } : {}),
-      ...('askTimeoutMs' in written ? { askTimeoutMs: written.askTimeoutMs } : {}),
-    });
-  };
-  return Object.freeze({
-    mode: 'grant',
-    rule: policyKeyFor('http'),
-    maxCalls: http.maxCalls,
-    allow: Object.freeze(http.allow.map(rule('allow'))),
-    deny: Object.freeze(http.deny.map((written, index) => compileUrlRule(written.url, written.methods, `grants.http.deny[${index}]`))),
-    ask: Object.freeze(http.ask.map(rule('ask'))),
-    maxRequestBytes: http.maxRequestBytes,
-    maxResponseBytes: http.maxResponseBytes,
-    timeoutMs: http.timeoutMs,
-    maxRedirects: http.maxRedirects,
-  });
-}
-
-function compileModel(model: Exclude<NonNullable<PolicyDocument['grants']['model']>, 'deny'>): ModelGrant {
-  return Object.freeze({
-    mode: 'grant',
-    rule: policyKeyFor('model'),
-    maxCalls: model.maxCalls,
-    models: compileMatchers('grants.model.models', model.models),
-    ask: compileMatchers('grants.model.ask', model.ask),
-    askTimeoutMs: model.askTimeoutMs,
-    maxTokensPerCall: model.maxTokensPerCall,
-    maxTokensPerRun: model.maxTokensPerRun,
-  });
-}
-
-function denied(capability: PolicyCapability): Denied {
-  return Object.freeze({ mode: 'deny', rule: policyKeyFor(capability) });
-}
-
-function compileMatchers(rule: string, patterns: readonly string[]): readonly Matcher[] {
+/** Each pattern of a list as a typed matcher whose rule id is its place in the list (`grants.kv.read[1]`). */
+export function compileMatchers(rule: string, patterns: readonly string[]): readonly Matcher[] {
   return Object.freeze(patterns.map((pattern, index) => compileMatcher(`${rule}[${index}]`, pattern)));
 }
 
@@ -178,7 +81,7 @@ function compileMatchers(rule: string, patterns: readonly string[]): readonly Ma
  * A Set that cannot be changed after construction: `ReadonlySet` is only a compile-time promise, and a
  * capability provider must not be able to widen the levels it was granted.
  */
-class SealedSet<T> extends Set<T> {
+export class SealedSet<T> extends Set<T> {
   #sealed = false;
   constructor(values: Iterable<T>) {
     super();
@@ -212,7 +115,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);

@@ -73,8 +73,6 @@ function humanBytes(n: number): string {
   return '';
 }
 
-export const LEVEL_LIST = 'trace, debug, info, warn, error';
-
 export const messages = {
   notAMapping: (allowed: readonly string[], got: unknown) =>
     `expected a mapping with keys ${allowed.join(', ')}, got ${describeValue(got)}`,
@@ -95,29 +93,20 @@ export const messages = {
   captureInvalid: (got: unknown) => `expected full or digest, got ${describeValue(got)}`,
   grantsMissing: () =>
     'missing; add "grants:" with the capabilities this component may use ("grants: {}" grants nothing)',
-  grantsNotMapping: (got: unknown) =>
-    `expected a mapping of capabilities (log, clock, random, kv, events), got ${describeValue(got)}`,
+  grantsNotMapping: (capabilities: readonly string[], got: unknown) =>
+    `expected a mapping of capabilities (${capabilities.join(', ')}), got ${describeValue(got)}`,
   grantNotSettings: (example: string, got: unknown) =>
     `expected settings like ${example}, or "deny" to deny every call; got ${describeValue(got)}`,
   sizeOutOfRange: (max: number, got: unknown) =>
     `must be an integer from 1 to ${max}${humanBytes(max)}, got ${describeValue(got)}`,
-  levelsNotList: (got: unknown) => `expected a list of levels (${LEVEL_LIST}), got ${describeValue(got)}`,
-  levelUnknown: (got: unknown) => `unknown level ${describeValue(got)}; use one of ${LEVEL_LIST}`,
-  levelDuplicate: (level: string) => `duplicate level "${level}"; remove one`,
   patternsNotList: (example: string, got: unknown) =>
     `expected a list of patterns like ${example}, got ${describeValue(got)}`,
   patternsTooMany: (count: number, max: number, prefixExample: string) =>
     `too many patterns (${count}); at most ${max}, use a prefix pattern like "${prefixExample}"`,
   patternNotString: (got: unknown) => `expected a pattern string, got ${describeValue(got)}`,
   badPattern: (pattern: string, problem: string) => `bad pattern ${describeValue(pattern)}: ${problem}`,
-  patternTooLongForKeys: (bytes: number, maxKeyBytes: number) =>
-    `${bytes} bytes, longer than grants.kv.maxKeyBytes (${maxKeyBytes}); shorten it or raise maxKeyBytes`,
-  patternTooLongForKinds: (bytes: number, maxKindBytes: number) =>
-    `${bytes} bytes, longer than the longest event kind (${maxKindBytes} bytes); shorten it`,
   patternDuplicate: (pattern: string, firstRule: string) =>
     `duplicate pattern ${describeValue(pattern)} (same as ${firstRule}); remove one`,
-  kindsMissing: () =>
-    'missing; list the event kinds this component may emit, e.g. kinds: ["counter.*"], or set "events: deny"',
   invalidValue: (got: unknown) => `invalid value ${describeValue(got)}`,
   emptyPolicy: () => 'the policy is empty; it needs at least version, component and grants',
   tooLarge: (bytes: number, max: number) => `the policy is ${bytes} bytes; at most ${max}${humanBytes(max)} are read`,

@@ -1,36 +1,20 @@
 /**
- * Policy text → compiled policy. YAML and JSON are read into plain data here, with the checks a generic
- * parser would skip: duplicate keys are errors (a later `kv:` could silently replace an earlier one), YAML
- * tags are refused (a policy is plain data), and every syntax error carries its line:column.
+ * Policy text → plain data. YAML and JSON are read here, with the checks a generic parser would skip:
+ * duplicate keys are errors (a later `kv:` could silently replace an earlier one), YAML tags are refused
+ * (a policy is plain data), and every syntax error carries its line:column. Validation and compiling
+ * are the registry's (capabilities/policy.ts), which knows the grants.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
-import { compilePolicy } from './compile.js';
 import { PolicyError, formatPath, messages, type PolicyIssue } from './errors.js';
-import type { CompiledPolicy } from './types.js';
-
-export { compilePolicy, policyKeyFor } from './compile.js';
-export { PolicyError } from './errors.js';
 
 export type PolicyFormat = 'yaml' | 'json';
 
 /** Policies are small; a bigger file is a mistake (or an attack on the parser), refused before parsing. */
 export const MAX_POLICY_BYTES = 1024 * 1024;
 
-/**
- * Parses and compiles policy text. The format is `format` if given, else `.json` / `.yaml` / `.yml` in
- * `source`, else JSON when the text starts with `{`, else YAML.
- *
- * @example
- * const policy = parsePolicyText('version: 1\ncomponent: counter\ngrants: { clock: {} }', 'inline.yaml');
- * policy.grants.clock; // { mode: 'grant', rule: 'grants.clock', maxCalls: 100000 }
- */
-export function parsePolicyText(text: string, source: string, format?: PolicyFormat): CompiledPolicy {
-  return compilePolicy(parsePolicyData(text, source, format), source);
-}
-
-/** Reads, parses and compiles a policy file. */
-export function loadPolicyFile(path: string): CompiledPolicy {
+/** Reads a policy file as text: bounded in size, valid UTF-8, or a PolicyError naming the file. */
+export function readPolicyFile(path: string): string {
   let bytes: Buffer;
   try {
     const size = statSync(path).size;
@@ -45,17 +29,18 @@ export function loadPolicyFile(path: string): CompiledPolicy {
     const reason = error instanceof Error ? error.message : String(error);
     throw new PolicyError(path, [{ path: '', message: reason }], messages.fileUnreadable(path, reason));
   }
-  let text: string;
   try {
     // fatal: a policy with invalid UTF-8 would otherwise be read with U+FFFD where a key used to be.
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new PolicyError(path, [{ path: '', message: 'the file is not valid UTF-8' }]);
   }
-  return parsePolicyText(text, path);
 }
 
-/** Text → plain data (not yet validated). Exported for tools that want the raw document. */
+/**
+ * Text → plain data (not yet validated). The format is `format` if given, else `.json` / `.yaml` / `.yml`
+ * in `source`, else JSON when the text starts with `{`, else YAML.
+ */
 export function parsePolicyData(text: string, source: string, format?: PolicyFormat): unknown {
   const fail = (issues: PolicyIssue[]): never => {
     throw new PolicyError(source, issues);

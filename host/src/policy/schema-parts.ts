@@ -5,22 +5,19 @@
 import { z } from 'zod';
 import { messages } from './errors.js';
 import { parsePattern } from './matchers.js';
+import { utf8Bytes } from '../core/text.js';
 
 export const MiB = 1024 * 1024;
 
 /** `maxCalls` when a granted interface does not set it: an explicit host default, never "unlimited". */
 export const DEFAULT_MAX_CALLS = 100_000;
 
-/** Upper bounds: a policy cannot grant budgets the host cannot honour (or record) sensibly. */
+/**
+ * Upper bounds every capability shares: a policy cannot grant budgets the host cannot honour (or record)
+ * sensibly. A capability's own bounds live in its folder.
+ */
 export const POLICY_LIMITS = Object.freeze({
   maxCalls: 1_000_000_000,
-  logMaxMessageBytes: MiB,
-  randomMaxBytes: MiB,
-  kvMaxValueBytes: 16 * MiB,
-  kvMaxKeyBytes: 4096,
-  eventsMaxPayloadBytes: 16 * MiB,
-  /** Longest event kind pattern, in UTF-8 bytes (kinds have no per-policy maximum, unlike kv keys). */
-  eventKindBytes: 256,
   /** Patterns per list: matching is a linear scan, and a long list is better written as a prefix. */
   patterns: 1024,
 } as const);
@@ -40,7 +37,6 @@ export function size(max: number, fallback: number) {
 
 export const maxCalls = () => size(POLICY_LIMITS.maxCalls, DEFAULT_MAX_CALLS);
 
-export const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
 
 export interface PatternListOptions {
   /** The list's rule path, e.g. `grants.kv.read`: duplicates name the earlier entry by its rule id. */
@@ -50,6 +46,8 @@ export interface PatternListOptions {
   readonly listExample: string;
   /** Checked per pattern when the bound does not depend on a sibling setting. */
   readonly maxBytes?: number;
+  /** The problem with a pattern over `maxBytes` (the text after `bad pattern "…": `). */
+  readonly tooLong?: (bytes: number) => string;
   /** For a required list: the message when it is absent. */
   readonly missing?: () => string;
 }
@@ -64,7 +62,7 @@ export function patternList(options: PatternListOptions) {
       } else if (options.maxBytes !== undefined && utf8Bytes(text) > options.maxBytes) {
         ctx.addIssue({
           code: 'custom',
-          message: messages.badPattern(text, messages.patternTooLongForKinds(utf8Bytes(text), options.maxBytes)),
+          message: messages.badPattern(text, (options.tooLong ?? ((bytes) => `${bytes} bytes, longer than ${options.maxBytes} bytes; shorten it`))(utf8Bytes(text))),
         });
       }
     });

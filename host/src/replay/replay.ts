@@ -1,34 +1,29 @@
 /**
- * Replay: re-executes a recorded run's component with the recorded input, serving every import from the
- * recorded results instead of the world (clock readings, random bytes, kv reads, denials and limits
- * alike), and checks that the guest makes exactly the recorded calls with the recorded arguments and
- * ends as recorded. A run that replays exactly proves the ledger holds everything the run depended on.
+ * Replay: re-executes a recorded run's component with the recorded input, through the same kernel as a
+ * live run but with the recorded answerer (kernel/recorded.ts): every import is answered from the
+ * ledger, and the guest must make exactly the recorded calls and end as recorded. A run that replays
+ * exactly proves the ledger holds everything the run depended on.
  *
  * Replay reads only the ledger: it writes no record and touches no kv state.
  */
+import { admitImports, prepareCapabilities } from '../capabilities/admit.js';
+import { compilePolicy, type IcePolicy } from '../capabilities/policy.js';
+import { capture, type Captured } from '../core/capture.js';
+import { sha256Hex } from '../core/digest.js';
 import type { ComponentCache } from '../component/prepare.js';
-import { admitImports, wasiImportsOf } from '../component/admit.js';
-import type { WasiImport } from '../wasi/interfaces.js';
-import { loadWasiShim, WasiMediator } from '../wasi/mediate.js';
-import { CAPABILITY_FUNCTIONS, qualifiedInterface, type CapabilityName } from '../component/wit.js';
-import { capture, verifyRun, type Captured, type CallRecord, type RunEndRecord, type RunStartRecord, type StoredRecord } from '../ledger/index.js';
-import { displayCall, formatCaptured } from '../ledger/format.js';
-import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
-import { runInstance, type ImportProvider, type RunEnding } from '../sandbox/instance.js';
-import { sha256Hex } from '../digest.js';
-import { isUnrecorded, ledgerForm } from '../capabilities/ledger-forms.js';
+import { RunKernel } from '../kernel/kernel.js';
+import { describeCall, RecordedAnswerer, ReplayError } from '../kernel/recorded.js';
+import { ledgerCalls, verifyRun, type RunStartRecord, type StoredRecord } from '../ledger/index.js';
+import { formatCaptured } from '../ledger/format.js';
+import { runInstance, type RunEnding } from '../sandbox/instance.js';
+import { instantiateGenerated } from '../sandbox/instantiate.js';
+
+export { ReplayError } from '../kernel/recorded.js';
 
 export type ReplayReport =
   | { readonly matches: true; readonly calls: number; readonly outcome: string; readonly fuel: number; readonly durationMs: number; readonly note?: string }
   | { readonly matches: false; readonly seq: number; readonly expected: string; readonly actual: string; readonly durationMs: number };
 
-/** The run cannot be replayed at all (as opposed to replaying and diverging). */
-export class ReplayError extends Error {
-  override readonly name = 'ReplayError';
-}
-
-/** Functions whose arguments are recorded whole regardless of audit.maxCaptureBytes (state writes). */
-const WRITES = new Set(['ice:agent/kv@0.1.0#set', 'ice:agent/kv@0.1.0#delete']);
 const ARG_MAX = 60;
 
 export interface ReplayOptions {
@@ -47,7 +42,7 @@ export async function replayRun(
   cache: ComponentCache,
   options: ReplayOptions = {},
 ): Promise<ReplayReport> {
-  const checked = verifyRun(records as StoredRecord[]);
+  const checked = verifyRun(records);
   if (!checked.ok) throw new ReplayError(`the run's records do not verify (seq ${checked.seq}: ${checked.reason}); run ice audit verify`);
   const start = records[0]!.record as RunStartRecord;
   const end = records.at(-1)!.record;
@@ -61,153 +56,31 @@ export async function replayRun(
   }
   const policy = compilePolicy(start.policy.document, start.policy.source);
   const info = await cache.inspect(component, origin);
-  const imported = admitImports(info, policy, origin);
+  const admitted = admitImports(info, policy, origin);
   const prepared = await cache.prepare(component, info, origin);
-  const calls = records.filter((r) => r.record.type === 'call').map((r) => r.record as CallRecord);
+  const calls = ledgerCalls(records.map((r) => r.record));
+  await prepareCapabilities(admitted);
 
   const started = performance.now();
-  const server = new RecordedWorld(policy, calls, end);
-  const wasi = wasiImportsOf(info);
-  if (wasi.length > 0) await loadWasiShim();
-  const { ending, fuel } = runInstance(
-    (imports, meter) => prepared.instantiate(policy.limits.memoryMiB, imports, meter),
-    imported,
-    wasi,
-    server,
-    policy.limits,
-    start.input.value,
-  );
+  const answerer = new RecordedAnswerer(policy, calls, end);
+  // The run as it was, minus its effects: no state, no sinks, no host thread (the answerer never performs).
+  const run = { component: policy.component, runId: start.run, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services: {} };
+  const kernel = new RunKernel(policy, run, answerer);
+  const modules = prepared.modules(policy.limits.memoryMiB);
+  const { ending, fuel } = runInstance((provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), admitted, kernel, policy.limits, start.input.value);
   const durationMs = performance.now() - started;
-  if (server.unreplayable) throw server.unreplayable;
-  if (server.divergence) return { matches: false, ...server.divergence, durationMs };
-  if (server.consumed < calls.length) {
-    const missing = calls[server.consumed]!;
-    return { matches: false, seq: missing.seq, expected: describe(missing.call, missing.args), actual: `run-end (${ending.outcome})`, durationMs };
-  }
-  if (server.stoppedFromOutside) {
-    return { matches: true, calls: calls.length, outcome: end.outcome, fuel, durationMs, note: `the original run ended ${end.outcome} after these calls; the replay stopped there` };
+  if (answerer.unreplayable) throw answerer.unreplayable;
+  if (answerer.divergence) return { matches: false, ...answerer.divergence, durationMs };
+  const recordedCalls = calls.length;
+  if (answerer.stoppedFromOutside) return { matches: true, calls: recordedCalls, outcome: end.outcome, fuel, durationMs, note: answerer.stoppedFromOutside };
+  if (answerer.consumed < calls.length) {
+    const missing = calls[answerer.consumed]!;
+    return { matches: false, seq: missing.seq, expected: describeCall(missing.call, missing.args), actual: `run-end (${ending.outcome})`, durationMs };
   }
   const expectedEnd = describeEnd(end.limit ? `${end.outcome} (${end.limit})` : end.outcome, end.output, end.fuel);
   const actualEnd = describeEnd(ending.outcome === 'limit' ? `limit (${ending.limit})` : ending.outcome, outputOf(ending, policy), fuel);
   if (expectedEnd !== actualEnd) return { matches: false, seq: end.seq, expected: expectedEnd, actual: actualEnd, durationMs };
-  return { matches: true, calls: calls.length, outcome: end.outcome, fuel, durationMs };
-}
-
-/** The imports of a replay: each call is checked against the next recorded one and answered as it was. */
-class RecordedWorld implements ImportProvider {
-  readonly hostFault = undefined;
-  made = 0;
-  /** Index of the next recorded call record (hops make it run ahead of `made`). */
-  private next = 0;
-  get consumed(): number {
-    return this.next;
-  }
-  divergence: { seq: number; expected: string; actual: string } | undefined;
-  /** A recorded answer the replay cannot give (recorded as a digest). */
-  unreplayable: ReplayError | undefined;
-  /** The recorded run was stopped by its deadline or its process died: calls past the record cannot be checked. */
-  stoppedFromOutside = false;
-
-  constructor(
-    private readonly policy: CompiledPolicy,
-    private readonly calls: readonly CallRecord[],
-    private readonly end: RunEndRecord,
-  ) {}
-
-  importObject(imported: readonly CapabilityName[], wasi: readonly WasiImport[]): Record<string, Record<string, unknown>> {
-    const table: Record<string, Record<string, unknown>> = {};
-    if (wasi.length > 0) {
-      const grant = this.policy.grants.wasi;
-      if (!grant) throw new ReplayError('the run imports WASI but its policy has no grants.wasi');
-      const scope = { component: this.policy.component, runId: 'replay', capture: this.policy.capture, maxCaptureBytes: this.policy.maxCaptureBytes };
-      const wasiWorld = new WasiMediator(grant, scope, { appendCall: () => undefined }, this.policy.limits, undefined, (call, args) => this.recordedWasi(call, args));
-      Object.assign(table, wasiWorld.importObject(wasi));
-    }
-    for (const name of imported) {
-      const functions: Record<string, (...args: unknown[]) => unknown> = {};
-      for (const fn of CAPABILITY_FUNCTIONS[name]) functions[fn] = (...args) => this.answer(`${qualifiedInterface(name)}#${fn}`, args);
-      table[`ice:agent/${name}`] = functions;
-    }
-    return table;
-  }
-
-  /** The recorded record of a WASI call, checked like any other (a divergence stops the replay). */
-  private recordedWasi(call: string, actual: Captured[]): CallRecord {
-    const seq = ++this.made;
-    const expected = this.calls[this.next++];
-    if (expected === undefined) {
-      if ((this.end.outcome === 'limit' && this.end.limit === 'timeout') || this.end.outcome === 'incomplete') this.stoppedFromOutside = true;
-      else this.divergence = { seq: this.end.seq, expected: `run-end (${this.end.outcome})`, actual: describe(call, actual) };
-      throw new Error('replay stopped');
-    }
-    if (expected.call !== call || JSON.stringify(expected.args) !== JSON.stringify(actual)) {
-      this.divergence = { seq: expected.seq || seq, expected: describe(expected.call, expected.args), actual: describe(call, actual) };
-      throw new Error('replay diverged');
-    }
-    return expected;
-  }
-
-  private answer(call: string, args: unknown[]): unknown {
-    const seq = ++this.made;
-    const max = WRITES.has(call) ? Number.POSITIVE_INFINITY : this.policy.maxCaptureBytes;
-    const form = ledgerForm(call);
-    const actual = (form ? form.args(args) : args).map((arg) => capture(arg as never, this.policy.capture, max));
-    const expected = this.calls[this.next++];
-    if (expected === undefined) {
-      if (this.end.outcome === 'limit' && this.end.limit === 'timeout') this.stoppedFromOutside = true;
-      else if (this.end.outcome === 'incomplete') this.stoppedFromOutside = true;
-      else this.divergence = { seq: this.end.seq, expected: `run-end (${this.end.outcome})`, actual: describe(call, actual) };
-      throw new Error('replay stopped');
-    }
-    if (expected.hop !== undefined || expected.call !== call || JSON.stringify(expected.args) !== JSON.stringify(actual)) {
-      this.divergence = { seq: expected.seq, expected: describe(expected.call, expected.args), actual: describe(call, actual) };
-      throw new Error('replay diverged');
-    }
-    // A call the host followed redirects for: its hops are the records after it; the guest got the last one's answer.
-    let answered = expected;
-    while (this.calls[this.next]?.hop !== undefined) answered = this.calls[this.next++]!;
-    return this.answerFrom(answered, call);
-  }
-
-  private answerFrom(expected: CallRecord, call: string): unknown {
-    if ('err' in expected.outcome) {
-      // A host fault was a trap for the guest, not an answer.
-      if (expected.outcome.err.kind === 'failed' && this.end.outcome === 'trap' && this.end.blame === 'host' && this.next === this.calls.length) {
-        throw new Error(expected.outcome.err.message);
-      }
-      return { tag: 'err', val: { tag: expected.outcome.err.kind, val: expected.outcome.err.message } };
-    }
-    try {
-      return { tag: 'ok', val: decode(call, expected.outcome.ok, expected.seq) };
-    } catch (error) {
-      if (error instanceof ReplayError) this.unreplayable = error;
-      throw error;
-    }
-  }
-}
-
-/** A recorded ok value back into what the capability returned to the guest. */
-function decode(call: string, value: Captured | null, seq: number): unknown {
-  if (value === null) return undefined;
-  const digested = () => new ReplayError(`seq ${seq} (${displayCall(call)}) recorded its result as a digest, so the run cannot be replayed`);
-  if ('sha256' in value) throw digested();
-  const form = ledgerForm(call);
-  if (form) {
-    try {
-      return form.decode(value);
-    } catch (error) {
-      if (isUnrecorded(error)) throw digested();
-      throw error;
-    }
-  }
-  if ('fields' in value) throw new ReplayError(`seq ${seq} (${displayCall(call)}) recorded a record where ${displayCall(call)} returns none`);
-  if ('hex' in value) return new Uint8Array(Buffer.from(value.hex, 'hex'));
-  if (call === 'ice:agent/clock@0.1.0#now') return BigInt(value.value as string | number);
-  return value.value;
-}
-
-function describe(call: string, args: readonly Captured[]): string {
-  return `${displayCall(call)}(${args.map((a) => formatCaptured(a, ARG_MAX)).join(', ')})`;
+  return { matches: true, calls: recordedCalls, outcome: end.outcome, fuel, durationMs };
 }
 
 function describeEnd(outcome: string, output: Captured | undefined, fuel: number | undefined): string {
@@ -215,7 +88,7 @@ function describeEnd(outcome: string, output: Captured | undefined, fuel: number
   return `run-end ${outcome}${shown}${fuel === undefined ? '' : ` fuel ${fuel}`}`;
 }
 
-function outputOf(ending: RunEnding, policy: CompiledPolicy): Captured | undefined {
+function outputOf(ending: RunEnding, policy: IcePolicy): Captured | undefined {
   if (ending.outcome === 'ok') return capture(ending.output, policy.capture, policy.maxCaptureBytes);
   if (ending.outcome === 'error') return capture(ending.error, policy.capture, policy.maxCaptureBytes);
   return undefined;

@@ -1,44 +1,37 @@
 /**
  * One governed run, the same code on the host's thread (in-process execution) and inside a worker:
- * run-start record → a fresh instance whose every import goes through the mediator → run-end record,
+ * run-start record → a fresh instance whose every import goes through the kernel → run-end record,
  * committed durably. Also the run-end for a run stopped from outside (its worker terminated at the
  * deadline), written by the host thread onto whatever the worker had committed.
  */
-import type { GuestEventSink } from '../capabilities/events.js';
-import type { HostGateway } from '../capabilities/gateway.js';
-import type { WasiImport } from '../wasi/interfaces.js';
-import type { WasiOutputSink } from '../wasi/mediate.js';
-import type { GuestLogSink } from '../capabilities/log.js';
-import type { CapabilityName } from '../component/wit.js';
-import { BufferedRunWriter, DEFAULT_MAX_PENDING, capture, type CallInput, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
-import { RunMediator } from '../mediator/mediator.js';
-import type { CompiledPolicy } from '../policy/index.js';
-import type { StateDb } from '../state/db.js';
-import type { KvStore } from '../state/kv-store.js';
-import { ICE_VERSION } from '../version.js';
+import type { Admitted } from '../capabilities/admit.js';
+import type { IcePolicy } from '../capabilities/policy.js';
+import type { RunServices as CapabilityServices } from '../capabilities/run-services.js';
+import { capture } from '../core/capture.js';
+import { ICE_VERSION } from '../core/version.js';
+import { RunKernel } from '../kernel/kernel.js';
+import { LiveAnswerer, type HostBridge } from '../kernel/live.js';
+import { BufferedRunWriter, DEFAULT_MAX_PENDING, type LedgerStore, type QueuedInput, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
+import type { StateDb } from '../storage/db.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
 import type { Journal } from './journal.js';
 
 export interface RunRequest {
   readonly runId: string;
   readonly input: string;
-  readonly policy: CompiledPolicy;
+  readonly policy: IcePolicy;
   readonly digest: string;
-  readonly imports: readonly CapabilityName[];
-  /** The WASI 0.2 interfaces the component imports (admitted against grants.wasi). */
-  readonly wasi: readonly WasiImport[];
+  /** What the component imports, by capability (admitted against the policy). */
+  readonly admitted: Admitted;
 }
 
-export interface RunServices {
+export interface RunServices extends CapabilityServices {
   /** A worker's journal of queued records, for the host thread to rescue after a kill. */
   readonly journal?: Journal;
   readonly state: StateDb;
   readonly ledger: LedgerStore;
-  readonly kv: KvStore;
-  readonly guestLog: GuestLogSink;
-  readonly events?: GuestEventSink;
-  readonly gateway?: HostGateway;
-  readonly wasiOutput?: WasiOutputSink;
+  /** The host thread, for host effects and approvals (worker execution). */
+  readonly bridge?: HostBridge;
 }
 
 /** What a run left, as plain data (it crosses back from a worker). */
@@ -61,12 +54,12 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
     startRun(services.ledger, request),
     services.state,
     DEFAULT_MAX_PENDING,
-    journal ? (call, seq) => journal.write(seq, call) : undefined,
+    journal ? (queued, seq) => journal.write(seq, queued) : undefined,
     journal ? () => journal.clear() : undefined,
   );
-  const scope = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes };
-  const mediator = new RunMediator(policy, scope, writer, services);
-  const { ending, fuel } = runInstance(instantiate, request.imports, request.wasi, mediator, policy.limits, input);
+  const run = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services };
+  const kernel = new RunKernel(policy, run, new LiveAnswerer(run, { state: services.state, recorder: writer, ...(services.bridge ? { bridge: services.bridge } : {}) }));
+  const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, input);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
   const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs)));
@@ -77,7 +70,9 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
  * Ends a run whose worker was terminated at its deadline: continues the chain from the last record
  * the worker committed, first committing the records it had only queued (rescued from its journal),
  * or writes the run-start too if the worker never got that far. A state write in flight at the kill
- * was rolled back with its record: it is neither in the database nor in the journal.
+ * was rolled back with its record: it is neither in the database nor in the journal. An intent the
+ * worker committed without its result (the kill came during the effect) stays open: the run-end
+ * lists it as a call whose outcome is unknown.
  */
 export function endStoppedRun(
   services: Pick<RunServices, 'state' | 'ledger'>,
@@ -85,15 +80,18 @@ export function endStoppedRun(
   ending: RunEnding,
   durationUs: number,
   /** Records the worker had queued but not committed (from its journal), with their seqs. */
-  rescued: readonly { seq: number; call: CallInput }[] = [],
+  rescued: readonly { seq: number; record: QueuedInput }[] = [],
 ): RunSummary {
   const { ledger, state } = services;
   const ended = state.durable(() =>
     state.transaction(() => {
       const writer = ledger.readRun(request.runId).length > 0 ? ledger.resumeRun(request.runId) : startRun(ledger, request);
       // Only what the database does not have: a kill between a commit and the journal's clearing leaves both.
-      for (const { seq, call } of rescued) if (seq > writer.seq) writer.appendCall(call);
-      return { root: writer.end(runEnd(ending, request.policy, undefined, durationUs)), counts: writer.counts };
+      const missing = rescued.filter(({ seq }) => seq > writer.seq).map(({ record }) => record);
+      if (missing.length > 0) writer.appendQueued(missing);
+      const root = writer.end(runEnd(ending, request.policy, undefined, durationUs));
+      const counts = writer.openIntents.size > 0 ? { ...writer.counts, unknown: writer.openIntents.size } : writer.counts;
+      return { root, counts };
     }),
   );
   return { runId: request.runId, ending, fuel: undefined, counts: ended.counts, ledgerRoot: ended.root, durationUs };
@@ -111,7 +109,7 @@ function startRun(ledger: LedgerStore, request: RunRequest): RunWriter {
   });
 }
 
-function runEnd(ending: RunEnding, policy: CompiledPolicy, fuel: number | undefined, durationUs: number): RunEndInput {
+function runEnd(ending: RunEnding, policy: IcePolicy, fuel: number | undefined, durationUs: number): RunEndInput {
   const kept = (text: string) => capture(text, policy.capture, policy.maxCaptureBytes);
   const common = { durationUs, ...(fuel === undefined ? {} : { fuel }) };
   switch (ending.outcome) {

@@ -8,21 +8,13 @@
  * read after the run, so a trap that happened because fuel ran out or memory was capped is reported
  * as that limit rather than as a bare trap.
  */
+import type { Admitted } from '../capabilities/admit.js';
+import { WasiDenied, WasiExit } from '../capabilities/wasi/index.js';
 import type { AgentExports, Meter } from '../component/prepare.js';
-import type { CapabilityName } from '../component/wit.js';
+import { HostFault, type RunKernel } from '../kernel/kernel.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
-import { HostFault } from '../mediator/mediator.js';
-import { WasiDenied, WasiExit } from '../wasi/mediate.js';
-import type { WasiImport } from '../wasi/interfaces.js';
-
-/** What serves a run's imports: the mediator, or the replayer serving recorded answers. */
-export interface ImportProvider {
-  /** The ICE capabilities and the WASI interfaces the component imports, as jco's import object. */
-  importObject(imported: readonly CapabilityName[], wasi: readonly WasiImport[]): Record<string, Record<string, unknown>>;
-  /** Set when the provider itself failed (the run is then the host's fault). */
-  readonly hostFault: Error | undefined;
-}
+import type { ImportProvider } from './instantiate.js';
 
 export type RunEnding =
   | { readonly outcome: 'ok'; readonly output: string }
@@ -36,26 +28,23 @@ export interface InstanceRun {
   readonly fuel: number;
 }
 
-export type Instantiate = (imports: Record<string, unknown>, meter: Meter) => AgentExports;
+export type Instantiate = (provider: ImportProvider, meter: Meter) => AgentExports;
 
-export function runInstance(
-  instantiate: Instantiate,
-  imported: readonly CapabilityName[],
-  wasi: readonly WasiImport[],
-  mediator: ImportProvider,
-  limits: RunLimits,
-  input: string,
-): InstanceRun {
+/** The kernel's side of a run, as the instance needs it. */
+type Kernel = Pick<RunKernel, 'importObject' | 'coreImports' | 'hostFault'>;
+
+export function runInstance(instantiate: Instantiate, admitted: Admitted, kernel: Kernel, limits: RunLimits, input: string): InstanceRun {
   const meter: Meter = {
     fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(limits.fuel)),
     memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
   };
   let ending: RunEnding;
   try {
-    const output = instantiate(mediator.importObject(imported, wasi), meter).run(input);
+    const provider: ImportProvider = { imports: kernel.importObject(admitted), coreImports: (guest) => kernel.coreImports(guest) };
+    const output = instantiate(provider, meter).run(input);
     ending = { outcome: 'ok', output };
   } catch (error) {
-    ending = classify(error, mediator);
+    ending = classify(error, kernel);
   }
   const remaining = meter.fuel.value as bigint;
   const fuel = remaining < 0n ? limits.fuel : limits.fuel - Number(remaining);
@@ -98,8 +87,8 @@ function withLimits(ending: RunEnding, outOfFuel: boolean, memoryRefused: boolea
  * area it cannot hold): the host's own code inside an import is wrapped by the mediator, which turns
  * its failures into HostFault. Anything else escaped the host's own code.
  */
-export function classify(error: unknown, mediator: ImportProvider): RunEnding {
-  if (mediator.hostFault) return { outcome: 'trap', blame: 'host', reason: mediator.hostFault.message };
+export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): RunEnding {
+  if (kernel.hostFault) return { outcome: 'trap', blame: 'host', reason: kernel.hostFault.message };
   // wasi:cli/exit ends the run, never the process: success is an ok run with empty output.
   if (error instanceof WasiExit) return error.ok ? { outcome: 'ok', output: '' } : { outcome: 'error', error: error.message };
   if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };

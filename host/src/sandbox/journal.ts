@@ -6,9 +6,9 @@
  * ones the database does not have yet, before the run-end.
  *
  * Layout (Int32 view): [0] bytes used after the header, [1] entries. Entries: u32 seq, u32 length,
- * then the UTF-8 JSON of the record's CallInput, padded to 4 bytes.
+ * then the UTF-8 JSON of the queued record (a call, or an intent's result), padded to 4 bytes.
  */
-import type { CallInput } from '../ledger/index.js';
+import type { QueuedInput } from '../ledger/index.js';
 
 const HEADER_BYTES = 8;
 export const JOURNAL_BYTES = 1 << 20;
@@ -28,12 +28,12 @@ export class Journal {
   }
 
   /** Appends a record; false when it does not fit (the writer then flushes, which clears the journal). */
-  write(seq: number, call: CallInput): boolean {
+  write(seq: number, record: QueuedInput): boolean {
     const used = this.header[0]!;
     const at = HEADER_BYTES + used;
     const room = this.bytes.length - at - 8;
     if (room <= 0) return false;
-    const { read, written } = encoder.encodeInto(JSON.stringify(call), this.bytes.subarray(at + 8, at + 8 + room));
+    const { read, written } = encoder.encodeInto(JSON.stringify(record), this.bytes.subarray(at + 8, at + 8 + room));
     if (read === undefined || written === undefined || written >= room) return false;
     this.view.setUint32(at, seq, true);
     this.view.setUint32(at + 4, written, true);
@@ -50,13 +50,13 @@ export class Journal {
   }
 
   /** The journaled records (by the host thread, once the worker is gone). */
-  read(): { seq: number; call: CallInput }[] {
-    const out: { seq: number; call: CallInput }[] = [];
+  read(): { seq: number; record: QueuedInput }[] {
+    const out: { seq: number; record: QueuedInput }[] = [];
     let at = HEADER_BYTES;
     for (let i = 0, n = Atomics.load(this.header, 1); i < n; i++) {
       const seq = this.view.getUint32(at, true);
       const length = this.view.getUint32(at + 4, true);
-      out.push({ seq, call: JSON.parse(decoder.decode(this.bytes.slice(at + 8, at + 8 + length))) as CallInput });
+      out.push({ seq, record: JSON.parse(decoder.decode(this.bytes.slice(at + 8, at + 8 + length))) as QueuedInput });
       at += 8 + ((length + 3) & ~3);
     }
     return out;

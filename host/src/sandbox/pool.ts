@@ -8,17 +8,16 @@
  * timeout that never happened.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
-import type { GuestEvent } from '../capabilities/events.js';
-import type { GuestLogEntry } from '../capabilities/log.js';
-import type { RunSummary } from './governed-run.js';
-import type { CallInput } from '../ledger/index.js';
+import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
+import { APPROVAL } from '../kernel/live.js';
+import type { QueuedInput } from '../ledger/index.js';
 import { BRIDGE_BYTES, BridgeServer, type BridgeHandler } from './bridge.js';
+import type { RunSummary } from './governed-run.js';
 import { JOURNAL_BYTES, Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
-import type { WasiOutputEntry } from '../wasi/mediate.js';
 
 /** Records the killed worker had queued but not committed, from its journal. */
-type Rescued = readonly { seq: number; call: CallInput }[];
+type Rescued = readonly { seq: number; record: QueuedInput }[];
 
 export type PoolOutcome =
   | { readonly kind: 'done'; readonly summary: RunSummary }
@@ -67,7 +66,7 @@ export class WorkerPool {
   constructor(
     private readonly size: number,
     private readonly stateDir: string,
-    /** Serves the runs' gateway requests (http, model, approvals) on the host thread. */
+    /** Serves the runs' requests to the host thread (host effects, approvals). */
     private readonly serve: BridgeHandler,
   ) {}
 
@@ -117,7 +116,7 @@ export class WorkerPool {
       deadline: undefined,
       // A human may take longer than the run's timeout to answer: the deadline stops while the run waits.
       bridge: new BridgeServer(bridgeBuffer, async (op, args) => {
-        const waiting = op === 'approve' ? slot.deadline : undefined;
+        const waiting = op === APPROVAL ? slot.deadline : undefined;
         waiting?.pause();
         try {
           return await this.serve(op, args);

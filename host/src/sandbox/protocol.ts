@@ -1,12 +1,9 @@
 /** Messages between the host thread and a run worker (plain, structured-clonable data). */
 import type { MessagePort } from 'node:worker_threads';
-import type { GuestEvent } from '../capabilities/events.js';
-import type { GuestLogEntry } from '../capabilities/log.js';
-import type { CapabilityName } from '../component/wit.js';
+import type { Admitted } from '../capabilities/admit.js';
+import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
 import type { PolicyDocument } from '../policy/index.js';
 import type { RunSummary } from './governed-run.js';
-import type { WasiImport } from '../wasi/interfaces.js';
-import type { WasiOutputEntry } from '../wasi/mediate.js';
 
 /** Given to each worker at start. */
 export interface WorkerInit {
@@ -15,7 +12,7 @@ export interface WorkerInit {
   readonly port: MessagePort;
   /** The worker's journal of queued ledger records (sandbox/journal.ts). */
   readonly journal: SharedArrayBuffer;
-  /** The worker's end of its bridge to the host thread's gateway (http, model, approvals). */
+  /** The worker's end of its bridge to the host thread (host effects: http, model; approvals). */
   readonly bridge: SharedArrayBuffer;
 }
 
@@ -23,8 +20,8 @@ export interface WorkerJob {
   readonly runId: string;
   readonly input: string;
   readonly digest: string;
-  readonly imports: readonly CapabilityName[];
-  readonly wasi: readonly WasiImport[];
+  /** What the component imports, by capability. */
+  readonly admitted: Admitted;
   /** The normalized policy; the worker compiles it again (compiled matchers hold closures). */
   readonly policy: { readonly document: PolicyDocument; readonly source: string; readonly digest: string };
   readonly component: {

@@ -5,17 +5,16 @@
  * (deadline) and writes the run-end of a killed run.
  */
 import { workerData } from 'node:worker_threads';
-import type { GuestEvent } from '../capabilities/events.js';
-import type { GuestLogEntry } from '../capabilities/log.js';
-import { instantiateGenerated, type GeneratedInstantiate } from '../component/prepare.js';
+import { prepareCapabilities } from '../capabilities/admit.js';
+import { compilePolicy, type IcePolicy } from '../capabilities/policy.js';
+import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
+import type { GeneratedInstantiate } from '../component/prepare.js';
 import { LedgerStore } from '../ledger/index.js';
-import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
-import { openStateDb } from '../state/db.js';
-import { KvStore } from '../state/kv-store.js';
+import { openStateDb } from '../storage/db.js';
+import { KvStore } from '../views/kv-store.js';
 import { BridgeClient } from './bridge.js';
-import { BridgeGateway } from './gateway-client.js';
 import { governedRun } from './governed-run.js';
-import { loadWasiShim, type WasiOutputEntry } from '../wasi/mediate.js';
+import { instantiateGenerated } from './instantiate.js';
 import { Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
 
@@ -30,8 +29,8 @@ const services = {
   kv: new KvStore(state),
   guestLog: (entry: GuestLogEntry) => post({ type: 'log', entry }),
   events: (event: GuestEvent) => post({ type: 'event', event }),
-  gateway: new BridgeGateway(new BridgeClient(bridge)),
   wasiOutput: (entry: WasiOutputEntry) => post({ type: 'output', entry }),
+  bridge: new BridgeClient(bridge),
 };
 
 interface Component {
@@ -39,7 +38,7 @@ interface Component {
   modules: ReadonlyMap<string, WebAssembly.Module>;
 }
 const components = new Map<string, Component>();
-const policies = new Map<string, CompiledPolicy>();
+const policies = new Map<string, IcePolicy>();
 
 port.on('message', (job: WorkerJob) => {
   void run(job);
@@ -49,11 +48,11 @@ async function run(job: WorkerJob): Promise<void> {
   try {
     const component = await componentFor(job);
     const policy = policyFor(job);
-    if (job.wasi.length > 0) await loadWasiShim();
+    await prepareCapabilities(job.admitted);
     post({ type: 'started', runId: job.runId });
     const summary = governedRun(
-      { runId: job.runId, input: job.input, policy, digest: job.digest, imports: job.imports, wasi: job.wasi },
-      (imports, meter) => instantiateGenerated(component.instantiate, component.modules, imports, meter),
+      { runId: job.runId, input: job.input, policy, digest: job.digest, admitted: job.admitted },
+      (provider, meter) => instantiateGenerated(component.instantiate, component.modules, provider, meter),
       services,
     );
     post({ type: 'done', runId: job.runId, summary });
@@ -73,7 +72,7 @@ async function componentFor(job: WorkerJob): Promise<Component> {
   return component;
 }
 
-function policyFor(job: WorkerJob): CompiledPolicy {
+function policyFor(job: WorkerJob): IcePolicy {
   const known = policies.get(job.policy.digest);
   if (known) return known;
   const policy = compilePolicy(job.policy.document, job.policy.source);

@@ -1,0 +1,95 @@
+/**
+ * admit: a component may import only interfaces some capability of the registry serves, and only those
+ * its policy mentions (granted, or set to `deny`; a WASI interface covered by its `grants.wasi` key).
+ * Everything else refuses the load, before any code is compiled. The result is plain data (it crosses
+ * to a run's worker): each imported capability with the imports it serves.
+ */
+import { ICE_PACKAGE, ICE_WIT_VERSION, ICE_WORLD, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../core/world.js';
+import { LoadError } from '../component/errors.js';
+import type { ComponentInfo, WorldItem } from '../component/inspect.js';
+import type { ForeignCapability } from './define.js';
+import type { IcePolicy } from './policy.js';
+import { CAPABILITIES, capabilityOfImport, worldSummary } from './registry.js';
+
+export const RUN_EXPORT = 'run';
+export const RUN_SIGNATURE = 'func(input: string) -> result<string, string>';
+
+/** One imported capability and the component imports it serves (`ice:agent/kv@0.1.0`, or WASI interfaces). */
+export interface AdmittedCapability {
+  readonly name: string;
+  readonly imports: readonly string[];
+}
+
+/** What a component imports, by capability, in registry order. */
+export type Admitted = readonly AdmittedCapability[];
+
+const TYPE_ONLY = new Set<string>(TYPE_ONLY_INTERFACES.map((name) => qualifiedInterface(name)));
+
+/** The capabilities the component imports, in registry order; throws LoadError when any import is refused. */
+export function admitImports(info: ComponentInfo, policy: IcePolicy, origin: string): Admitted {
+  const foreign: string[] = [];
+  const byCapability = new Map<string, string[]>();
+  for (const item of info.imports) {
+    const served = item.kind === 'interface' ? capabilityOfImport(item.name) : undefined;
+    if (served) byCapability.set(served.capability.name, [...(byCapability.get(served.capability.name) ?? []), item.name]);
+    else if (!(item.kind === 'interface' && TYPE_ONLY.has(item.name))) foreign.push(describe(item));
+  }
+  if (foreign.length > 0) {
+    throw new LoadError(
+      'foreign-import',
+      origin,
+      `${origin} imports ${foreign.join(', ')}, which ${foreign.length === 1 ? 'is' : 'are'} not part of the ` +
+        `${ICE_PACKAGE}@${ICE_WIT_VERSION} world: ICE provides only ${worldSummary()}@${ICE_WIT_VERSION} and the WASI 0.2 interfaces a grants.wasi section covers; rebuild the guest against wit/`,
+    );
+  }
+  const grants = policy.grants as Readonly<Record<string, unknown>>;
+  const admitted: AdmittedCapability[] = [];
+  const problems: string[] = [];
+  for (const capability of CAPABILITIES) {
+    const imports = byCapability.get(capability.name);
+    if (!imports) continue;
+    const grant = grants[capability.name];
+    if (capability.kind === 'foreign') {
+      const foreignCapability = capability as ForeignCapability<string, never, unknown>;
+      const claims = imports.map((name) => foreignCapability.claim(name));
+      problems.push(...foreignCapability.uncovered(claims, grant as never, policy.source, origin));
+    } else if (grant === undefined) {
+      const key = `grants.${capability.name}`;
+      problems.push(
+        `${origin} imports ${qualifiedInterface(capability.name)}, which policy ${policy.source} does not grant: add ${key} (or set ${key}: deny to load it with every call denied)`,
+      );
+    }
+    admitted.push({ name: capability.name, imports });
+  }
+  if (problems.length > 0) throw new LoadError('ungranted-import', origin, problems.join('\n'));
+  admitExports(info, origin);
+  return admitted;
+}
+
+function admitExports(info: ComponentInfo, origin: string): void {
+  const run = info.exports.find((item) => item.name === RUN_EXPORT);
+  const extra = info.exports.filter((item) => item.name !== RUN_EXPORT).map(describe);
+  if (!run || run.kind !== 'function' || normalize(run.signature ?? '') !== RUN_SIGNATURE) {
+    const found = run ? `it exports ${describe(run)}` : 'it exports no `run`';
+    throw new LoadError('bad-export', origin, `${origin} does not implement the ${ICE_PACKAGE}/${ICE_WORLD} world: ${found}; expected \`export run: ${RUN_SIGNATURE}\``);
+  }
+  if (extra.length > 0) {
+    throw new LoadError('bad-export', origin, `${origin} exports ${extra.join(', ')} besides \`run\`; an ICE agent exports only \`run: ${RUN_SIGNATURE}\``);
+  }
+}
+
+function describe(item: WorldItem): string {
+  return item.signature ? `${item.name}: ${normalize(item.signature)}` : item.name;
+}
+
+function normalize(signature: string): string {
+  return signature.replace(/\s+/g, ' ').replace(/;$/, '').trim();
+}
+
+/** Loads what the imported capabilities need before a run starts (preview2-shim for WASI); once per thread. */
+export async function prepareCapabilities(admitted: Admitted): Promise<void> {
+  for (const { name } of admitted) {
+    const capability = CAPABILITIES.find((c) => c.name === name);
+    if (capability?.kind === 'foreign') await capability.prepare?.();
+  }
+}

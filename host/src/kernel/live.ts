@@ -1,0 +1,234 @@
+/**
+ * The live answerer: every call of a run, in this order —
+ *   1. the capability's call budget, then its `decide` on the compiled grant;
+ *   2. an `ask` is put to the host's approver (the run waits), after its intent is committed;
+ *   3. an effect that leaves the run (`host`) gets its intent committed before it starts;
+ *   4. the effect, only on `allow` (a state write commits in the same transaction as its record);
+ *   5. the record: one call record, or the result of the intent;
+ *   6. the answer: ok, or the typed `error` variant.
+ * A fault of the host itself (a decision, an effect or the ledger failing) is recorded when possible and
+ * traps the run with host blame: the guest never sees a half-done call as a success.
+ */
+import { capture, type Captured } from '../core/capture.js';
+import { isoNow } from '../ledger/records.js';
+import { deny, overLimit, type ApprovalRecord, type Ask, type IceError, type Verdict } from '../core/verdict.js';
+import { RefusedEffect, Steps, type Answer, type ApprovalAnswer, type ApprovalRequest, type CallContext, type CallSite, type HostEffect, type RunContext, type StepResult } from '../capabilities/define.js';
+import { hostEffectKey } from '../capabilities/registry.js';
+import type { CallInput, IntentInput, ResultInput } from '../ledger/index.js';
+import type { StateDb } from '../storage/db.js';
+import { HostFault, type Answerer } from './kernel.js';
+
+/** Where the kernel records calls: a run's (buffered) writer. */
+export interface CallRecorder {
+  appendCall(call: CallInput): unknown;
+  /** Commits the intent (and everything queued before it); returns its seq. */
+  appendIntent(intent: IntentInput): number;
+  appendResult(result: ResultInput): unknown;
+  /** Commits what is queued; called before a state write opens its transaction. */
+  flush(): void;
+}
+
+/** A blocking call to the host thread (worker execution): a host effect, or the approver. */
+export interface HostBridge {
+  call(key: string, payload: BridgeRequest): unknown;
+}
+
+/** What a run's thread sends for a host effect: the run it is for, the seq of its intent, the request. */
+export interface BridgeRequest {
+  readonly runId: string;
+  readonly seq: number | undefined;
+  readonly request: unknown;
+}
+
+/** The bridge key of an ask: the host thread's approver. */
+export const APPROVAL = 'approve';
+
+export interface LiveServices {
+  readonly state: StateDb;
+  readonly recorder: CallRecorder;
+  /**
+   * The host thread (http, model, approvals); a worker reaches it over the bridge. Absent in in-process
+   * execution, where a policy needing it is refused at load.
+   */
+  readonly bridge?: HostBridge;
+}
+
+/** A call site's effect answered with a value the host could not complete: the guest gets `failed`, the run goes on. */
+class FailedStep {
+  constructor(readonly message: string) {}
+}
+
+interface RecordExtra {
+  readonly approval?: ApprovalRecord | undefined;
+  /** For a follow-up record (a redirect hop). */
+  readonly hop?: number;
+  /** Measured where the step ran (the host thread), for follow-ups. */
+  readonly durationUs?: number;
+}
+
+export class LiveAnswerer implements Answerer {
+  private ownFault: HostFault | undefined;
+  /** Given to `perform`; one object, its seq set per call (calls never overlap on a run's thread). */
+  private readonly context: CallContext & { seq: number | undefined };
+
+  constructor(
+    private readonly run: RunContext,
+    private readonly services: LiveServices,
+  ) {
+    this.context = { seq: undefined, host: (effect, request) => this.host(effect, request) };
+  }
+
+  get hostFault(): Error | undefined {
+    return this.ownFault;
+  }
+
+  answer(site: CallSite, args: unknown[]): Answer {
+    const started = performance.now();
+    // Until a verdict exists, a failure is a check that failed: recorded as a denial by the interface.
+    let decided: { decision: Verdict['decision']; rule: string } = { decision: 'deny', rule: `grants.${site.budget.name}` };
+    let intent: number | undefined;
+    // Fail closed: a decision, effect or record that throws traps the run with host blame; nothing
+    // half-done is ever answered as a success.
+    try {
+      const { budget } = site;
+      const made = ++budget.made;
+      const first = made > budget.max ? overLimit(budget.rule, `${site.label} is call ${made} to ${budget.name} in this run, over ${budget.rule} (${budget.max})`) : site.decide(args);
+      let verdict: Verdict;
+      let approval: ApprovalRecord | undefined;
+      if (first.decision === 'ask') {
+        decided = { decision: 'deny', rule: first.rule };
+        // The question leaves the run: the ledger shows it before the approver sees it.
+        intent = this.intent(site, args, 'ask', first.rule);
+        ({ verdict, approval } = this.approve(site.label, first));
+      } else verdict = first;
+      decided = verdict;
+      if (verdict.decision !== 'allow') return this.finish(site, args, intent, verdict, undefined, started, { approval });
+      if (site.effect === 'host' && intent === undefined) intent = this.intent(site, args, 'allow', verdict.rule);
+      if (site.effect !== 'state') return this.perform(site, args, intent, verdict, started, approval);
+      // The write, its record and every record before it commit together, in call order.
+      this.services.recorder.flush();
+      return this.services.state.transaction(() => this.perform(site, args, intent, verdict, started, approval));
+    } catch (error) {
+      throw this.fault(site, args, intent, decided, error, started);
+    }
+  }
+
+  private perform(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, started: number, approval: ApprovalRecord | undefined): Answer {
+    this.context.seq = intent;
+    const value = site.perform(args, this.context);
+    if (value instanceof RefusedEffect) return this.finish(site, args, intent, value.refusal, undefined, started, { approval });
+    if (value instanceof Steps) return this.finishSteps(site, args, intent, verdict, value, started, approval);
+    return this.finish(site, args, intent, verdict, value, started, { approval });
+  }
+
+  /** Commits the intent of a call whose effect leaves the run; returns its seq. */
+  private intent(site: CallSite, args: unknown[], decision: 'allow' | 'ask', rule: string): number {
+    return this.services.recorder.appendIntent({ call: site.call, args: this.captureArgs(site, args), decision, rule, at: isoNow() });
+  }
+
+  private host<Request, Reply>(effect: HostEffect<Request, Reply, never>, request: Request): Reply {
+    const bridge = this.services.bridge;
+    // Host.load refuses such a policy in in-process execution; reaching this is a host bug: fail closed.
+    if (!bridge) throw new Error('this execution has no host thread for http, model or approvals');
+    return bridge.call(hostEffectKey(effect), { runId: this.run.runId, seq: this.context.seq, request }) as Reply;
+  }
+
+  /** Waits for the host's approver (never inside a transaction: a human may take a while). */
+  private approve(label: string, asked: Ask): { verdict: Verdict; approval: ApprovalRecord } {
+    const bridge = this.services.bridge;
+    if (!bridge) throw new Error('this execution has no host thread for approvals');
+    const request: ApprovalRequest = {
+      runId: this.run.runId,
+      component: this.run.component,
+      call: label,
+      rule: asked.rule,
+      summary: asked.summary,
+      timeoutMs: asked.timeoutMs,
+    };
+    const answer = bridge.call(APPROVAL, { runId: this.run.runId, seq: undefined, request }) as ApprovalAnswer;
+    const approval: ApprovalRecord = { by: answer.by, answer: answer.answer, waitedMs: answer.waitedMs };
+    if (answer.answer === 'approved') return { verdict: { decision: 'allow', rule: asked.rule }, approval };
+    const why =
+      answer.answer === 'timeout'
+        ? `no answer from the approver within ${asked.timeoutMs} ms (${asked.rule} is an ask rule)`
+        : `the approver (${answer.by}) said no${answer.reason ? `: ${answer.reason}` : ''}`;
+    return { verdict: deny(asked.rule, `${label} needs approval under ${asked.rule} and was not approved: ${why}`), approval };
+  }
+
+  /** A call whose effect took several steps: its record (or result), then one record per hop; the guest gets the last. */
+  private finishSteps(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, steps: Steps, started: number, approval: ApprovalRecord | undefined): Answer {
+    let answer = this.finishStep(site, args, intent, verdict.rule, steps.first, started, { approval });
+    steps.followUps.forEach((hop, index) => {
+      answer = this.finishStep(site, [...hop.args], undefined, hop.rule, hop.result, undefined, {
+        hop: index + 1,
+        durationUs: hop.durationUs,
+        ...(hop.approval ? { approval: hop.approval } : {}),
+      });
+    });
+    return answer;
+  }
+
+  private finishStep(site: CallSite, args: unknown[], intent: number | undefined, rule: string, result: StepResult, started: number | undefined, extra: RecordExtra): Answer {
+    if ('refused' in result) return this.finish(site, args, intent, result.refused, undefined, started, extra);
+    if ('ok' in result) return this.finish(site, args, intent, { decision: 'allow', rule }, result.ok, started, extra);
+    return this.finish(site, args, intent, { decision: 'allow', rule }, new FailedStep(result.failed), started, extra);
+  }
+
+  /**
+   * Records the call (or its intent's result) and builds the guest's answer. A ledger failure
+   * propagates: the caller faults. Call counts are the writer's (it follows rollbacks), never tallied here.
+   */
+  private finish(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, value: unknown, started: number | undefined, extra: RecordExtra): Answer {
+    const durationUs = extra.durationUs ?? Math.round((performance.now() - (started ?? performance.now())) * 1000);
+    const allowed = verdict.decision === 'allow';
+    const failed = value instanceof FailedStep ? value.message : undefined;
+    const max = site.keepWhole ? Number.POSITIVE_INFINITY : this.run.maxCaptureBytes;
+    const outcome = !allowed
+      ? { err: { kind: verdict.error.tag, message: verdict.error.val } }
+      : failed !== undefined
+        ? { err: { kind: 'failed' as const, message: failed } }
+        : { ok: value === undefined ? null : capture(site.form.result(value), this.run.capture, max) };
+    // The call's time, set here so a queued record does not need a copy to carry it.
+    const at = isoNow();
+    const approval = extra.approval ? { approval: { ...extra.approval } } : {};
+    if (intent !== undefined) {
+      this.services.recorder.appendResult({ call: site.call, intent, decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at, ...approval });
+    } else {
+      this.services.recorder.appendCall({
+        call: site.call,
+        args: this.captureArgs(site, args),
+        decision: verdict.decision,
+        rule: verdict.rule,
+        outcome,
+        durationUs,
+        at,
+        ...(extra.hop === undefined ? {} : { hop: extra.hop }),
+        ...approval,
+      });
+    }
+    if (!allowed) return { tag: 'err', val: verdict.error };
+    if (failed !== undefined) return { tag: 'err', val: { tag: 'failed', val: failed } satisfies IceError };
+    return { tag: 'ok', val: value };
+  }
+
+  /** A state write's arguments are the event the kv view is folded from: recorded whole, whatever audit.maxCaptureBytes says. */
+  private captureArgs(site: CallSite, args: readonly unknown[]): Captured[] {
+    const max = site.keepWhole ? Number.POSITIVE_INFINITY : this.run.maxCaptureBytes;
+    return site.form.args(args).map((arg) => capture(arg, this.run.capture, max));
+  }
+
+  private fault(site: CallSite, args: unknown[], intent: number | undefined, decided: { decision: Verdict['decision']; rule: string }, error: unknown, started: number): HostFault {
+    const reason = error instanceof Error ? error.message : String(error);
+    const fault = new HostFault(`host fault in ${site.label}: ${reason}`);
+    this.ownFault = fault;
+    try {
+      const outcome = { err: { kind: 'failed' as const, message: fault.message } };
+      const durationUs = Math.round((performance.now() - started) * 1000);
+      if (intent !== undefined) this.services.recorder.appendResult({ call: site.call, intent, ...decided, outcome, durationUs });
+      else this.services.recorder.appendCall({ call: site.call, args: this.captureArgs(site, args), ...decided, outcome, durationUs });
+    } catch {
+      // The ledger itself failed; the run-end record (written by the runner) still carries the reason.
+    }
+    return fault;
+  }
+}

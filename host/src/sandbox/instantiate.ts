@@ -1,0 +1,48 @@
+/**
+ * A fresh component instance for one run: jco's generated `instantiate` over the compiled core modules,
+ * every core module given the run's meter, and the core module that imports ICE interfaces given the
+ * kernel's own bindings (capabilities' `binding`) in place of jco's trampolines.
+ */
+import type { GuestMemory, CoreFunction } from '../capabilities/abi.js';
+import { ICE_PACKAGE } from '../core/world.js';
+import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE } from '../component/core-binary.js';
+import type { AgentExports, GeneratedInstantiate, Meter } from '../component/prepare.js';
+
+/** What serves a run's imports: the kernel. */
+export interface ImportProvider {
+  /** The jco-level import object, keyed by unversioned interface name. */
+  readonly imports: Record<string, unknown>;
+  /** The core-level functions of ICE's own bindings, once the guest's memory exists. */
+  coreImports(guest: GuestMemory): Record<string, Record<string, CoreFunction>>;
+}
+
+const ICE_IMPORT_PREFIX = `${ICE_PACKAGE}/`;
+
+export function instantiateGenerated(
+  generated: GeneratedInstantiate,
+  modules: ReadonlyMap<string, WebAssembly.Module>,
+  provider: ImportProvider,
+  meter: Meter,
+): AgentExports {
+  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused };
+  return generated(
+    (path) => {
+      const module = modules.get(path);
+      if (!module) throw new Error(`transpiled component has no core module ${path}`);
+      return module;
+    },
+    provider.imports,
+    (module, given) => {
+      const coreImports = given ?? {};
+      if (!Object.keys(coreImports).some((name) => name.startsWith(ICE_IMPORT_PREFIX))) {
+        return new WebAssembly.Instance(module, { ...coreImports, [METER_MODULE]: metering });
+      }
+      const guest: GuestMemory = {};
+      const instance = new WebAssembly.Instance(module, { ...coreImports, ...provider.coreImports(guest), [METER_MODULE]: metering });
+      const { memory, cabi_realloc: realloc } = instance.exports as { memory?: WebAssembly.Memory; cabi_realloc?: GuestMemory['realloc'] };
+      guest.memory = memory;
+      guest.realloc = realloc;
+      return instance;
+    },
+  );
+}
