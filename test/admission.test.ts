@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { componentEmbed, componentNew } from '@bytecodealliance/jco';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoadError, type Host } from '../host/src/index.js';
-import { worldWitSource } from '../host/src/component/wit.js';
+import { worldWitSource } from '../host/src/core/world.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
 import { LANGUAGES, guestWasm } from './paths.js';
 

@@ -4,13 +4,13 @@
  * guests, real worker execution, a real server on 127.0.0.1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoadError, type ApprovalRequest, type Approver, type Host } from '../host/src/index.js';
-import type { CallRecord } from '../host/src/ledger/index.js';
+import { LoadError, compilePolicy, type ApprovalRequest, type Approver, type Host } from '../host/src/index.js';
+import type { LedgerCall } from '../host/src/ledger/index.js';
 import { echoServer, type TestServer } from './egress-servers.js';
 import { callGroups, line, parseDriverOutput } from './driver.js';
-import { freshHost } from './helpers.js';
-import { GatewayServer } from '../host/src/sandbox/gateway-server.js';
-import { secretSource } from '../host/src/egress/secrets.js';
+import { callsOf, freshHost } from './helpers.js';
+import { HostGateway } from '../host/src/sandbox/host-gateway.js';
+import { secretSource } from '../host/src/capabilities/secrets.js';
 import { guestWasm } from './paths.js';
 
 let server: TestServer;
@@ -77,7 +77,7 @@ describe('approvals (library callback)', () => {
       ['http.fetch', 'grants.http.ask[0]', `POST ${server.origin}/yes`],
       ['http.fetch', 'grants.http.ask[0]', `POST ${server.origin}/no`],
     ]);
-    const [plain, yes, no] = groups.map((g) => g[0]!) as [CallRecord, CallRecord, CallRecord];
+    const [plain, yes, no] = groups.map((g) => g[0]!) as [LedgerCall, LedgerCall, LedgerCall];
     expect(plain.approval).toBeUndefined();
     expect(yes).toMatchObject({ decision: 'allow', rule: 'grants.http.ask[0]', approval: { by: 'alice', answer: 'approved' } });
     expect(no).toMatchObject({ decision: 'deny', rule: 'grants.http.ask[0]', approval: { by: 'alice', answer: 'denied' } });
@@ -161,23 +161,40 @@ describe('a run blocked on the host thread', () => {
     const stalled = await agent.run([line('GET', `${server.origin}/echo?before`), line('GET', `${server.origin}/stall`)].join('\n'));
     expect(performance.now() - started).toBeLessThan(5000);
     expect(stalled).toMatchObject({ ok: false, outcome: 'limit', limit: 'timeout' });
-    // The call made before the stall is in the ledger; the run-end says why it stopped.
-    const calls = host.readRun(stalled.runId).filter((r) => r.record.type === 'call');
-    expect(calls).toHaveLength(1);
+    // The call made before the stall is in the ledger, and so is the stalled one's intent: its outcome is
+    // unknown (the request was sent; no answer was recorded), and the run-end says so and why it stopped.
+    const calls = callsOf(host, stalled.runId);
+    expect(calls.map((c) => [c.decision, c.outcome === undefined ? 'unknown' : 'ok' in c.outcome ? 'ok' : 'err'])).toEqual([
+      ['allow', 'ok'],
+      ['allow', 'unknown'],
+    ]);
+    expect(host.readRun(stalled.runId).at(-1)!.record).toMatchObject({ type: 'run-end', outcome: 'limit', limit: 'timeout', unknown: [calls[1]!.seq] });
     const next = await agent.run(line('GET', `${server.origin}/echo?after`));
     expect(next).toMatchObject({ ok: true });
     expect(parseDriverOutput(next.ok ? next.output : '')[0]).toMatchObject({ ok: true, status: 200 });
   });
 });
 
-describe('the gateway server', () => {
-  it('serves only runs that are executing, and only the operations it knows', async () => {
-    const gateway = new GatewayServer({ secrets: secretSource({}, {}) });
+describe('the host gateway', () => {
+  it('serves only runs that are executing, and only the operations the registry declares', async () => {
+    const gateway = new HostGateway({ secrets: secretSource({}, {}) });
     const request = { method: 'GET', url: `${server.origin}/echo`, headers: [], body: null };
     const before = server.seen.length;
-    await expect(gateway.serve('http.fetch', { runId: 'not-a-run', request })).rejects.toThrow('run not-a-run is not executing; its gateway request is refused');
-    await expect(gateway.serve('approve', { runId: 'not-a-run' })).rejects.toThrow('is not executing');
-    await expect(gateway.serve('shell', {})).rejects.toThrow('unknown gateway operation "shell"');
+    await expect(gateway.serve('http.fetch', { runId: 'not-a-run', seq: 1, request })).rejects.toThrow(
+      'run not-a-run is not executing; its request to the host thread is refused',
+    );
+    await expect(gateway.serve('approve', { runId: 'not-a-run', seq: undefined, request: { runId: 'not-a-run' } })).rejects.toThrow('is not executing');
+    await expect(gateway.serve('shell', {})).rejects.toThrow('unknown host operation "shell"');
+    expect(server.seen.length).toBe(before);
+    gateway.close();
+  });
+
+  it('refuses a host effect for a capability the run\'s policy does not grant', async () => {
+    const gateway = new HostGateway({ secrets: secretSource({}, {}) });
+    gateway.begin('a-run', compilePolicy({ version: 1, component: 'no-http', grants: { log: {}, http: 'deny' } }));
+    const request = { method: 'GET', url: `${server.origin}/echo`, headers: [], body: null };
+    const before = server.seen.length;
+    await expect(gateway.serve('http.fetch', { runId: 'a-run', seq: 1, request })).rejects.toThrow('http.fetch is not granted to component "no-http" (grants.http)');
     expect(server.seen.length).toBe(before);
     gateway.close();
   });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LedgerStore, capture, newRunId, sha256Hex } from '../host/src/ledger/index.js';
-import { openStateDb } from '../host/src/state/db.js';
+import { openStateDb } from '../host/src/storage/db.js';
 import { freshHost, ice, tempDir, writePolicy, type CliResult } from './helpers.js';
 import { guestWasm } from './paths.js';
 

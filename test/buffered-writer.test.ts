@@ -1,7 +1,7 @@
 /** The batched ledger writer: what it commits when, and that batches chain exactly like single appends. */
 import { describe, expect, it } from 'vitest';
 import { BufferedRunWriter, LedgerStore, capture, newRunId, verifyRun, type CallInput } from '../host/src/ledger/index.js';
-import { openStateDb } from '../host/src/state/db.js';
+import { openStateDb } from '../host/src/storage/db.js';
 import { tempDir } from './helpers.js';
 
 const call = (i: number): CallInput => ({

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ice, tempDir, writePolicy } from './helpers.js';
+import { POLICIES } from './fixtures/policies.js';
 import { guestWasm } from './paths.js';
 
 const COUNTER_POLICY = writePolicy(`version: 1
@@ -23,7 +24,7 @@ describe('ice run', () => {
   });
 
   it('exits 1 when the guest returns err', () => {
-    const policy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+    const policy = POLICIES.hello();
     const out = ice(['run', guestWasm('hello'), '--policy', policy, '--state', tempDir()]);
     expect(out.code).toBe(1);
     expect(out.stdout).toBe('');
@@ -32,7 +33,7 @@ describe('ice run', () => {
 
   it('exits 3 on a trap and still writes the run-end record', () => {
     const state = tempDir();
-    const policy = writePolicy('version: 1\ncomponent: trap\ngrants:\n  log: {}\n');
+    const policy = POLICIES.trap();
     const out = ice(['run', guestWasm('trap'), '--policy', policy, '--state', state]);
     expect(out.code).toBe(3);
     expect(out.stderr).toMatch(/trap \(guest blame\): wasm trap: .*unreachable/);
@@ -54,7 +55,7 @@ describe('ice run', () => {
   it('exits 2 for a non-component and for usage errors', () => {
     const junk = join(tempDir(), 'junk.wasm');
     writeFileSync(junk, 'not wasm at all');
-    const policy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+    const policy = POLICIES.hello();
     const out = ice(['run', junk, '--policy', policy, '--state', tempDir()]);
     expect(out).toMatchObject({ code: 2, stdout: '' });
     expect(out.stderr).toContain(`${junk} is not a WebAssembly binary`);
@@ -98,7 +99,7 @@ describe('ice inspect and ice build', () => {
     const build = ice(['build', 'guests/hello', '-o', out]);
     expect(build.code).toBe(0);
     expect(build.stderr).toMatch(/^built guests\/hello \(assemblyscript\) → .*hello\.wasm: component \d+ bytes/);
-    const policy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+    const policy = POLICIES.hello();
     expect(ice(['run', out, '--policy', policy, '--input', 'build', '--state', tempDir()])).toMatchObject({ code: 0, stdout: 'hello, build!\n' });
   });
 

@@ -1,5 +1,5 @@
 /** Reading the http-driver guest's output and a run's call records, for the egress tests. */
-import type { CallRecord, StoredRecord } from '../host/src/ledger/index.js';
+import { ledgerCalls, type LedgerCall, type StoredRecord } from '../host/src/ledger/index.js';
 
 export type Line = { ok: true; status: number; headers: string; body: string } | { ok: false; kind: string; message: string };
 
@@ -13,13 +13,12 @@ export function parseDriverOutput(output: string): Line[] {
   });
 }
 
-/** The run's call records, grouped per guest call (a call's redirect hops follow it). */
-export function callGroups(records: readonly StoredRecord[]): CallRecord[][] {
-  const groups: CallRecord[][] = [];
-  for (const { record } of records) {
-    if (record.type !== 'call') continue;
-    if (record.hop === undefined) groups.push([record]);
-    else groups.at(-1)!.push(record);
+/** The run's calls, grouped per guest call (a call's redirect hops follow it). */
+export function callGroups(records: readonly StoredRecord[]): LedgerCall[][] {
+  const groups: LedgerCall[][] = [];
+  for (const call of ledgerCalls(records.map((r) => r.record))) {
+    if (call.hop === undefined) groups.push([call]);
+    else groups.at(-1)!.push(call);
   }
   return groups;
 }

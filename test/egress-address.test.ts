@@ -14,7 +14,7 @@ import {
   type Address,
   type AddressClass,
   type Cidr,
-} from '../host/src/egress/address.js';
+} from '../host/src/capabilities/http/address.js';
 
 function addr(text: string): Address {
   const a = parseAddress(text);

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { parseCidr, type Cidr } from '../host/src/egress/address.js';
-import { EgressPool, type EgressPoolOptions, type Header, type HopResult, type OutboundRequest } from '../host/src/egress/client.js';
+import { parseCidr, type Cidr } from '../host/src/capabilities/http/address.js';
+import { EgressPool, type EgressPoolOptions, type Header, type HopResult, type OutboundRequest } from '../host/src/capabilities/http/client.js';
 
 const LOOPBACK: readonly Cidr[] = [cidr('127.0.0.1/32')];
 const LIMITS = { timeoutMs: 2000, maxResponseBytes: 1 << 20 };

@@ -7,7 +7,7 @@ import {
   parseRequestUrl,
   type Decision,
   type UrlRule,
-} from '../host/src/egress/rules.js';
+} from '../host/src/capabilities/http/rules.js';
 
 /** The EgressRuleError message a rule compiles to (fails the test if it compiles). */
 function ruleError(text: string, methods?: readonly string[], rule = 'grants.http.allow[0]'): string {

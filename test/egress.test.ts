@@ -5,7 +5,7 @@
  * exact answer and the ledger records of that call (one per hop).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyRun, type CallRecord, type StoredRecord } from '../host/src/ledger/index.js';
+import { verifyRun, type LedgerCall, type StoredRecord } from '../host/src/ledger/index.js';
 import type { Agent, Host, RunResult } from '../host/src/index.js';
 import { echoServer, type TestServer } from './egress-servers.js';
 import { freshHost } from './helpers.js';
@@ -43,7 +43,7 @@ let s2: TestServer;
 let host: Host;
 let result: RunResult;
 let lines: Line[];
-let groups: CallRecord[][];
+let groups: LedgerCall[][];
 let records: StoredRecord[];
 
 const o1 = () => s1.origin;
@@ -237,7 +237,7 @@ describe('egress: every bypass class in one run of a hostile guest', () => {
   });
 
   it('records the address actually connected to', () => {
-    const allowed = groups.flat().filter((r) => r.decision === 'allow' && 'ok' in r.outcome && r.outcome.ok && 'fields' in r.outcome.ok);
+    const allowed = groups.flat().filter((r) => r.decision === 'allow' && r.outcome !== undefined && 'ok' in r.outcome && r.outcome.ok && 'fields' in r.outcome.ok);
     expect(allowed.length).toBeGreaterThan(5);
     for (const record of allowed) {
       const ok = (record.outcome as { ok: { fields: Record<string, { value?: unknown }> } }).ok;

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../host/src/index.js';
 import { BAD_UTF8, echoServer, type TestServer } from './egress-servers.js';
-import { freshHost } from './helpers.js';
+import { freshHost, callsOf } from './helpers.js';
 import { guestWasm, LANGUAGES } from './paths.js';
 
 let server: TestServer;
@@ -32,7 +32,7 @@ describe.each(LANGUAGES)('fetcher (%s)', (language) => {
     const output = result.ok ? result.output : '';
     expect(output).toMatch(/^status=200 bytes=\d+ summary=\[echo\] \{"method":"GET","url":"\/status".*\} tokens=\d+\+\d+$/u);
     expect(guestLog.at(-1)).toMatch(/^info: fetched 200 \(\d+ bytes\)$/u);
-    expect(host.readRun(result.runId).filter((r) => r.record.type === 'call').map((r) => (r.record as { call: string }).call)).toEqual([
+    expect(callsOf(host, result.runId).map((c) => c.call)).toEqual([
       'ice:agent/http@0.1.0#fetch',
       'ice:agent/log@0.1.0#write',
       'ice:agent/model@0.1.0#complete',

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHost, type Host, type HostOptions } from '../host/src/index.js';
+import { ledgerCalls, type LedgerCall } from '../host/src/ledger/index.js';
 import { ICE_BIN, ROOT } from './paths.js';
 
 export function tempDir(prefix = 'ice-test-'): string {
@@ -46,4 +47,9 @@ export function ice(args: string[], options: { cwd?: string; env?: NodeJS.Proces
   const env = { ...process.env, ICE_LOG_LEVEL: 'warn', ...options.env };
   const out = spawnSync(process.execPath, [ICE_BIN, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env });
   return { code: out.status ?? -1, stdout: out.stdout, stderr: out.stderr };
+}
+
+/** A run's calls (a call record, or an intent joined with its result), in order. */
+export function callsOf(host: Host, runId: string): LedgerCall[] {
+  return ledgerCalls(host.readRun(runId).map((r) => r.record));
 }

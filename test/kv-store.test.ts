@@ -2,8 +2,8 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStateDb, type StateDb } from '../host/src/state/db.js';
-import { KvStore, prefixUpperBound } from '../host/src/state/kv-store.js';
+import { openStateDb, type StateDb } from '../host/src/storage/db.js';
+import { KvStore, prefixUpperBound } from '../host/src/views/kv-store.js';
 
 const dirs: string[] = [];
 const opened: StateDb[] = [];

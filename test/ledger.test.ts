@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStateDb, type StateDb } from '../host/src/state/db.js';
-import { KvStore } from '../host/src/state/kv-store.js';
+import { openStateDb, type StateDb } from '../host/src/storage/db.js';
+import { KvStore } from '../host/src/views/kv-store.js';
 import {
   LedgerError,
   LedgerStore,

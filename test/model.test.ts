@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Host } from '../host/src/index.js';
-import type { CallRecord } from '../host/src/ledger/index.js';
+import type { LedgerCall } from '../host/src/ledger/index.js';
 import { fakeOpenAi, type FakeModel } from './egress-servers.js';
-import { freshHost } from './helpers.js';
+import { freshHost, callsOf } from './helpers.js';
 import { guestWasm } from './paths.js';
 
 const KEY = 'sk-test-9d1e0c4b7a2f';
@@ -25,7 +25,7 @@ afterAll(async () => {
 
 type Answer = { ok: true; input: number; output: number; text: string } | { ok: false; kind: string; message: string };
 
-async function drive(grant: object, lines: string[]): Promise<{ answers: Answer[]; calls: CallRecord[] }> {
+async function drive(grant: object, lines: string[]): Promise<{ answers: Answer[]; calls: LedgerCall[] }> {
   const agent = await host.load(guestWasm('model-driver'), { version: 1, component: 'thinker', grants: { log: {}, model: grant } });
   const result = await agent.run(lines.join('\n'));
   if (!result.ok) throw new Error(result.error);
@@ -34,7 +34,7 @@ async function drive(grant: object, lines: string[]): Promise<{ answers: Answer[
     const unhex = (t: string) => Buffer.from(t, 'hex').toString('utf8');
     return tag === 'ok' ? { ok: true, input: Number(a), output: Number(b), text: unhex(c) } : { ok: false, kind: a, message: unhex(b) };
   });
-  const calls = host.readRun(result.runId).flatMap(({ record }) => (record.type === 'call' && record.call.includes('/model@') ? [record] : []));
+  const calls = callsOf(host, result.runId).filter((c) => c.call.includes('/model@'));
   return { answers, calls };
 }
 
@@ -114,7 +114,7 @@ describe('model.complete', () => {
       const result = await agent.run(['local/yes\t8\thi', 'local/no\t8\thi'].join('\n'));
       expect(result.ok && result.output.split('\n').map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['ok 2', 'err denied']);
       expect(asked).toEqual(['grants.model.ask[0] complete with model "local/yes" (max 8 tokens)', 'grants.model.ask[0] complete with model "local/no" (max 8 tokens)']);
-      const calls = asking.readRun(result.runId).flatMap(({ record }) => (record.type === 'call' ? [record] : []));
+      const calls = callsOf(asking, result.runId);
       expect(calls.map((c) => [c.decision, c.approval?.answer, c.approval?.by])).toEqual([
         ['allow', 'approved', 'model-test'],
         ['deny', 'denied', 'model-test'],

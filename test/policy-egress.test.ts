@@ -3,8 +3,11 @@
  * fix), and the defaults that end up in the recorded document.
  */
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, PolicyError } from '../host/src/policy/index.js';
-import type { HttpGrant, ModelGrant, KvGrant } from '../host/src/policy/index.js';
+import { compilePolicy } from '../host/src/capabilities/policy.js';
+import type { HttpGrant } from '../host/src/capabilities/http/index.js';
+import type { KvGrant } from '../host/src/capabilities/kv/index.js';
+import type { ModelGrant } from '../host/src/capabilities/model/index.js';
+import { PolicyError } from '../host/src/policy/index.js';
 
 const base = (grants: object) => ({ version: 1, component: 'c', grants });
 

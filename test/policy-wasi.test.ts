@@ -1,7 +1,9 @@
 /** grants.wasi in the policy: what compiles, what is refused with the path and the fix, and where mounts resolve. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, PolicyError, type WasiGrant } from '../host/src/policy/index.js';
+import { compilePolicy } from '../host/src/capabilities/policy.js';
+import type { WasiGrant } from '../host/src/capabilities/wasi/index.js';
+import { PolicyError } from '../host/src/policy/index.js';
 
 const base = (wasi: object) => ({ version: 1, component: 'c', grants: { wasi } });
 

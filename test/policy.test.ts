@@ -2,19 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  DEFAULT_MAX_CALLS,
-  PolicyError,
-  compilePolicy,
-  firstMatch,
-  loadPolicyFile,
-  parsePolicyText,
-  policyKeyFor,
-  type CompiledPolicy,
-  type KvGrant,
-  type EventsGrant,
-  type LogGrant,
-} from '../host/src/policy/index.js';
+import { compilePolicy, loadPolicyFile, parsePolicyText, type IcePolicy as CompiledPolicy } from '../host/src/capabilities/policy.js';
+import type { EventsGrant } from '../host/src/capabilities/events/index.js';
+import type { KvGrant } from '../host/src/capabilities/kv/index.js';
+import type { LogGrant } from '../host/src/capabilities/log/index.js';
+import { DEFAULT_MAX_CALLS, PolicyError, firstMatch, policyKeyFor } from '../host/src/policy/index.js';
 
 const HEADER = 'version: 1\ncomponent: counter\n';
 
@@ -137,10 +129,10 @@ describe('policy: hostile and malformed input is refused with a message naming t
     });
     it('rejects grants that are not a mapping', () => {
       expect(yamlIssues(`${HEADER}grants: [kv]\n`)).toEqual([
-        'grants: expected a mapping of capabilities (log, clock, random, kv, events), got a list',
+        'grants: expected a mapping of capabilities (log, clock, random, kv, events, http, model, wasi), got a list',
       ]);
       expect(yamlIssues(`${HEADER}grants:\n`)).toEqual([
-        'grants: expected a mapping of capabilities (log, clock, random, kv, events), got an empty value',
+        'grants: expected a mapping of capabilities (log, clock, random, kv, events, http, model, wasi), got an empty value',
       ]);
     });
     it('rejects a document that is not a mapping', () => {

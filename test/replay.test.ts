@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildGuest } from '../host/src/build/index.js';
 import { ReplayError } from '../host/src/index.js';
 import { freshHost, ice, tempDir, writePolicy } from './helpers.js';
+import { POLICIES } from './fixtures/policies.js';
 import { CASES_DIR, GUESTS_DIR, LANGUAGES, ROOT, guestWasm } from './paths.js';
 
 const read = (dir: string, file: string) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), 'utf8').replace(/\n$/, '') : '');
@@ -31,7 +32,7 @@ describe.each(LANGUAGES)('replay of every end-to-end case (%s)', (language) => {
 });
 
 describe('replay', () => {
-  const helloPolicy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+  const helloPolicy = POLICIES.hello();
 
   it('serves clock and random from the record: the replayed output is the recorded one', async () => {
     const { host } = await freshHost();

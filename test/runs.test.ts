@@ -9,14 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { createHost, RunInputError } from '../host/src/index.js';
 import { verifyRun } from '../host/src/ledger/index.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
+import { POLICIES } from './fixtures/policies.js';
 import { LANGUAGES, guestWasm as wasmOf, type Language } from './paths.js';
 
-const COUNTER_POLICY = writePolicy(`version: 1
-component: counter
-grants:
-  log: deny
-  kv: { read: ["count", "history/*"], write: ["count", "history/*"] }
-`);
+const COUNTER_POLICY = POLICIES.counterWithHistory();
 
 describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
   const guestWasm = (name: string): string => wasmOf(name, language);
@@ -47,7 +43,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
 
   it('ends a trapped run with a run-end record, and the host runs the next component', async () => {
     const { host, guestLog } = await freshHost();
-    const trap = await host.load(guestWasm('trap'), writePolicy('version: 1\ncomponent: trap\ngrants:\n  log: {}\n'));
+    const trap = await host.load(guestWasm('trap'), POLICIES.trap());
     const result = await trap.run('abort');
     expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest' });
     expect(guestLog.at(-1)).toMatch(/^error: guest gave up: abort \(.+:\d+:\d+\)$/);
@@ -57,7 +53,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
 
     const again = await trap.run('abort');
     expect(again.runId).not.toBe(result.runId);
-    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    const hello = await host.load(guestWasm('hello'), POLICIES.hello());
     expect(await hello.run('still here')).toMatchObject({ ok: true, output: 'hello, still here!' });
     host.close();
   });
@@ -73,7 +69,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
         if (failing) throw new Error('log sink is down');
       },
     });
-    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    const hello = await host.load(guestWasm('hello'), POLICIES.hello());
     const result = await hello.run('x');
     expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'host', error: 'host fault in log.write: log sink is down' });
     const records = host.readRun(result.runId).map((r) => r.record);
@@ -96,7 +92,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
         throw new Error('log sink is down');
       },
     });
-    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    const hello = await host.load(guestWasm('hello'), POLICIES.hello());
     expect(await hello.run('x')).toMatchObject({ ok: true, output: 'hello, x!' });
     expect(await hello.run('y')).toMatchObject({ ok: true, output: 'hello, y!' });
     expect(errors.join('')).toContain('log sink is down');
@@ -105,7 +101,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
 
   it('reuses the disk cache across hosts, and never trusts an entry that was altered', async () => {
     const cacheDir = tempDir();
-    const policy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+    const policy = POLICIES.hello();
     const load = async () => {
       const host = await createHost({ stateDir: tempDir(), cacheDir, onGuestLog: () => undefined });
       const agent = await host.load(guestWasm('hello'), policy);
@@ -125,14 +121,14 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
 
   it('round-trips unicode input and output', async () => {
     const { host } = await freshHost();
-    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    const hello = await host.load(guestWasm('hello'), POLICIES.hello());
     expect(await hello.run('ünïcödé ✓ 😀')).toMatchObject({ ok: true, output: 'hello, ünïcödé ✓ 😀!' });
     host.close();
   });
 
   it('refuses an oversized input before the run starts', async () => {
     const { host } = await freshHost();
-    const hello = await host.load(guestWasm('hello'), writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n'));
+    const hello = await host.load(guestWasm('hello'), POLICIES.hello());
     await expect(hello.run('x'.repeat(1024 * 1024 + 1))).rejects.toThrow(RunInputError);
     await expect(hello.run('x'.repeat(1024 * 1024 + 1))).rejects.toThrow(
       'run input is 1048577 bytes, over the host\'s limit of 1048576 bytes (maxInputBytes)',

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildGuest, BuildError } from '../host/src/build/index.js';
 import { freshHost, ice, tempDir, writePolicy } from './helpers.js';
+import { POLICIES } from './fixtures/policies.js';
 import { ROOT } from './paths.js';
 
 const SDK = join(ROOT, 'sdk', 'rust');
@@ -40,7 +41,7 @@ describe('ice build (Rust)', () => {
     expect(build.code).toBe(0);
     expect(build.stderr).toMatch(/^built guests\/rust\/hello \(rust\) → .*hello\.wasm: component \d+ bytes/);
     expect(ice(['inspect', out]).stdout).toContain('policy keys it needs: grants.log\n');
-    const policy = writePolicy('version: 1\ncomponent: hello\ngrants:\n  log: {}\n');
+    const policy = POLICIES.hello();
     expect(ice(['run', out, '--policy', policy, '--input', 'rust', '--state', tempDir()])).toMatchObject({ code: 0, stdout: 'hello, rust!\n' });
   });
 

@@ -8,17 +8,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../host/src/index.js';
-import { openStateDb } from '../host/src/state/db.js';
-import { foldKv } from '../host/src/state/fold.js';
+import { openStateDb } from '../host/src/storage/db.js';
+import { foldKv } from '../host/src/views/kv-fold.js';
 import { freshHost, ice, tempDir, writePolicy } from './helpers.js';
+import { POLICIES } from './fixtures/policies.js';
 import { guestWasm } from './paths.js';
 
-const COUNTER_POLICY = writePolicy(`version: 1
-component: counter
-grants:
-  log: deny
-  kv: { read: ["count", "history/*"], write: ["count", "history/*"] }
-`);
+const COUNTER_POLICY = POLICIES.counterWithHistory();
 // A second namespace; its history writes are denied, so they are not events.
 const OTHER_POLICY = writePolicy(`version: 1
 component: other

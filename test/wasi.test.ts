@@ -179,7 +179,7 @@ describe('grants.wasi refusals', () => {
     expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest', error: expect.stringContaining('over grants.wasi.maxCalls (30)') });
     const recorded = calls(host, result.runId);
     expect(recorded.filter((c) => c.call.startsWith('wasi:'))).toHaveLength(31);
-    expect(recorded.at(-1)).toMatchObject({ decision: 'deny', rule: 'grants.wasi.maxCalls' });
+    expect(recorded.at(-1)).toMatchObject({ decision: 'limit', rule: 'grants.wasi.maxCalls' });
   });
 
   it('gives a guest with filesystem: deny no directories', async () => {

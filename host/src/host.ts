@@ -352,6 +352,11 @@ export class Agent {
     return this.policy.component;
   }
 
+  /** The capabilities the component imports, in registry order (`['log', 'kv']`; `wasi` for WASI interfaces). */
+  get imports(): readonly string[] {
+    return this.admitted.map((a) => a.name);
+  }
+
   /** One governed run on a fresh instance. Resolves with the result; rejects only with RunInputError. */
   async run(input: string): Promise<RunResult> {
     return this.host.execute(this, input);

@@ -14,7 +14,7 @@
  *     ask:   [{ url: "https://api.github.com/repos/*", methods: [POST], askTimeoutMs: 30000 }]
  */
 import { z } from 'zod';
-import { MiB, askTimeout, deepFreeze, describeValue, maxCalls, messages, size, strictObject, type CompileContext } from '../../policy/index.js';
+import { MiB, askTimeout, describeValue, maxCalls, messages, size, strictObject, type CompileContext } from '../../policy/index.js';
 import type { Grant } from '../define.js';
 import { SECRET_NAME } from '../secrets.js';
 import { parseAddress, parseCidr, type Cidr } from './address.js';
@@ -173,11 +173,11 @@ export function compileHttp(http: HttpSettings, { rule: key }: CompileContext): 
       const literal = compiled.host.name.replace(/^\[|\]$/gu, '');
       if (parseAddress(literal)) addresses.push(parseCidr(literal)!);
     }
-    return deepFreeze({
+    return Object.freeze({
       ...compiled,
-      addresses,
+      addresses: Object.freeze(addresses),
       idempotencyKey: written.idempotencyKey === true,
-      ...(written.inject ? { inject: { ...written.inject } } : {}),
+      ...(written.inject ? { inject: Object.freeze({ ...written.inject }) } : {}),
       ...('askTimeoutMs' in written ? { askTimeoutMs: written.askTimeoutMs } : {}),
     });
   };

@@ -167,6 +167,7 @@ class WasiRun implements WasiCallRouter {
   private interfaceTable(item: WasiImport): Record<string, unknown> {
     const q = item.qualified;
     const shim = this.shim[item.name] ?? {};
+    const own = this.ownFunctions(item, shim);
     const table: Record<string, unknown> = {};
     const fn = (jsName: string, perform: (...args: unknown[]) => unknown) => {
       const site = this.site(q, kebab(jsName), jsName, false, (args) => perform(...args));
@@ -174,50 +175,50 @@ class WasiRun implements WasiCallRouter {
     };
     for (const [jsName, value] of Object.entries(shim)) {
       if (isClass(value)) table[jsName] = this.resources.classNamed(jsName);
-      else if (typeof value === 'function') fn(jsName, (...args) => (value as (...a: unknown[]) => unknown)(...(this.resources.unwrap(args) as unknown[])));
+      else if (typeof value === 'function' && !own[jsName]) fn(jsName, (...args) => (value as (...a: unknown[]) => unknown)(...(this.resources.unwrap(args) as unknown[])));
     }
+    for (const [jsName, perform] of Object.entries(own)) fn(jsName, perform);
+    return table;
+  }
+
+  /** The functions ICE answers itself rather than the shim: the run's environment, exit, stdio, preopens, poll. */
+  private ownFunctions(item: WasiImport, shim: Record<string, unknown>): Record<string, (...args: unknown[]) => unknown> {
     switch (item.name) {
       case 'wasi:cli/environment':
-        fn('getEnvironment', () => (this.grant.env ?? []).map(([k, v]) => [k, v]));
-        fn('getArguments', () => [...(this.grant.args ?? [])]);
-        fn('initialCwd', () => this.grant.cwd);
-        break;
+        return {
+          getEnvironment: () => (this.grant.env ?? []).map(([k, v]) => [k, v]),
+          getArguments: () => [...(this.grant.args ?? [])],
+          initialCwd: () => this.grant.cwd,
+        };
       case 'wasi:cli/exit':
         // Recorded as an allowed call; the answer (live or replayed) ends the run.
-        fn('exit', () => undefined);
-        break;
+        return { exit: () => undefined };
       case 'wasi:cli/stdout':
       case 'wasi:cli/stderr': {
         const stream: StdStream = item.name === 'wasi:cli/stdout' ? 'stdout' : 'stderr';
         const { component, runId, services } = this.run;
         const sink = new CaptureSink(stream, this.run.limits.maxOutputBytes, (text) => services.wasiOutput?.({ component, runId, stream, text }));
-        fn(stream === 'stdout' ? 'getStdout' : 'getStderr', () => this.resources.wrap(sink));
-        break;
+        return { [stream === 'stdout' ? 'getStdout' : 'getStderr']: () => sink };
       }
       case 'wasi:cli/stdin':
-        fn('getStdin', () => this.resources.wrap(new EmptySource()));
-        break;
+        return { getStdin: () => new EmptySource() };
       case 'wasi:cli/terminal-stdin':
-        fn('getTerminalStdin', () => undefined);
-        break;
+        return { getTerminalStdin: () => undefined };
       case 'wasi:cli/terminal-stdout':
-        fn('getTerminalStdout', () => undefined);
-        break;
+        return { getTerminalStdout: () => undefined };
       case 'wasi:cli/terminal-stderr':
-        fn('getTerminalStderr', () => undefined);
-        break;
+        return { getTerminalStderr: () => undefined };
       case 'wasi:io/poll': {
         const shimPoll = shim.poll as ((list: unknown[]) => Uint32Array) | undefined;
-        fn('poll', (list) => pollMixed(this.resources.unwrap(list) as unknown[], shimPoll));
-        break;
+        return { poll: (list) => pollMixed(this.resources.unwrap(list) as unknown[], shimPoll) };
       }
       case 'wasi:filesystem/preopens': {
         const get = shim.getDirectories as () => [unknown, string][];
-        fn('getDirectories', () => (this.grant.filesystem === 'deny' ? [] : get()));
-        break;
+        return { getDirectories: () => (this.grant.filesystem === 'deny' ? [] : get()) };
       }
+      default:
+        return {};
     }
-    return table;
   }
 
   // ---- the router: resource methods, statics, constructors
