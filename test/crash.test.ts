@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { verifyRun } from '../host/src/ledger/index.js';
+import { line } from './driver.js';
+import { echoServer } from './egress-servers.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
 import { ICE_BIN, ROOT, guestWasm } from './paths.js';
 
@@ -85,6 +87,42 @@ describe('a host process killed mid-run', () => {
     } finally {
       child.kill('SIGKILL');
       await exited;
+    }
+  }, 60_000);
+
+  it('keeps the intent of a POST in flight when the whole process is killed, and the next open ends the run with its outcome unknown', async () => {
+    const server = await echoServer();
+    const stateDir = tempDir();
+    const policy = writePolicy(
+      `version: 1\ncomponent: poster\nlimits: { timeoutMs: 600000 }\ngrants:\n  log: {}\n  http: { allow: [{ url: "${server.origin}/*", methods: [POST] }], timeoutMs: 300000 }\n`,
+    );
+    const child = spawn(process.execPath, [ICE_BIN, 'run', guestWasm('http-driver'), '--policy', policy, '--input', line('POST', `${server.origin}/stall`, 'b:pay 10'), '--state', stateDir], {
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    try {
+      const deadline = Date.now() + 20_000;
+      // The effect happened: the server has the request.
+      while (!server.seen.some((s) => s.url === '/stall' && s.body === 'pay 10')) {
+        if (Date.now() > deadline) throw new Error('the POST never reached the server');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      const { host } = await freshHost(stateDir);
+      try {
+        const records = host.readRun(host.ledger.lastRunId()!);
+        expect(records.map((r) => r.record.type)).toEqual(['run-start', 'intent', 'run-end']);
+        expect(records[1]!.record).toMatchObject({ type: 'intent', decision: 'allow', rule: 'grants.http.allow[0]' });
+        expect(records[2]!.record).toMatchObject({ outcome: 'incomplete', unknown: [1], counts: { calls: 1, unknown: 1 } });
+        expect(verifyRun(records)).toMatchObject({ ok: true });
+      } finally {
+        host.close();
+      }
+    } finally {
+      child.kill('SIGKILL');
+      await server.close();
     }
   }, 60_000);
 });

@@ -710,3 +710,84 @@ describe('state database', () => {
     expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 2/);
   });
 });
+
+describe('intents and results', () => {
+  const fetchIntent = { call: 'ice:agent/http@0.1.0#fetch', args: [capture('POST https://api.example/orders', 'full')], decision: 'allow' as const, rule: 'grants.http.allow[0]' };
+  const fetchResult = (intent: number) => ({
+    call: 'ice:agent/http@0.1.0#fetch',
+    intent,
+    decision: 'allow' as const,
+    rule: 'grants.http.allow[0]',
+    outcome: { ok: capture('201', 'full') },
+    durationUs: 900,
+  });
+
+  /** A run with one completed effect and one whose run stopped during it. */
+  function writeStoppedRun(ledger: LedgerStore): { run: string; records: ReturnType<LedgerStore['readRun']> } {
+    const writer = startRun(ledger);
+    const first = writer.appendIntent(fetchIntent);
+    writer.appendResult(fetchResult(first));
+    writer.appendIntent(fetchIntent);
+    writer.end({ outcome: 'limit', limit: 'timeout', reason: 'stopped', durationUs: 1000 });
+    return { run: writer.run, records: ledger.readRun(writer.run) };
+  }
+
+  it('counts an intent as the call and its result as the decision; an intent left open is listed at the run-end', () => {
+    const ledger = new LedgerStore(open());
+    const { records } = writeStoppedRun(ledger);
+    expect(records.map((r) => r.record.type)).toEqual(['run-start', 'intent', 'result', 'intent', 'run-end']);
+    expect(records.at(-1)!.record).toMatchObject({ unknown: [3], counts: { calls: 2, allowed: 1, denied: 0, limited: 0, invalid: 0, unknown: 1 } });
+    expect(verifyRun(records)).toMatchObject({ ok: true, records: 5 });
+    expect(formatStoredRunTable(records)).toContain('2 calls: 1 allowed, 0 denied, 0 limited, 0 invalid, 1 outcome unknown (seq 3: the run stopped during their effect)');
+  });
+
+  it('ends a run its process left during an effect as incomplete, keeping the intent', () => {
+    const state = open();
+    const ledger = new LedgerStore(state);
+    const writer = startRun(ledger);
+    writer.appendIntent(fetchIntent);
+    // The process is gone: a survivor (the host thread, or the next host to open the state) ends the run.
+    const survivor = ledger.resumeRun(writer.run);
+    expect([...survivor.openIntents]).toEqual([1]);
+    survivor.end({ outcome: 'incomplete', reason: 'gone', durationUs: 0 });
+    const records = ledger.readRun(writer.run);
+    expect(records.at(-1)!.record).toMatchObject({ outcome: 'incomplete', unknown: [1], counts: { calls: 1, unknown: 1 } });
+    expect(verifyStore(ledger)).toMatchObject({ ok: true });
+  });
+
+  it('refuses a result that completes no open intent, before writing it', () => {
+    const writer = startRun(new LedgerStore(open()));
+    expect(() => writer.appendResult(fetchResult(1))).toThrow('appendResult: seq 1 is not an open intent of run');
+    const seq = writer.appendIntent(fetchIntent);
+    writer.appendResult(fetchResult(seq));
+    expect(() => writer.appendResult(fetchResult(seq))).toThrow(`appendResult: seq ${seq} is not an open intent`);
+    expect(() => writer.appendIntent({ ...fetchIntent, decision: 'deny' as never })).toThrow('appendIntent: unknown decision "deny"');
+  });
+
+  // Each edit is rehashed, as a tamperer with the file would: the record's own check (which runs before
+  // the next record's link) must name it.
+  it.each([
+    [
+      'a run-end that no longer says a call is unknown',
+      4,
+      (body: Record<string, unknown>): void => {
+        body.unknown = undefined;
+        (body.counts as Record<string, unknown>).unknown = undefined;
+      },
+      'run-end counts do not match the call records (unknown 0 ≠ 1)',
+    ],
+    ['a run-end that lists a call as unknown whose result exists', 4, (body: Record<string, unknown>): void => void (body.unknown = [1, 3]), 'run-end lists [1,3] as calls of unknown outcome, but the intents without a result are [3]'],
+    ['a result pointing at another record', 2, (body: Record<string, unknown>): void => void (body.intent = 3), 'result of seq 3, which is not an open intent of this run'],
+    ['a result naming another call', 2, (body: Record<string, unknown>): void => void (body.call = 'ice:agent/kv@0.1.0#set'), 'result names "ice:agent/kv@0.1.0#set" but its intent (seq 1) is "ice:agent/http@0.1.0#fetch"'],
+    ['an intent whose decision was rewritten', 1, (body: Record<string, unknown>): void => void (body.decision = 'deny'), 'malformed intent record: decision'],
+  ] as const)('detects %s', (_name: string, seq: number, edit: (body: Record<string, unknown>) => void, reason: string) => {
+    const state = open();
+    const ledger = new LedgerStore(state);
+    const { run } = writeStoppedRun(ledger);
+    dropTriggers(state);
+    const body = JSON.parse(row(state, run, seq).body) as Record<string, unknown>;
+    edit(body);
+    setBody(state, run, seq, JSON.stringify(body), true);
+    expect(verifyRun(ledger.readRun(run))).toEqual({ ok: false, run, seq, reason });
+  });
+});
