@@ -13,12 +13,16 @@
  */
 import type { z } from 'zod';
 import type { Capturable, Captured, CaptureMode } from '../core/capture.js';
-import type { ApprovalRecord, Decided, Refusal, IceError } from '../core/verdict.js';
+import type { ApprovalRecord, Decided, IceError } from '../core/verdict.js';
 import type { LoadErrorCode } from '../component/errors.js';
 import type { CompileContext, RunLimits } from '../policy/index.js';
 import type { Abi, CoreFunction } from './abi.js';
 import type { RunServices } from './run-services.js';
 import type { SecretSource } from './secrets.js';
+import type { ModelConfig } from './model/config.js';
+import type { RefusedEffect, Steps } from './steps.js';
+
+export { RefusedEffect, Steps, type FollowUp, type StepResult, type WireStep } from './steps.js';
 
 // ── policy ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -73,39 +77,6 @@ export interface LedgerForm {
 /** A recorded value that replay cannot turn back into the value the guest got (a digest, a missing field). */
 export class Unrecorded extends Error {
   override readonly name = 'Unrecorded';
-}
-
-/**
- * Returned by a `perform` that finds, while doing the effect, that the answer would break a budget
- * (e.g. a listing larger than the host returns): the call is then recorded and answered as refused.
- */
-export class RefusedEffect {
-  constructor(readonly refusal: Refusal) {}
-}
-
-/** How one host-side step of a call ended: its value, a refusal found while doing it, or a failure. */
-export type WireStep<T> = { readonly ok: T } | { readonly refused: Refusal } | { readonly failed: string };
-export type StepResult = WireStep<unknown>;
-
-/** One more record a call produced after its first (a redirect hop): its own arguments, decision and result. */
-export interface FollowUp {
-  readonly args: readonly unknown[];
-  readonly rule: string;
-  readonly result: StepResult;
-  readonly durationUs: number;
-  readonly approval?: ApprovalRecord;
-}
-
-/**
- * Returned by a `perform` whose effect took more than one step (an HTTP fetch that followed redirects, or
- * one that failed): `first` is the outcome of the call as the guest made it, `followUps` the records of
- * the hops after it. The guest gets the last step's result.
- */
-export class Steps {
-  constructor(
-    readonly first: StepResult,
-    readonly followUps: readonly FollowUp[] = [],
-  ) {}
 }
 
 /** A function the host thread serves for a capability (`ice:agent/http#fetch`'s network request). */
@@ -192,8 +163,8 @@ export interface HostCallContext<G extends Grant = Grant> {
 
 /** The host's settings some capabilities read on the host thread (host options). */
 export interface HostConfig {
-  /** Model providers (model). */
-  readonly models?: import('./model/providers.js').ModelConfig;
+  /** Model providers (model): `ModelConfig` of capabilities/model/providers.ts. */
+  readonly models?: ModelConfig;
   /** Egress DNS (http). */
   readonly resolve?: (hostname: string) => Promise<readonly string[]>;
   /** Extra CA certificates trusted for egress TLS (http). */

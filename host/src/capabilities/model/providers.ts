@@ -6,7 +6,8 @@
  * budget depends on it.
  */
 import type { SecretSource } from '../secrets.js';
-import type { WireStep } from '../define.js';
+import type { WireStep } from '../steps.js';
+import type { ModelConfig, OpenAiCompatibleConfig } from './config.js';
 
 /** What crosses to the host thread for a `model.complete`. */
 export interface CompletionWire {
@@ -20,18 +21,7 @@ export interface CompletionReply {
   readonly usage: { readonly inputTokens: number; readonly outputTokens: number };
 }
 
-export interface OpenAiCompatibleConfig {
-  /** e.g. `https://api.openai.com/v1`; `/chat/completions` is appended. */
-  readonly baseUrl: string;
-  /** The host secret holding the API key (sent as `Authorization: Bearer …`). Default OPENAI_API_KEY; none sent if unset. */
-  readonly apiKeySecret?: string;
-  /** Per call. Default 60 s. */
-  readonly timeoutMs?: number;
-}
-
-export interface ModelConfig {
-  readonly openai?: OpenAiCompatibleConfig;
-}
+export type { ModelConfig, OpenAiCompatibleConfig } from './config.js';
 
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
