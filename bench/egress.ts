@@ -4,8 +4,8 @@
  *   1. directly with node:http and a keep-alive agent (the baseline);
  *   2. with Node's global fetch (undici), for reference;
  *   3. through ICE's egress client alone (connect-time address checks, limits), no guest;
- *   4. by a guest, through the whole path: http-driver in a worker → bridge → host thread → decision
- *      again on the dispatched URL → egress client → ledger record (and back): the median duration of
+ *   4. by a guest, through the whole path: http-driver in a worker → intent committed → bridge → host thread → decision
+ *      again on the dispatched URL → egress client → result record (and back): the median duration of
  *      a call as its ledger record measured it;
  *   5. the same run's wall time divided by its request count (the driver's own work between calls —
  *      hex-encoding each response into its growing output — included).
@@ -20,6 +20,7 @@ import { buildGuest } from '../host/src/build/index.js';
 import { parseCidr } from '../host/src/capabilities/http/address.js';
 import { EgressPool } from '../host/src/capabilities/http/client.js';
 import { createHost } from '../host/src/index.js';
+import { ledgerCalls } from '../host/src/ledger/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/dist\/?$/, '');
 const N = Number(process.env.BENCH_REQUESTS ?? 2000);
@@ -78,10 +79,9 @@ try {
   const result = await loaded.run(lines(N));
   const perCall = ((performance.now() - started) * 1000) / N;
   if (!result.ok || result.calls !== N) throw new Error(`the bench run failed: ${result.ok ? `${result.calls} calls` : result.error}`);
-  // As the guest sees one call (its ledger record's duration: decision, bridge, host-side fetch, record).
-  const durations = host
-    .readRun(result.runId)
-    .flatMap(({ record }) => (record.type === 'call' ? [record.durationUs] : []))
+  // As the guest sees one call (its result record's duration: decision, intent, bridge, host-side fetch, record).
+  const durations = ledgerCalls(host.readRun(result.runId).map((r) => r.record))
+    .flatMap((call) => (call.durationUs === undefined ? [] : [call.durationUs]))
     .sort((a, b) => a - b);
   rows.push(['4 guest http.fetch through ICE, one call (median, from the ledger)', durations[durations.length >> 1]!]);
   rows.push(['5 the same, per call of the whole run (guest work included)', perCall]);

@@ -85,7 +85,7 @@ export class LiveAnswerer implements Answerer {
   answer(site: CallSite, args: unknown[]): Answer {
     const started = performance.now();
     // Until a verdict exists, a failure is a check that failed: recorded as a denial by the interface.
-    let decided: { decision: Verdict['decision']; rule: string } = { decision: 'deny', rule: `grants.${site.budget.name}` };
+    let decided: { decision: Verdict['decision']; rule: string } | undefined;
     let intent: number | undefined;
     // Fail closed: a decision, effect or record that throws traps the run with host blame; nothing
     // half-done is ever answered as a success.
@@ -109,7 +109,7 @@ export class LiveAnswerer implements Answerer {
       this.services.recorder.flush();
       return this.services.state.transaction(() => this.perform(site, args, intent, verdict, started, approval));
     } catch (error) {
-      throw this.fault(site, args, intent, decided, error, started);
+      throw this.fault(site, args, intent, decided ?? { decision: 'deny', rule: `grants.${site.budget.name}` }, error, started);
     }
   }
 
@@ -190,21 +190,15 @@ export class LiveAnswerer implements Answerer {
         : { ok: value === undefined ? null : capture(site.form.result(value), this.run.capture, max) };
     // The call's time, set here so a queued record does not need a copy to carry it.
     const at = isoNow();
-    const approval = extra.approval ? { approval: { ...extra.approval } } : {};
     if (intent !== undefined) {
-      this.services.recorder.appendResult({ call: site.call, intent, decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at, ...approval });
+      const result: ResultInput = { call: site.call, intent, decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at };
+      if (extra.approval) result.approval = { ...extra.approval };
+      this.services.recorder.appendResult(result);
     } else {
-      this.services.recorder.appendCall({
-        call: site.call,
-        args: this.captureArgs(site, args),
-        decision: verdict.decision,
-        rule: verdict.rule,
-        outcome,
-        durationUs,
-        at,
-        ...(extra.hop === undefined ? {} : { hop: extra.hop }),
-        ...approval,
-      });
+      const call: CallInput = { call: site.call, args: this.captureArgs(site, args), decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at };
+      if (extra.hop !== undefined) call.hop = extra.hop;
+      if (extra.approval) call.approval = { ...extra.approval };
+      this.services.recorder.appendCall(call);
     }
     if (!allowed) return { tag: 'err', val: verdict.error };
     if (failed !== undefined) return { tag: 'err', val: { tag: 'failed', val: failed } satisfies IceError };

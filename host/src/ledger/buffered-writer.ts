@@ -16,7 +16,7 @@
  * sandbox/journal.ts).
  */
 import type { StateDb } from '../storage/db.js';
-import { DECISION_COUNTER, isoNow, type CallInput, type IntentInput, type QueuedInput, type ResultInput, type RunCounts, type RunEndInput } from './records.js';
+import { DECISION_COUNTER, isResultInput, isoNow, type CallInput, type IntentInput, type QueuedInput, type ResultInput, type RunCounts, type RunEndInput } from './records.js';
 import { LedgerError, type RunWriter } from './store.js';
 
 export const DEFAULT_MAX_PENDING = 256;
@@ -54,14 +54,15 @@ export class BufferedRunWriter {
   }
 
   appendCall(input: CallInput): void {
-    this.append({ kind: 'call', ...input, at: input.at ?? isoNow() });
+    // The record keeps the time of the call, not of its flush (the kernel sets it; a copy only when it did not).
+    this.append(input.at === undefined ? { ...input, at: isoNow() } : input);
     this.tally.calls++;
     this.tally[DECISION_COUNTER[input.decision]]++;
   }
 
   /** Queues the result of an intent this writer committed. */
   appendResult(input: ResultInput): void {
-    this.append({ kind: 'result', ...input, at: input.at ?? isoNow() });
+    this.append(input.at === undefined ? { ...input, at: isoNow() } : input);
     this.tally[DECISION_COUNTER[input.decision]]++;
     this.open.delete(input.intent);
   }
@@ -108,7 +109,7 @@ export class BufferedRunWriter {
   private append(input: QueuedInput): void {
     if (this.state.inTransaction) {
       // Inside a state write's transaction: the record commits with the write, after the flushed queue.
-      this.inTransaction(input.kind === 'call' ? 'appendCall' : 'appendResult', () => this.inner.appendQueued([input]));
+      this.inTransaction(isResultInput(input) ? 'appendResult' : 'appendCall', () => this.inner.appendQueued([input]));
       return;
     }
     this.queue.push(input);

@@ -173,8 +173,12 @@ export type CallInput = Omit<CallRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' |
 export type IntentInput = Omit<IntentRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & { at?: string };
 /** What `RunWriter.appendResult` needs. */
 export type ResultInput = Omit<ResultRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & { at?: string };
-/** A record a run's writer may queue: a call, or the result of an earlier intent. */
-export type QueuedInput = ({ kind: 'call' } & CallInput) | ({ kind: 'result' } & ResultInput);
+/** A record a run's writer may queue: a call, or the result of an earlier intent (the one with `intent`). */
+export type QueuedInput = CallInput | ResultInput;
+
+export function isResultInput(input: QueuedInput): input is ResultInput {
+  return (input as ResultInput).intent !== undefined;
+}
 /**
  * What `RunWriter.end` needs from the caller. `counts` may be left out: the writer tallies the call
  * records it wrote; if given, it must equal that tally. `unknown` is the writer's too (its open intents).

@@ -26,6 +26,7 @@ import type { StateDb } from '../storage/db.js';
 import {
   DECISION_COUNTER,
   emptyCounts,
+  isResultInput,
   isoNow,
   serializeRecord,
   sha256Hex,
@@ -406,7 +407,7 @@ class SqliteRunWriter implements RunWriter {
     this.snapshotForRollback();
     for (const input of inputs) {
       let record: CallRecord | ResultRecord;
-      if (input.kind === 'result') record = this.resultRecord(input);
+      if (isResultInput(input)) record = this.resultRecord(input);
       else {
         checkCallInput(input);
         checkDuration('call', input.durationUs);

@@ -4,6 +4,7 @@ import { allow } from '../../core/verdict.js';
 import { maxCalls, messages, strictObject } from '../../policy/index.js';
 import { fail, type AbiAnswer } from '../abi.js';
 import { Unrecorded, type Grant, type IceCapability } from '../define.js';
+import { PLAIN_FORM } from '../forms.js';
 
 const EXAMPLE = 'clock: {}';
 const Settings = strictObject({ maxCalls: maxCalls() }, (got) => messages.grantNotSettings(EXAMPLE, got));
@@ -25,8 +26,7 @@ export const clock: IceCapability<'clock', typeof ClockInterface, ClockGrant> = 
       effect: 'local',
       // A u64 is recorded as its decimal string (JSON has no 64-bit integers) and replayed as a bigint.
       form: {
-        args: (args) => [...(args as [])],
-        result: (value) => value as bigint,
+        ...PLAIN_FORM,
         decode: (recorded) => {
           if (!('value' in recorded) || (typeof recorded.value !== 'string' && typeof recorded.value !== 'number')) throw new Unrecorded('not a u64');
           return BigInt(recorded.value);
