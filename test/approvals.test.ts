@@ -149,6 +149,9 @@ describe('approvals (library callback)', () => {
     ]);
     const again = await agent.run('keys:');
     expect(again).toMatchObject({ ok: true, output: 'count' });
+    // Each ask is an intent and its result; the run replays from them, answers and all.
+    expect(host.readRun(result.runId).map((r) => r.record.type)).toEqual(['run-start', 'call', 'intent', 'result', 'intent', 'result', 'run-end']);
+    expect(await host.replay(result.runId)).toMatchObject({ matches: true, calls: 3 });
   });
 });
 

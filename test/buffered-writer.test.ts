@@ -29,7 +29,7 @@ function start() {
 describe('BufferedRunWriter', () => {
   it('commits nothing until a flush, then every queued record, chained, with the time of its call', async () => {
     const { state, ledger, inner } = start();
-    const writer = new BufferedRunWriter(inner, state, 1000);
+    const writer = new BufferedRunWriter(inner, state, { maxPending: 1000 });
     writer.appendCall(call(1));
     const queuedAt = writer.pending()[0]!.at;
     expect(ledger.readRun(inner.run)).toHaveLength(1);
@@ -47,7 +47,7 @@ describe('BufferedRunWriter', () => {
 
   it('flushes by itself every maxPending records, and commits the rest with the run-end', () => {
     const { state, ledger, inner } = start();
-    const writer = new BufferedRunWriter(inner, state, 10);
+    const writer = new BufferedRunWriter(inner, state, { maxPending: 10 });
     for (let i = 1; i <= 25; i++) writer.appendCall(call(i));
     expect(ledger.readRun(inner.run)).toHaveLength(21);
     writer.end({ outcome: 'ok', durationUs: 1 });

@@ -13,7 +13,7 @@ import { qualifiedInterface, unversionedInterface } from '../host/src/core/world
 import { RunKernel } from '../host/src/kernel/kernel.js';
 import { APPROVAL, LiveAnswerer, type BridgeRequest, type HostBridge } from '../host/src/kernel/live.js';
 import { RecordedAnswerer } from '../host/src/kernel/recorded.js';
-import { BufferedRunWriter, LedgerStore, capture, ledgerCalls, newRunId, type LedgerRecord, type RunEndRecord, type StoredRecord } from '../host/src/ledger/index.js';
+import { BufferedRunWriter, IntentLog, LedgerStore, capture, ledgerCalls, newRunId, queuedType, readIntentLog, type LedgerRecord, type RunEndRecord, type StoredRecord } from '../host/src/ledger/index.js';
 import { openStateDb, type StateDb } from '../host/src/storage/db.js';
 import { KvStore } from '../host/src/views/kv-store.js';
 import { tempDir } from './helpers.js';
@@ -33,6 +33,11 @@ export interface Harness {
   call(capability: string, fn: string, ...args: unknown[]): Answer;
   /** Records committed so far, read by another connection as an auditor would. */
   committed(): LedgerRecord[];
+  /**
+   * What would survive a kill of the process now, as `type:seq`: the committed records, then what the
+   * run's intent log holds beyond them.
+   */
+  durable(): string[];
   /** Ends the run as a governed run does (flush + run-end); returns every record. */
   end(): StoredRecord[];
 }
@@ -70,6 +75,8 @@ export function harness(policyDocument: object, options: HarnessOptions = {}): H
       host: { ice: 'test' },
     }),
     state,
+    // As a governed run does: an intent is durable (in the run's intent log) before its effect starts.
+    { intentLog: IntentLog.forRun(stateDir, runId) },
   );
   const run = {
     component: policy.component,
@@ -102,6 +109,7 @@ export function harness(policyDocument: object, options: HarnessOptions = {}): H
       return f(...args);
     },
     committed: () => committedRecords(stateDir, runId),
+    durable: () => durableRecords(stateDir, runId),
     end() {
       writer.end({ outcome: 'ok', output: capture('', policy.capture), durationUs: Math.round((performance.now() - started) * 1000) });
       return ledger.readRun(runId);
@@ -117,6 +125,14 @@ export function committedRecords(stateDir: string, runId: string): LedgerRecord[
   } finally {
     other.close();
   }
+}
+
+/** A run's committed records and, after them, what its intent log holds, as `type:seq`. */
+export function durableRecords(stateDir: string, runId: string): string[] {
+  const committed = committedRecords(stateDir, runId);
+  const last = committed.at(-1)?.seq ?? -1;
+  const logged = readIntentLog(stateDir, runId).filter((e) => e.seq > last);
+  return [...committed.map((r) => `${r.type}:${r.seq}`), ...logged.map((e) => `${queuedType(e.record)}:${e.seq}`)];
 }
 
 /**

@@ -14,7 +14,7 @@ import { HostFault } from '../host/src/kernel/kernel.js';
 import { ledgerCalls, verifyRun, type CallRecord, type IntentRecord, type ResultRecord } from '../host/src/ledger/index.js';
 import { KvStore } from '../host/src/views/kv-store.js';
 import { openStateDb } from '../host/src/storage/db.js';
-import { committedRecords, harness, hostThread, replayHarness } from './harness.js';
+import { durableRecords, harness, hostThread, replayHarness } from './harness.js';
 import { tempDir } from './helpers.js';
 import { ROOT } from './paths.js';
 
@@ -124,13 +124,13 @@ describe('intent before effect', () => {
   const fetchPolicy = policy({ http: { allow: [{ url: 'https://api.example/*', methods: ['POST'], idempotencyKey: true }] } });
   const request = { method: 'POST', url: 'https://api.example/orders', headers: [], body: new Uint8Array([1, 2]) };
 
-  it('commits the intent before the host thread is asked, then records the result', () => {
+  it('makes the intent durable before the host thread is asked, then records the result', () => {
     let seenByTheHostThread: string[] = [];
     const h = harness(fetchPolicy, {
       bridge: hostThread({
         'http.fetch': (wire, { seq }) => {
-          // What an auditor's connection sees at the moment the effect starts.
-          seenByTheHostThread = committedRecords(h.stateDir, h.runId).map((r) => `${r.type}:${r.seq}`);
+          // What would survive a kill of the process at the moment the effect starts.
+          seenByTheHostThread = durableRecords(h.stateDir, h.runId);
           expect(seq).toBe(1);
           expect((wire as WireRequest).body).toBe(Buffer.from([1, 2]).toString('base64'));
           const reply: FetchReply = { first: { ok: { status: 201, headers: [], body: '', address: '203.0.113.7', injected: [`Idempotency-Key: ${h.runId}-1`] } }, hops: [] };
@@ -162,18 +162,18 @@ describe('intent before effect', () => {
     ]);
   });
 
-  it('puts an ask to the approver only after its intent is committed, and writes only what was approved', () => {
+  it('puts an ask to the approver only after its intent is durable, and writes only what was approved', () => {
     const asked: string[] = [];
     let h!: ReturnType<typeof harness>;
     h = harness(policy({ kv: { read: ['*'], write: [], ask: ['config/*'] } }), {
       bridge: hostThread({}, (request) => {
-        asked.push(`${request.call} ${request.summary} [${committedRecords(h.stateDir, h.runId).map((r) => r.type).join(',')}]`);
+        asked.push(`${request.call} ${request.summary} [${durableRecords(h.stateDir, h.runId).join(',')}]`);
         return { by: 'alice', answer: request.summary.includes('"config/a"') ? 'approved' : 'denied', waitedMs: 3 };
       }),
     });
     expect(h.call('kv', 'set', 'config/a', '1')).toEqual(ok());
     expect(h.call('kv', 'set', 'config/b', '2')).toEqual(err('denied', /^kv\.set needs approval under grants\.kv\.ask\[0\] and was not approved: the approver \(alice\) said no$/u));
-    expect(asked).toEqual(['kv.set set "config/a" [run-start,intent]', 'kv.set set "config/b" [run-start,intent,result,intent]']);
+    expect(asked).toEqual(['kv.set set "config/a" [run-start:0,intent:1]', 'kv.set set "config/b" [run-start:0,intent:1,result:2,intent:3]']);
     expect(h.kv.get('probe', 'config/a')).toBe('1');
     expect(h.kv.get('probe', 'config/b')).toBeUndefined();
     const records = h.end();

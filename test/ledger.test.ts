@@ -1,13 +1,19 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStateDb, type StateDb } from '../host/src/storage/db.js';
 import { KvStore } from '../host/src/views/kv-store.js';
 import {
+  BufferedRunWriter,
+  endInterruptedRuns,
+  IntentLog,
+  intentLogPath,
   LedgerError,
   LedgerStore,
+  queuedType,
+  readIntentLog,
   capture,
   formatRunTable,
   formatStoredRunTable,
@@ -789,5 +795,56 @@ describe('intents and results', () => {
     edit(body);
     setBody(state, run, seq, JSON.stringify(body), true);
     expect(verifyRun(ledger.readRun(run))).toEqual({ ok: false, run, seq, reason });
+  });
+});
+
+describe('the intent log', () => {
+  it('holds an intent, and the records queued before it, until they are committed; recovery puts them in the ledger', () => {
+    const dir = tempDir();
+    const state = open(dir);
+    const ledger = new LedgerStore(state);
+    const inner = startRun(ledger);
+    const writer = new BufferedRunWriter(inner, state, { intentLog: IntentLog.forRun(dir, inner.run) });
+    writer.appendCall(kvGet('a', '1'));
+    const seq = writer.appendIntent({ call: 'ice:agent/http@0.1.0#fetch', args: [capture('POST /orders', 'full')], decision: 'allow', rule: 'grants.http.allow[0]' });
+    expect(seq).toBe(2);
+    // Nothing committed yet; both in the log, in order.
+    expect(ledger.readRun(inner.run).map((r) => r.record.type)).toEqual(['run-start']);
+    expect(readIntentLog(dir, inner.run).map((e) => [e.seq, queuedType(e.record)])).toEqual([
+      [1, 'call'],
+      [2, 'intent'],
+    ]);
+    // The process dies here (its pid is gone): the next host to open the state ends the run.
+    state.db.prepare('UPDATE running SET pid = 2147483646 WHERE run = ?').run(inner.run);
+    const next = open(dir);
+    const recovered = endInterruptedRuns(next, new LedgerStore(next), () => false);
+    expect(recovered).toEqual([{ run: inner.run, pid: 2147483646, calls: 2 }]);
+    const records = new LedgerStore(open(dir)).readRun(inner.run);
+    expect(records.map((r) => r.record.type)).toEqual(['run-start', 'call', 'intent', 'run-end']);
+    expect(records.at(-1)!.record).toMatchObject({ outcome: 'incomplete', unknown: [2], counts: { calls: 2, allowed: 1, unknown: 1 } });
+    expect(verifyRun(records)).toMatchObject({ ok: true });
+    expect(existsSync(intentLogPath(dir, inner.run))).toBe(false);
+  });
+
+  it('is emptied by every commit and removed by nothing but the end of the run', () => {
+    const dir = tempDir();
+    const state = open(dir);
+    const inner = startRun(new LedgerStore(state));
+    const log = IntentLog.forRun(dir, inner.run);
+    const writer = new BufferedRunWriter(inner, state, { intentLog: log });
+    writer.appendIntent({ call: 'c', args: [], decision: 'ask', rule: 'r' });
+    writer.flush();
+    expect(readIntentLog(dir, inner.run)).toEqual([]);
+    writer.end({ outcome: 'ok', durationUs: 1 });
+    log.remove();
+    expect(existsSync(intentLogPath(dir, inner.run))).toBe(false);
+  });
+
+  it('leaves out a last line cut short by a kill in the middle of its write', () => {
+    const dir = tempDir();
+    const log = IntentLog.forRun(dir, 'RUN1');
+    log.write([{ seq: 1, record: kvGet('a', '1') }]);
+    appendFileSync(intentLogPath(dir, 'RUN1'), '{"seq":2,"record":{"call":"c","ar');
+    expect(readIntentLog(dir, 'RUN1').map((e) => e.seq)).toEqual([1]);
   });
 });

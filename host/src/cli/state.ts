@@ -1,6 +1,6 @@
 /**
  * `ice state rebuild|verify [--component <name>] [--state <dir>]`: the kv table is a view of the
- * ledger (the fold of every granted kv write, see state/fold.ts); rebuild recomputes it, verify
+ * ledger (the fold of every granted kv write, see views/kv-fold.ts); rebuild recomputes it, verify
  * compares it.
  */
 import { existsSync } from 'node:fs';

@@ -5,39 +5,50 @@
  * When a flush happens:
  *   - before any call that writes state (the kernel calls `flush()` first), so a kv write commits in
  *     its own transaction with its record and after every record before it;
- *   - with every intent: an intent is committed, with everything queued before it, before the effect
- *     it announces starts (`appendIntent` returns only then);
  *   - every `maxPending` records;
  *   - at the run-end, in the same transaction as the run-end record — so when a run reports its
  *     result, every record of it is committed (and, the run-end being durable, fsynced).
- * What a batch costs: a process killed mid-run loses the queued records of that run (at most
- * `maxPending`, and never a state write's or an intent); the run is then ended `incomplete` on the
- * next open with what was committed. `onQueued` lets a supervisor keep a copy of the queue (see
- * sandbox/journal.ts).
+ * An intent is queued like any record, but `appendIntent` returns only once it is durable: written to
+ * the run's intent log (intent-log.ts) with every queued record before it, or — without a log — committed.
+ * What a batch costs: a process killed mid-run loses the queued records of that run that are in no log
+ * (at most `maxPending`, and never an intent or a state write's record); the run is then ended
+ * `incomplete` on the next open with what was committed and logged. `onQueued` lets a supervisor keep a
+ * copy of the queue (see sandbox/journal.ts).
  */
 import type { StateDb } from '../storage/db.js';
-import { DECISION_COUNTER, isResultInput, isoNow, type CallInput, type IntentInput, type QueuedInput, type ResultInput, type RunCounts, type RunEndInput } from './records.js';
+import type { IntentLog } from './intent-log.js';
+import { DECISION_COUNTER, isoNow, queuedType, type CallInput, type IntentInput, type QueuedInput, type ResultInput, type RunCounts, type RunEndInput } from './records.js';
 import { LedgerError, type RunWriter } from './store.js';
 
 export const DEFAULT_MAX_PENDING = 256;
 
+export interface BufferedWriterOptions {
+  readonly maxPending?: number;
+  /** Called with each record as it is queued, and its seq (a copy for a supervisor to keep); false asks for a flush. */
+  readonly onQueued?: (input: QueuedInput, seq: number) => boolean;
+  /** Called after each flush committed. */
+  readonly onFlushed?: () => void;
+  /** Where intents are made durable before their effect; without one, an intent is committed at once. */
+  readonly intentLog?: Pick<IntentLog, 'write' | 'clear'>;
+}
+
 export class BufferedRunWriter {
   private queue: QueuedInput[] = [];
+  /** How many of the queued records are in the intent log. */
+  private logged = 0;
   private readonly tally: RunCounts;
   /** Intents without a result yet (committed or queued). */
   private readonly open = new Set<number>();
+  private readonly maxPending: number;
 
   constructor(
     private readonly inner: RunWriter,
     private readonly state: StateDb,
-    private readonly maxPending = DEFAULT_MAX_PENDING,
-    /** Called with each record as it is queued, and its seq (a copy for a supervisor to keep); false asks for a flush. */
-    private readonly onQueued?: (input: QueuedInput, seq: number) => boolean,
-    /** Called after each flush committed. */
-    private readonly onFlushed?: () => void,
+    private readonly options: BufferedWriterOptions = {},
   ) {
     this.tally = { ...inner.counts };
     for (const seq of inner.openIntents) this.open.add(seq);
+    this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
   }
 
   get run(): string {
@@ -60,7 +71,7 @@ export class BufferedRunWriter {
     this.tally[DECISION_COUNTER[input.decision]]++;
   }
 
-  /** Queues the result of an intent this writer committed. */
+  /** Queues the result of an intent of this run. */
   appendResult(input: ResultInput): void {
     this.append(input.at === undefined ? { ...input, at: isoNow() } : input);
     this.tally[DECISION_COUNTER[input.decision]]++;
@@ -68,18 +79,18 @@ export class BufferedRunWriter {
   }
 
   /**
-   * Commits an intent, and everything queued before it, before returning its seq: the effect it
-   * announces may start only once the ledger shows it.
+   * Appends an intent and returns its seq once it is durable (in the intent log with every record
+   * queued before it, or committed): the effect it announces may start only then.
    */
   appendIntent(input: IntentInput): number {
-    const at = input.at ?? isoNow();
-    const seq = this.state.inTransaction
-      ? this.inTransaction('appendIntent', () => this.inner.appendIntent({ ...input, at }))
-      : this.state.transaction(() => {
-          if (this.queue.length > 0) this.inner.appendQueued(this.queue);
-          return this.inner.appendIntent({ ...input, at });
-        });
-    if (!this.state.inTransaction) this.committed();
+    const intent = input.at === undefined ? { ...input, at: isoNow() } : input;
+    this.append(intent);
+    const seq = this.seq;
+    const log = this.options.intentLog;
+    if (this.queue.length > 0 && log) {
+      log.write(this.queue.slice(this.logged).map((record, i) => ({ seq: this.inner.seq + this.logged + i + 1, record })));
+      this.logged = this.queue.length;
+    } else this.flush();
     this.tally.calls++;
     this.open.add(seq);
     return seq;
@@ -99,31 +110,34 @@ export class BufferedRunWriter {
 
   /** Flushes and writes the run-end in one transaction; returns the ledger root. */
   end(end: RunEndInput): string {
-    return this.state.transaction(() => {
+    const root = this.state.transaction(() => {
       if (this.queue.length > 0) this.inner.appendQueued(this.queue);
-      this.queue = [];
       return this.inner.end(end);
     });
+    this.committed();
+    return root;
   }
 
   private append(input: QueuedInput): void {
     if (this.state.inTransaction) {
       // Inside a state write's transaction: the record commits with the write, after the flushed queue.
-      this.inTransaction(isResultInput(input) ? 'appendResult' : 'appendCall', () => this.inner.appendQueued([input]));
+      if (this.queue.length > 0) throw new LedgerError(`append${capitalized(queuedType(input))}: flush() before opening a transaction`);
+      this.inner.appendQueued([input]);
       return;
     }
     this.queue.push(input);
-    const kept = this.onQueued?.(input, this.seq) ?? true;
+    const kept = this.options.onQueued?.(input, this.seq) ?? true;
     if (!kept || this.queue.length >= this.maxPending) this.flush();
-  }
-
-  private inTransaction<T>(op: string, write: () => T): T {
-    if (this.queue.length > 0) throw new LedgerError(`${op}: flush() before opening a transaction`);
-    return write();
   }
 
   private committed(): void {
     this.queue = [];
-    this.onFlushed?.();
+    this.logged = 0;
+    this.options.intentLog?.clear();
+    this.options.onFlushed?.();
   }
+}
+
+function capitalized(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
 }

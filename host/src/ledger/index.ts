@@ -6,3 +6,4 @@ export * from './format.js';
 export * from './recover.js';
 export * from './buffered-writer.js';
 export * from './calls.js';
+export * from './intent-log.js';

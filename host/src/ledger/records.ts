@@ -173,11 +173,13 @@ export type CallInput = Omit<CallRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' |
 export type IntentInput = Omit<IntentRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & { at?: string };
 /** What `RunWriter.appendResult` needs. */
 export type ResultInput = Omit<ResultRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & { at?: string };
-/** A record a run's writer may queue: a call, or the result of an earlier intent (the one with `intent`). */
-export type QueuedInput = CallInput | ResultInput;
+/** A record a run's writer queues: a call, an intent, or the result of an earlier intent. */
+export type QueuedInput = CallInput | IntentInput | ResultInput;
 
-export function isResultInput(input: QueuedInput): input is ResultInput {
-  return (input as ResultInput).intent !== undefined;
+/** Which record a queued input becomes: a result has `intent`, a call has `outcome`, an intent neither. */
+export function queuedType(input: QueuedInput): 'call' | 'intent' | 'result' {
+  if ((input as ResultInput).intent !== undefined) return 'result';
+  return (input as CallInput).outcome === undefined ? 'intent' : 'call';
 }
 /**
  * What `RunWriter.end` needs from the caller. `counts` may be left out: the writer tallies the call

@@ -1,11 +1,15 @@
 /**
  * Crash recovery: a run whose process died (SIGKILL, a crash, power loss) has records up to some call
- * and no run-end. When a host opens the state, each such run gets a run-end `incomplete`, chained after
- * its last committed record; nothing already written is touched. A run is known to be in flight by its
+ * and no run-end. When a host opens the state, each such run gets the records its intent log holds that
+ * the ledger does not (intent-log.ts), then a run-end `incomplete` listing the intents left without a
+ * result; nothing already written is touched. A run is known to be in flight by its
  * row in `running` (written with its run-start, removed with its run-end), which names the process
  * that owns it: runs of processes still alive — another host on the same state — are left alone.
  */
+import { rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { StateDb } from '../storage/db.js';
+import { appendLogged, intentLogFiles, intentLogPath, readIntentLog, removeIntentLog } from './intent-log.js';
 import type { LedgerStore } from './store.js';
 
 export interface RecoveredRun {
@@ -39,8 +43,10 @@ export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (
           return;
         }
         const writer = ledger.resumeRun(run);
+        // What the run had made durable outside the ledger: its intents, and the records queued before them.
+        appendLogged(writer, readIntentLog(state.dir, run));
         const first = Date.parse(records[0]!.record.at);
-        const lastAt = Date.parse(last.record.at);
+        const lastAt = Date.parse(ledger.readRun(run).at(-1)!.record.at);
         writer.end({
           outcome: 'incomplete',
           reason: `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`,
@@ -50,6 +56,16 @@ export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (
         recovered.push({ run, pid, calls: writer.counts.calls });
       }),
     );
+    removeIntentLog(state.dir, run);
   }
+  removeStaleIntentLogs(state);
   return recovered;
+}
+
+/** Logs of runs no longer in flight (their process ended them, then stopped before removing the log). */
+function removeStaleIntentLogs(state: StateDb): void {
+  const files = intentLogFiles(state.dir);
+  if (files.length === 0) return;
+  const inFlight = new Set((state.db.prepare('SELECT run FROM running').pluck().all() as string[]).map((run) => basename(intentLogPath(state.dir, run))));
+  for (const file of files) if (!inFlight.has(file)) rmSync(join(state.dir, 'intents', file), { force: true });
 }

@@ -11,7 +11,7 @@ import { capture } from '../core/capture.js';
 import { ICE_VERSION } from '../core/version.js';
 import { RunKernel } from '../kernel/kernel.js';
 import { LiveAnswerer, type HostBridge } from '../kernel/live.js';
-import { BufferedRunWriter, DEFAULT_MAX_PENDING, type LedgerStore, type QueuedInput, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
+import { appendLogged, BufferedRunWriter, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
 import type { Journal } from './journal.js';
@@ -50,19 +50,18 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   const { policy, runId, input } = request;
   const { journal } = services;
   journal?.clear();
-  const writer = new BufferedRunWriter(
-    startRun(services.ledger, request),
-    services.state,
-    DEFAULT_MAX_PENDING,
-    journal ? (queued, seq) => journal.write(seq, queued) : undefined,
-    journal ? () => journal.clear() : undefined,
-  );
+  const intentLog = IntentLog.forRun(services.state.dir, runId);
+  const writer = new BufferedRunWriter(startRun(services.ledger, request), services.state, {
+    ...(journal ? { onQueued: (queued, seq) => journal.write(seq, queued), onFlushed: () => journal.clear() } : {}),
+    intentLog,
+  });
   const run = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services };
   const kernel = new RunKernel(policy, run, new LiveAnswerer(run, { state: services.state, recorder: writer, ...(services.bridge ? { bridge: services.bridge } : {}) }));
   const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, input);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
   const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs)));
+  intentLog.remove();
   return { runId, ending, fuel, counts: writer.counts, ledgerRoot, durationUs };
 }
 
@@ -80,20 +79,19 @@ export function endStoppedRun(
   ending: RunEnding,
   durationUs: number,
   /** Records the worker had queued but not committed (from its journal), with their seqs. */
-  rescued: readonly { seq: number; record: QueuedInput }[] = [],
+  rescued: readonly IntentLogEntry[] = [],
 ): RunSummary {
   const { ledger, state } = services;
   const ended = state.durable(() =>
     state.transaction(() => {
       const writer = ledger.readRun(request.runId).length > 0 ? ledger.resumeRun(request.runId) : startRun(ledger, request);
-      // Only what the database does not have: a kill between a commit and the journal's clearing leaves both.
-      const missing = rescued.filter(({ seq }) => seq > writer.seq).map(({ record }) => record);
-      if (missing.length > 0) writer.appendQueued(missing);
+      appendLogged(writer, [...rescued, ...readIntentLog(state.dir, request.runId)]);
       const root = writer.end(runEnd(ending, request.policy, undefined, durationUs));
       const counts = writer.openIntents.size > 0 ? { ...writer.counts, unknown: writer.openIntents.size } : writer.counts;
       return { root, counts };
     }),
   );
+  removeIntentLog(state.dir, request.runId);
   return { runId: request.runId, ending, fuel: undefined, counts: ended.counts, ledgerRoot: ended.root, durationUs };
 }
 

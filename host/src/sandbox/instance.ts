@@ -84,7 +84,7 @@ function withLimits(ending: RunEnding, outOfFuel: boolean, memoryRefused: boolea
  * per instantiation, so it is recognised by shape); a wasm trap is a WebAssembly.RuntimeError; a
  * stack overflow in the guest surfaces as a RangeError. A RangeError or TypeError from the generated
  * glue means the guest broke the canonical ABI (a pointer or length outside its memory, a return
- * area it cannot hold): the host's own code inside an import is wrapped by the mediator, which turns
+ * area it cannot hold): the host's own code inside an import is wrapped by the kernel, which turns
  * its failures into HostFault. Anything else escaped the host's own code.
  */
 export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): RunEnding {

@@ -5,7 +5,7 @@
  * `kv` table must hold. The table is a materialized view that `rebuildKv` can recompute and `diffKv`
  * can check.
  *
- * Why the fold is exact: the mediator commits a granted write in the same transaction as its record,
+ * Why the fold is exact: the kernel commits a granted write in the same transaction as its record,
  * so the table never holds a write the ledger does not show, and a write whose record says `err` (a
  * host fault) was rolled back. A run that ended `trap`, `limit` or `incomplete` keeps the writes it
  * committed, so they are events too. Write arguments are recorded whole whatever

@@ -3,7 +3,7 @@
  * database next to the ledger (so a write and its ledger record can share one transaction).
  *
  * The store enforces no policy: the kv capability decides what a component may touch, through the
- * mediator, before it calls here.
+ * kernel, before it calls here.
  *
  * @example
  * ```ts
