@@ -59,7 +59,7 @@ export interface PolicySlice<G extends Grant> {
  *     every record before it (atomic, so the ledger never shows a write that did not happen, nor misses
  *     one that did);
  *   - `host`: leaves the run (the network, a model provider), performed on the host thread: an intent
- *     record is committed before the effect starts, and a result record after it.
+ *     record is made durable (the run's intent log) before the effect starts, and a result record follows.
  * A call whose decision is `ask` leaves the run too (to the approver): it also gets an intent.
  */
 export type EffectKind = 'local' | 'state' | 'host';

@@ -1,8 +1,8 @@
 /**
  * The live answerer: every call of a run, in this order —
  *   1. the capability's call budget, then its `decide` on the compiled grant;
- *   2. an `ask` is put to the host's approver (the run waits), after its intent is committed;
- *   3. an effect that leaves the run (`host`) gets its intent committed before it starts;
+ *   2. an `ask` is put to the host's approver (the run waits), once its intent is durable;
+ *   3. an effect that leaves the run (`host`) starts only once its intent is durable;
  *   4. the effect, only on `allow` (a state write commits in the same transaction as its record);
  *   5. the record: one call record, or the result of the intent;
  *   6. the answer: ok, or the typed `error` variant.
@@ -21,7 +21,7 @@ import { HostFault, type Answerer } from './kernel.js';
 /** Where the kernel records calls: a run's (buffered) writer. */
 export interface CallRecorder {
   appendCall(call: CallInput): unknown;
-  /** Commits the intent (and everything queued before it); returns its seq. */
+  /** Makes the intent durable (with everything queued before it: the intent log, or a commit); returns its seq. */
   appendIntent(intent: IntentInput): number;
   appendResult(result: ResultInput): unknown;
   /** Commits what is queued; called before a state write opens its transaction. */
@@ -97,7 +97,7 @@ export class LiveAnswerer implements Answerer {
       let approval: ApprovalRecord | undefined;
       if (first.decision === 'ask') {
         decided = { decision: 'deny', rule: first.rule };
-        // The question leaves the run: the ledger shows it before the approver sees it.
+        // The question leaves the run: it is durable before the approver sees it.
         intent = this.intent(site, args, 'ask', first.rule);
         ({ verdict, approval } = this.approve(site.label, first));
       } else verdict = first;
@@ -121,7 +121,7 @@ export class LiveAnswerer implements Answerer {
     return this.finish(site, args, intent, verdict, value, started, { approval });
   }
 
-  /** Commits the intent of a call whose effect leaves the run; returns its seq. */
+  /** Makes durable the intent of a call whose effect leaves the run; returns its seq. */
   private intent(site: CallSite, args: unknown[], decision: 'allow' | 'ask', rule: string): number {
     return this.services.recorder.appendIntent({ call: site.call, args: this.captureArgs(site, args), decision, rule, at: isoNow() });
   }

@@ -4,7 +4,7 @@
  *
  * A run is a chain: run-start (seq 0), the records of its import calls (seq 1..n), run-end (seq n+1).
  * A call is one `call` record, or — when its effect leaves the run (an HTTP request, a model call, an
- * approval) — an `intent` record committed before the effect starts and a `result` record after it. A
+ * approval) — an `intent` record, durable before the effect starts, and a `result` record after it. A
  * run stopped in between keeps the intent: its run-end lists the seq in `unknown`, the calls whose
  * outcome the ledger cannot know. Each record's `prev` is the hash of the record before it in the run;
  * a run-start's `prev` is the hash of the previous run-start in the store (null for the first run
@@ -89,9 +89,9 @@ export interface CallRecord {
 export type Approval = ApprovalRecord;
 
 /**
- * Written and committed before an effect that leaves the run starts (`decision: allow`), or before the
- * host's approver is asked (`decision: ask`): the arguments and the rule, so a run stopped during the
- * effect still shows what it set out to do.
+ * Made durable (the run's intent log, then the ledger) before an effect that leaves the run starts
+ * (`decision: allow`), or before the host's approver is asked (`decision: ask`): the arguments and the
+ * rule, so a run stopped during the effect still shows what it set out to do.
  */
 export interface IntentRecord {
   v: 1;

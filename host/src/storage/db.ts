@@ -166,7 +166,7 @@ function createStateDb(db: Database.Database, path: string, dir: string, synchro
   // One frame of undo hooks per open `transaction` level on this connection.
   const frames: Array<Array<() => void>> = [];
   // One wrapper for every transaction: better-sqlite3 builds a wrapper per db.transaction() (~6 µs, as
-  // much as the commit of an empty transaction), and a run opens one per batch, state write and intent.
+  // much as the commit of an empty transaction), and a run opens one per batch and state write.
   const run = db.transaction(<T>(fn: () => T): T => fn());
   return {
     db,
