@@ -56,7 +56,9 @@ export class RunKernel implements Mediation {
       if (capability.kind === 'ice') {
         const functions = this.iceFunctions(capability, grant);
         this.iceTables.set(capability, functions);
-        table[unversionedInterface(name)] = functions;
+        // With ICE's own binding the core module never reaches these (coreImports replaces jco's
+        // trampolines); without one, jco's trampolines call them, by jco's convention for results.
+        table[unversionedInterface(name)] = capability.binding ? functions : jcoConvention(functions);
       } else {
         // admit refuses a foreign import its grant does not cover; reaching this without one is a host bug.
         if (grant === undefined || grant.mode !== 'grant') throw new Error(`a ${name} import without grants.${name} reached the kernel`);
@@ -113,6 +115,23 @@ export class RunKernel implements Mediation {
     }
     return functions;
   }
+}
+
+/**
+ * The kernel's answers as jco's generated trampolines expect a result from a host function: the ok value
+ * returned, an err thrown as an object whose own `payload` is the error variant (jco lowers it as
+ * `err(payload)`, never as a trap). A host fault still throws (the run traps).
+ */
+function jcoConvention(functions: Record<string, HostFunction>): Record<string, HostFunction> {
+  const out: Record<string, HostFunction> = {};
+  for (const [fn, answer] of Object.entries(functions)) {
+    out[fn] = (...args: unknown[]) => {
+      const result = answer(...args) as Answer;
+      if (result.tag === 'ok') return result.val;
+      throw { payload: result.val };
+    };
+  }
+  return out;
 }
 
 /** Every function of an interface the policy sets to `deny` (or, defensively, does not mention). */
