@@ -13,7 +13,6 @@ import { UsageError, withUsage } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { STATE_USAGE } from './usage.js';
 
-type Subcommand = 'rebuild' | 'verify';
 
 export async function stateCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
