@@ -7,11 +7,9 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { admitImports, prepareCapabilities, type Admitted } from './capabilities/admit.js';
-import type { Grant, IceCapability } from './capabilities/define.js';
+import { admitImports, checkAdmitted, prepareCapabilities, type Admitted } from './capabilities/admit.js';
 import type { ModelConfig } from './capabilities/model/index.js';
 import { compilePolicy, loadPolicyFile, type IcePolicy } from './capabilities/policy.js';
-import { capabilityNamed } from './capabilities/registry.js';
 import type { GuestEventSink, GuestLogSink, WasiOutputEntry, WasiOutputSink } from './capabilities/run-services.js';
 import { secretSource, type SecretSource } from './capabilities/secrets.js';
 import { LoadError } from './component/errors.js';
@@ -184,20 +182,12 @@ export class Host {
   }
 
   /**
-   * Refuses, at load, what a run could only fail at: host effects (http, model) and approvals need the
-   * host thread free to serve them (worker execution), and each capability's own load checks (a secret
-   * a rule injects, a mount's directory).
+   * Refuses, at load, what a run could only fail at: each capability's own load checks (a secret a rule
+   * injects, a mount's directory), and host effects and approvals in-process (they need the host thread
+   * free to serve them).
    */
   private checkLoad(policy: IcePolicy, admitted: Admitted, origin: string): void {
-    const needHostThread: string[] = [];
-    for (const { name } of admitted) {
-      const capability = capabilityNamed(name);
-      const grant = (policy.grants as Readonly<Record<string, Grant | { mode: 'deny' } | undefined>>)[name];
-      if (!capability || grant?.mode !== 'grant') continue;
-      needHostThread.push(...hostThreadKeys(capability, grant));
-      const problem = capability.checkLoad?.(grant as never, { policySource: policy.source, origin, secrets: this.secrets });
-      if (problem) throw new LoadError(problem.code, origin, problem.message);
-    }
+    const needHostThread = checkAdmitted(policy, admitted, { policySource: policy.source, origin, secrets: this.secrets });
     if (this.execution === 'in-process' && needHostThread.length > 0) {
       throw new LoadError(
         'needs-worker',
@@ -371,12 +361,6 @@ function readComponent(path: string): Uint8Array {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? error);
     throw new LoadError('not-found', path, `cannot read component ${path}: ${why}`);
   }
-}
-
-/** The policy keys of a grant that need the host thread: the capability's, or `grants.<name>` when it has host effects. */
-function hostThreadKeys(capability: { readonly name: string; hostThreadKeys?(grant: never): readonly string[] } & Partial<Pick<IceCapability, 'hostEffects'>>, grant: Grant): readonly string[] {
-  if (capability.hostThreadKeys) return capability.hostThreadKeys(grant as never);
-  return capability.hostEffects && Object.keys(capability.hostEffects).length > 0 ? [grant.rule] : [];
 }
 
 function isCompiled(policy: object): policy is IcePolicy {

@@ -7,9 +7,9 @@
 import { ICE_PACKAGE, ICE_WIT_VERSION, ICE_WORLD, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../core/world.js';
 import { LoadError } from '../component/errors.js';
 import type { ComponentInfo, WorldItem } from '../component/inspect.js';
-import type { ForeignCapability } from './define.js';
+import type { Capability, ForeignCapability, Grant, LoadContext } from './define.js';
 import type { IcePolicy } from './policy.js';
-import { CAPABILITIES, capabilityOfImport, worldSummary } from './registry.js';
+import { CAPABILITIES, capabilityNamed, capabilityOfImport, worldSummary } from './registry.js';
 
 export const RUN_EXPORT = 'run';
 export const RUN_SIGNATURE = 'func(input: string) -> result<string, string>';
@@ -89,7 +89,31 @@ function normalize(signature: string): string {
 /** Loads what the imported capabilities need before a run starts (preview2-shim for WASI); once per thread. */
 export async function prepareCapabilities(admitted: Admitted): Promise<void> {
   for (const { name } of admitted) {
-    const capability = CAPABILITIES.find((c) => c.name === name);
+    const capability = capabilityNamed(name);
     if (capability?.kind === 'foreign') await capability.prepare?.();
   }
+}
+
+/**
+ * Each admitted capability's own load checks, under its grant: throws LoadError for the first problem
+ * (a missing secret, a mount that is not a directory). Returns the policy keys that need the host thread
+ * free while the guest runs: a capability's `hostThreadKeys`, or `grants.<name>` when it has host effects.
+ */
+export function checkAdmitted(policy: IcePolicy, admitted: Admitted, context: LoadContext): string[] {
+  const grants = policy.grants as Readonly<Record<string, Grant | { mode: 'deny' } | undefined>>;
+  const needHostThread: string[] = [];
+  for (const { name } of admitted) {
+    const capability = capabilityNamed(name);
+    const grant = grants[name];
+    if (!capability || grant?.mode !== 'grant') continue;
+    needHostThread.push(...hostThreadKeys(capability, grant));
+    const problem = capability.checkLoad?.(grant as never, context);
+    if (problem) throw new LoadError(problem.code, context.origin, problem.message);
+  }
+  return needHostThread;
+}
+
+function hostThreadKeys(capability: Capability, grant: Grant): readonly string[] {
+  if (capability.hostThreadKeys) return capability.hostThreadKeys(grant as never);
+  return capability.kind === 'ice' && capability.hostEffects && Object.keys(capability.hostEffects).length > 0 ? [grant.rule] : [];
 }
