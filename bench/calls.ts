@@ -25,9 +25,10 @@ import { availableParallelism } from 'node:os';
 import binaryen from 'binaryen';
 import { transpile } from '@bytecodealliance/jco';
 import { buildGuest } from '../host/src/build/index.js';
-import { capMemories, meterCoreModule } from '../host/src/component/meter.js';
+import { capMemories, meterCoreModule, type MeterVariant } from '../host/src/component/meter.js';
 import type { AgentExports, GeneratedInstantiate, Meter } from '../host/src/component/prepare.js';
 import { instantiateGenerated } from '../host/src/sandbox/instantiate.js';
+import { runMeter } from '../host/src/sandbox/fuel.js';
 import { createHost, type Agent } from '../host/src/index.js';
 import { BRIDGE_BYTES, BridgeServer } from '../host/src/sandbox/bridge.js';
 import { openStateDb } from '../host/src/storage/db.js';
@@ -123,7 +124,7 @@ async function bridgeRoundTripUs(n: number): Promise<number> {
 }
 
 /** The component through jco's glue with plain host functions; core modules metered or not. */
-async function plainInstance(component: Uint8Array, metered: boolean): Promise<AgentExports> {
+async function plainInstance(component: Uint8Array, metered: false | MeterVariant): Promise<AgentExports> {
   const { files } = await transpile(component, { name: 'agent', instantiation: 'sync' });
   const glue = (await import(`data:text/javascript;base64,${Buffer.from(files['agent.js']!).toString('base64')}`)) as {
     instantiate: GeneratedInstantiate;
@@ -131,7 +132,7 @@ async function plainInstance(component: Uint8Array, metered: boolean): Promise<A
   const modules = new Map<string, WebAssembly.Module>();
   for (const [name, bytes] of Object.entries(files)) {
     if (!name.endsWith('.wasm')) continue;
-    const core = metered ? capMemories(meterCoreModule(bytes), 4096) : bytes;
+    const core = metered ? capMemories(meterCoreModule(bytes, metered), 4096) : bytes;
     modules.set(name, new WebAssembly.Module(core as Uint8Array<ArrayBuffer>));
   }
   const store = new Map([['count', '42']]);
@@ -142,18 +143,12 @@ async function plainInstance(component: Uint8Array, metered: boolean): Promise<A
     'ice:agent/clock': { now: () => BigInt(Date.now()) },
     'ice:agent/random': { bytes: () => random },
   };
-  const meter: Meter = {
-    fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
-    memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
-  };
+  const meter = meterOf();
   return metered ? instantiateGenerated(glue.instantiate, modules, { imports, coreImports: () => ({}) }, meter) : glue.instantiate((p) => modules.get(p)!, imports);
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
-const meterOf = (): Meter => ({
-  fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
-  memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
-});
+const meterOf = (): Meter => runMeter(2 ** 62).meter;
 const work = mkdtempSync(join(tmpdir(), 'ice-bench-'));
 try {
   const startup: [string, number][] = [];
@@ -164,7 +159,8 @@ try {
   writeFileSync(wasm, built.component);
 
   const plain = await plainInstance(built.component, false);
-  const meteredPlain = await plainInstance(built.component, true);
+  const meteredPlain = await plainInstance(built.component, 'trap');
+  const preemptiblePlain = await plainInstance(built.component, 'preemptible');
 
   // ICE: the real Host path on a fresh state dir with the real policy file; kv holds 'count' so gets hit.
   const stateDir = join(work, 'state');
@@ -207,11 +203,11 @@ try {
       await perCallUs(runOf(inWorker), call),
     ];
   }
-  const compute: [string, number, number, number][] = [];
+  const compute: [string, number, number, number, number][] = [];
   for (const [call, n, label] of COMPUTE) {
     const input = `${call}:${n}`;
     const fuel = (await inProcess.run(input)).fuel ?? 0;
-    compute.push([label, await computeMs((i) => plain.run(i), input), await computeMs((i) => meteredPlain.run(i), input), fuel]);
+    compute.push([label, await computeMs((i) => plain.run(i), input), await computeMs((i) => meteredPlain.run(i), input), await computeMs((i) => preemptiblePlain.run(i), input), fuel]);
   }
 
   // Instantiation alone, and hello's throughput on the worker pool.
@@ -262,9 +258,11 @@ try {
   console.log(`${pad('5. ICE worker + bridge to the main thread', 42)}${CALLS.map((c) => pad(`${(rows[c][3]! + bridge).toFixed(2)} (${((rows[c][3]! + bridge) / rows[c][1]!).toFixed(2)}x)`, 20)).join('')}`);
   console.log(`   (row 4 + one bridge round trip, measured alone: ${bridge.toFixed(2)} µs; the cost a bridged capability (http, model, approvals) adds; see bench/egress.ts)`);
   console.log('\nfuel metering, ms per run (median of 5; same glue, no import calls)\n');
-  console.log(`${pad('guest work', 38)}  ${pad('unmetered', 10)}  ${pad('metered', 10)}  ${pad('slowdown', 9)}  fuel used`);
-  for (const [label, base, metered, fuel] of compute) {
-    console.log(`${pad(label, 38)}  ${pad(base.toFixed(1), 10)}  ${pad(metered.toFixed(1), 10)}  ${pad(`${(metered / base).toFixed(2)}x`, 9)}  ${fuel}`);
+  console.log('(metered: worker runs; preemptible: runs on the calling thread, whose deadline needs a refuel call on the cold path)\n');
+  console.log(`${pad('guest work', 38)}  ${pad('unmetered', 10)}  ${pad('metered', 10)}  ${pad('slowdown', 9)}  ${pad('preemptible', 12)}  ${pad('slowdown', 9)}  fuel used`);
+  for (const [label, base, metered, preemptible, fuel] of compute) {
+    const ratio = (ms: number) => pad(`${(ms / base).toFixed(2)}x`, 9);
+    console.log(`${pad(label, 38)}  ${pad(base.toFixed(1), 10)}  ${pad(metered.toFixed(1), 10)}  ${ratio(metered)}  ${pad(preemptible.toFixed(1), 12)}  ${ratio(preemptible)}  ${fuel}`);
   }
   console.log('\nstart-up, ms');
   for (const [label, ms] of startup) console.log(`${pad(label, 84)}  ${ms.toFixed(1)}`);

@@ -225,3 +225,32 @@ describe('load-time refusals', () => {
     expect((error as LoadError).message).toContain('grants.http.allow[0].inject needs the secret ICE_TEST_SURELY_UNSET_SECRET');
   });
 });
+
+describe('an ask flood', () => {
+  it('is bounded by limits.maxAsks: past it a call gets limit without the approver being asked', async () => {
+    const { host, asked } = await hostWith(() => true);
+    const policy = { ...httpPolicy(), limits: { timeoutMs: 10_000, maxAsks: 3 } };
+    const { out, groups } = await drive(host, policy, Array.from({ length: 6 }, (_, i) => line('POST', `${server.origin}/ask-${i}`, 'b:x')));
+    expect(out.map((l) => (l.ok ? `ok ${l.status}` : l.kind))).toEqual(['ok 200', 'ok 200', 'ok 200', 'limit', 'limit', 'limit']);
+    expect(asked).toHaveLength(3);
+    expect(groups[3]![0]).toMatchObject({
+      decision: 'limit',
+      rule: 'limits.maxAsks',
+      outcome: { err: { kind: 'limit', message: 'http.fetch needs approval under grants.http.ask[0], but this run already asked 3 times, the most limits.maxAsks (3) allows' } },
+    });
+  });
+
+  it('counts redirect-hop asks on the host thread against the same bound', async () => {
+    const { host, asked } = await hostWith(() => true);
+    const policy = {
+      version: 1,
+      component: 'asker',
+      limits: { maxAsks: 2 },
+      grants: { log: {}, http: { allow: [{ url: `${server.origin}/redirect` }], ask: [{ url: `${server.origin}/echo` }] } },
+    };
+    const { out } = await drive(host, policy, [1, 2, 3].map(() => line('GET', `${server.origin}/redirect?to=/echo`)));
+    expect(out.map((l) => (l.ok ? `ok ${l.status}` : l.kind))).toEqual(['ok 200', 'ok 200', 'denied']);
+    expect(asked).toHaveLength(2);
+    expect(out[2]).toMatchObject({ message: expect.stringContaining('(denied by ice)') });
+  });
+});

@@ -3,6 +3,7 @@
  * in both languages and both execution modes. Each case asserts its exact outcome and ledger, that
  * the ledger verifies, and that the same host then serves a healthy run.
  */
+import { renameSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../host/src/index.js';
 import { verifyRun, type CallRecord, type RunEndRecord } from '../host/src/ledger/index.js';
@@ -243,5 +244,73 @@ describe('hostile guest through the CLI', () => {
     expect(timeout.code).toBe(3);
     expect(timeout.stderr).toMatch(/^run \S+ limit \(timeout\): the run took longer than limits\.timeoutMs \(200 ms\) and was stopped · 0 calls/);
     expect(ice(['audit', 'show', 'last', '--state', state]).stdout).toContain('outcome    limit (timeout): the run took longer than limits.timeoutMs (200 ms)');
+  });
+});
+
+describe.each(LANGUAGES)('the deadline on the calling thread (%s)', (language) => {
+  const endless = policy('{ fuel: 1000000000000000, timeoutMs: 300 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }');
+
+  it.each(['loop', 'loop-imports'])('an in-process %s is stopped at limits.timeoutMs, with its fuel and calls on record', async (attack) => {
+    const { host } = await freshHost(tempDir(), { execution: 'in-process' });
+    try {
+      const result = await (await host.load(guestWasm('hostile', language), endless)).run(attack);
+      expect(result).toMatchObject({ ok: false, outcome: 'limit', limit: 'timeout', error: 'the run took longer than limits.timeoutMs (300 ms) and was stopped' });
+      expect(result.durationMs).toBeGreaterThanOrEqual(300);
+      expect(result.durationMs).toBeLessThan(1500);
+      // The run stopped itself at a refuel, so unlike a terminated worker it knows its fuel.
+      expect(result.fuel).toBeGreaterThan(0);
+      const records = host.readRun(result.runId);
+      expect(records.at(-1)!.record).toMatchObject({ type: 'run-end', outcome: 'limit', limit: 'timeout', fuel: result.fuel });
+      expect(verifyRun(records)).toMatchObject({ ok: true });
+      expect(await (await host.load(guestWasm('hostile', language), policy('{}'))).run('ok')).toMatchObject({ ok: true });
+    } finally {
+      host.close();
+    }
+  });
+
+  it('replay of a run its worker was stopped in ends at the replay deadline instead of hanging', async () => {
+    const { host } = await freshHost(tempDir());
+    try {
+      const run = await (await host.load(guestWasm('hostile', language), endless)).run('loop');
+      expect(run).toMatchObject({ outcome: 'limit', limit: 'timeout' });
+      const report = await host.replay(run.runId);
+      expect(report).toMatchObject({ matches: true, calls: 0, outcome: 'limit', note: expect.stringContaining('stopped at its deadline') });
+      expect(report.durationMs).toBeLessThan(1500);
+      const shorter = await host.replay(run.runId, undefined, { timeoutMs: 50 });
+      expect(shorter.durationMs).toBeLessThan(600);
+    } finally {
+      host.close();
+    }
+  });
+
+  it('replay that runs past its deadline where the recording did not is reported as a divergence', async () => {
+    const { host } = await freshHost(tempDir());
+    try {
+      // The same loop under enough fuel to end it: recorded as a fuel limit after ~1.5 s of work.
+      const run = await (await host.load(guestWasm('hostile', language), policy('{ fuel: 300000000, timeoutMs: 60000 }'))).run('loop');
+      expect(run).toMatchObject({ outcome: 'limit', limit: 'fuel' });
+      const report = await host.replay(run.runId, undefined, { timeoutMs: 20 });
+      expect(report).toMatchObject({ matches: false, expected: 'run-end limit (fuel) fuel 300000000', actual: expect.stringMatching(/^no further call within the replay's deadline \(20 ms; raise it with --timeout <ms>\)$/) });
+      expect(await host.replay(run.runId)).toMatchObject({ matches: true, outcome: 'limit', fuel: 300_000_000 });
+    } finally {
+      host.close();
+    }
+  });
+});
+
+describe.each(LANGUAGES)('what a denial tells the guest (%s)', (language) => {
+  it('names the policy file, not the directory the host keeps it in', async () => {
+    const dir = tempDir('ice-private-dir-');
+    const { host } = await freshHost(tempDir());
+    try {
+      const file = writePolicy('version: 1\ncomponent: denied\ngrants:\n  log: {}\n  kv: deny\n', 'secret-place.yaml');
+      const moved = `${dir}/secret-place.yaml`;
+      renameSync(file, moved);
+      const result = await (await host.load(guestWasm('denied', language), moved)).run('x');
+      expect(result).toMatchObject({ ok: true, output: 'denied: kv.set denied for component "denied": grants.kv is deny in policy secret-place.yaml' });
+      expect(JSON.stringify(host.readRun(result.runId).slice(1))).not.toContain(dir);
+    } finally {
+      host.close();
+    }
   });
 });

@@ -12,11 +12,13 @@ import {
   capMemories,
   FUEL_GLOBAL,
   MEMORY_REFUSED_GLOBAL,
+  REFUEL_FUNCTION,
   METER_MODULE,
   MemoryCapError,
   MeterError,
   meterCoreModule,
 } from '../host/src/component/meter.js';
+import { DEADLINE_SLICE, runMeter, type RunMeter } from '../host/src/sandbox/fuel.js';
 import { ROOT } from './paths.js';
 
 process.env.CARGO_TARGET_DIR = join(ROOT, 'build', 'cargo-test-target');
@@ -87,6 +89,70 @@ interface Grow {
 const GROW = wat(`(module
   (memory (export "memory") 1)
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`);
+
+describe('run meter: fuel in slices', () => {
+  const withMeter = (run: RunMeter) =>
+    new WebAssembly.Instance(new WebAssembly.Module(meterCoreModule(LOOPS, 'preemptible') as Uint8Array<ArrayBuffer>), {
+      [METER_MODULE]: { [FUEL_GLOBAL]: run.meter.fuel, [MEMORY_REFUSED_GLOBAL]: run.meter.memoryRefused, [REFUEL_FUNCTION]: run.meter.refuel },
+    }).exports as unknown as Loops;
+
+  it('counts fuel across slices exactly as one budget would', () => {
+    const sliced = runMeter(30_000_000, performance.now() + 60_000);
+    const whole = runMeter(30_000_000);
+    withMeter(sliced).spin(3 * DEADLINE_SLICE + 5);
+    withMeter(whole).spin(3 * DEADLINE_SLICE + 5);
+    expect(sliced.used()).toBe(3 * DEADLINE_SLICE + 6);
+    expect(whole.used()).toBe(sliced.used());
+    expect(sliced.outOfFuel()).toBe(false);
+  });
+
+  it('runs out at the budget, not at a slice', () => {
+    const run = runMeter(DEADLINE_SLICE + 1000, performance.now() + 60_000);
+    expect(() => withMeter(run).forever()).toThrow(WebAssembly.RuntimeError);
+    expect(run.outOfFuel()).toBe(true);
+    expect(run.used()).toBe(DEADLINE_SLICE + 1000);
+  });
+
+  it('stops an endless loop at the deadline, which nothing else could on this thread', () => {
+    const started = performance.now();
+    const run = runMeter(1e15, started + 100);
+    expect(() => withMeter(run).forever()).toThrow(WebAssembly.RuntimeError);
+    expect(run.pastDeadline()).toBe(true);
+    expect(run.outOfFuel()).toBe(false);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(100);
+    expect(performance.now() - started).toBeLessThan(600);
+    expect(run.used()).toBeGreaterThan(DEADLINE_SLICE);
+  });
+
+  it('stops a guest that catches every exception: the deadline ends it with a trap, which wasm cannot catch', () => {
+    const STUBBORN = wat(`(module
+      (import "env" "poke" (func $poke))
+      (func (export "forever") (loop $outer (try (do (loop $l (call $poke) (br $l))) (catch_all)) (br $outer))))`);
+    const started = performance.now();
+    const run = runMeter(1e15, started + 100);
+    const module = new WebAssembly.Module(meterCoreModule(STUBBORN, 'preemptible') as Uint8Array<ArrayBuffer>);
+    const stubborn = new WebAssembly.Instance(module, {
+      // An import that throws past the deadline, as the kernel does (expiring the meter): caught by catch_all.
+      env: {
+        poke: () => {
+          if (performance.now() < started + 100) return;
+          run.expire();
+          throw new Error('past the deadline');
+        },
+      },
+      [METER_MODULE]: { [FUEL_GLOBAL]: run.meter.fuel, [MEMORY_REFUSED_GLOBAL]: run.meter.memoryRefused, [REFUEL_FUNCTION]: run.meter.refuel },
+    }).exports as unknown as { forever(): void };
+    expect(() => stubborn.forever()).toThrow(WebAssembly.RuntimeError);
+    expect(run.pastDeadline()).toBe(true);
+    expect(performance.now() - started).toBeLessThan(600);
+  });
+
+  it('imports refuel only in the preemptible variant', () => {
+    const imports = (variant: 'trap' | 'preemptible') => WebAssembly.Module.imports(new WebAssembly.Module(meterCoreModule(LOOPS, variant) as Uint8Array<ArrayBuffer>)).map((i) => i.name);
+    expect(imports('trap')).not.toContain(REFUEL_FUNCTION);
+    expect(imports('preemptible')).toContain(REFUEL_FUNCTION);
+  });
+});
 
 describe('meterCoreModule: fuel', () => {
   const meter = newMeter();
@@ -238,11 +304,14 @@ describe('meterCoreModule: real guests', () => {
       expect(WebAssembly.validate(metered as Uint8Array<ArrayBuffer>)).toBe(true);
       const before = new WebAssembly.Module(core as Uint8Array<ArrayBuffer>);
       const after = new WebAssembly.Module(metered as Uint8Array<ArrayBuffer>);
-      expect(WebAssembly.Module.imports(after)).toEqual([
-        ...WebAssembly.Module.imports(before),
-        { module: METER_MODULE, name: FUEL_GLOBAL, kind: 'global' },
-        { module: METER_MODULE, name: MEMORY_REFUSED_GLOBAL, kind: 'global' },
-      ]);
+      const byName = (a: { module: string; name: string }, b: { module: string; name: string }) => `${a.module}.${a.name}`.localeCompare(`${b.module}.${b.name}`);
+      expect(WebAssembly.Module.imports(after).sort(byName)).toEqual(
+        [
+          ...WebAssembly.Module.imports(before),
+          { module: METER_MODULE, name: FUEL_GLOBAL, kind: 'global' },
+          { module: METER_MODULE, name: MEMORY_REFUSED_GLOBAL, kind: 'global' },
+        ].sort(byName),
+      );
       expect(WebAssembly.Module.exports(after)).toEqual(WebAssembly.Module.exports(before));
 
       const first = runHello(metered, 'ice');

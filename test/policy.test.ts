@@ -156,12 +156,12 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ]);
     });
     it('refuses an unknown limit and a limits value that is not a mapping', () => {
-      expect(limits('{ cpu: 1 }')).toEqual(['limits.cpu: unknown key; allowed keys: fuel, timeoutMs, memoryMiB, maxOutputBytes']);
+      expect(limits('{ cpu: 1 }')).toEqual(['limits.cpu: unknown key; allowed keys: fuel, timeoutMs, memoryMiB, maxOutputBytes, maxAsks']);
       expect(limits('5')).toEqual(['limits: expected a mapping like { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64 }, got 5']);
     });
     it('fills the host defaults for limits left out, and keeps those given', () => {
       const policy = parsePolicyText(`${HEADER}limits: { timeoutMs: 500 }\ngrants: {}\n`, 'policy.yaml');
-      expect(policy.limits).toEqual({ fuel: 1_000_000_000, timeoutMs: 500, memoryMiB: 64, maxOutputBytes: 1024 * 1024 });
+      expect(policy.limits).toEqual({ fuel: 1_000_000_000, timeoutMs: 500, memoryMiB: 64, maxOutputBytes: 1024 * 1024, maxAsks: 20 });
       expect(policy.document.limits).toEqual(policy.limits);
     });
   });
@@ -453,7 +453,7 @@ grants:
       version: 1,
       component: 'counter',
       audit: { capture: 'full', maxCaptureBytes: 65536 },
-      limits: { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64, maxOutputBytes: 1048576 },
+      limits: { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64, maxOutputBytes: 1048576, maxAsks: 20 },
       grants: {
         log: { levels: ['trace', 'debug', 'info', 'warn', 'error'], maxCalls: 100_000, maxMessageBytes: 4096 },
         clock: { maxCalls: 100_000 },

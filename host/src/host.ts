@@ -43,8 +43,9 @@ export interface HostOptions {
   /**
    * `worker` (default): each run executes in a worker thread of a pool, and `limits.timeoutMs` is
    * enforced by terminating the worker. `in-process`: on the calling thread, for trusted or embedded
-   * use: fuel, memory and size limits hold, but nothing can preempt a run, so `limits.timeoutMs` is
-   * not enforced (fuel still bounds the guest's work).
+   * use: fuel, memory and size limits hold, and `limits.timeoutMs` is checked each time the guest draws
+   * a slice of fuel (every ~4M units, a few ms of work), so a run ends within a slice of its deadline;
+   * a guest blocked inside one host call is not interrupted (in-process runs get no host effects).
    */
   readonly execution?: 'worker' | 'in-process';
   /** Worker threads in the pool. Default: the number of cores. */
@@ -172,7 +173,8 @@ export class Host {
     const info = await this.cache.inspect(bytes, origin);
     const admitted = admitImports(info, compiled, origin);
     this.checkLoad(compiled, admitted, origin);
-    const prepared = await this.cache.prepare(bytes, info, origin);
+    // A run on the calling thread needs metering that lets its deadline stop it (component/core-binary.ts).
+    const prepared = await this.cache.prepare(bytes, info, origin, this.execution === 'in-process' ? 'preemptible' : 'trap');
     // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
     prepared.modules(compiled.limits.memoryMiB);
     // Kept by digest, so any run of it can be replayed from the ledger alone.
@@ -245,7 +247,7 @@ export class Host {
     if (this.execution === 'in-process') {
       await prepareCapabilities(admitted);
       const modules = prepared.modules(policy.limits.memoryMiB);
-      summary = governedRun(request, (provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), this.services());
+      summary = governedRun(request, (provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), this.services(), { ownDeadline: true });
     } else summary = await this.inWorker(agent, request);
     this.logger.info({ run: summary.runId, component: policy.component, outcome: summary.ending.outcome, calls: summary.counts.calls }, 'run ended');
     return toResult(summary);

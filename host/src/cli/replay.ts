@@ -12,7 +12,7 @@ export async function replayCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('replay', REPLAY_USAGE, () =>
     parseArgs({
       args: argv,
-      options: { component: { type: 'string' }, against: { type: 'string' }, state: { type: 'string' } },
+      options: { component: { type: 'string' }, against: { type: 'string' }, timeout: { type: 'string' }, state: { type: 'string' } },
       allowPositionals: true,
       strict: true,
     }),
@@ -25,9 +25,10 @@ export async function replayCommand(argv: string[], io: Io): Promise<number> {
   if (values.component !== undefined && values.against !== undefined) {
     throw new UsageError(`ice replay: give --component (the recorded component) or --against (another one), not both\nusage: ${REPLAY_USAGE}`);
   }
+  const timeoutMs = values.timeout === undefined ? undefined : replayTimeout(values.timeout);
   const host = await createHost({ stateDir, execution: 'in-process' });
   try {
-    const report = await host.replay(wanted, values.against ?? values.component, { otherComponent: values.against !== undefined });
+    const report = await host.replay(wanted, values.against ?? values.component, { otherComponent: values.against !== undefined, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     const ms = `${report.durationMs.toFixed(1)} ms`;
     if (report.matches) {
       const note = report.note ? ` (${report.note})` : '';
@@ -42,4 +43,11 @@ export async function replayCommand(argv: string[], io: Io): Promise<number> {
   } finally {
     host.close();
   }
+}
+
+/** Replay's own deadline; bounded like limits.timeoutMs. */
+function replayTimeout(text: string): number {
+  const ms = /^\d{1,7}$/u.test(text) ? Number(text) : Number.NaN;
+  if (!(ms >= 1 && ms <= 3_600_000)) throw new UsageError(`ice replay: --timeout ${JSON.stringify(text)} is not a number of milliseconds from 1 to 3600000\nusage: ${REPLAY_USAGE}`);
+  return ms;
 }

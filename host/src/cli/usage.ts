@@ -9,6 +9,6 @@ export const AUDIT_USAGE = [
   'ice audit verify [<run-id> | --all | --file <export.jsonl>] [--state <dir>]',
   'ice audit export <run-id | last> --format jsonl [--state <dir>]',
 ].join('\n  ');
-export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--state <dir>]';
+export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--timeout <ms>] [--state <dir>]';
 export const STATE_USAGE = ['ice state rebuild [--component <name>] [--state <dir>]', 'ice state verify [--component <name>] [--state <dir>]'].join('\n  ');
 export const EVENTS_USAGE = 'ice events list [--kind <pattern>] [--component <name>] [--json] [--state <dir>]';

@@ -11,6 +11,19 @@ export const METER_MODULE = 'ice:meter';
 export const FUEL_GLOBAL = 'fuel';
 /** `ice:meter.memory_refused`: mutable i32 global, set to 1 by metered code when a memory.grow returned -1. */
 export const MEMORY_REFUSED_GLOBAL = 'memory_refused';
+/**
+ * `ice:meter.refuel`: function () -> (), imported by preemptible modules only and called when `fuel`
+ * went below 0. The host hands fuel out in slices: refuel adds the next slice (so fuel is exact across
+ * slices), or leaves `fuel` negative — the budget is spent or the run is past its wall-clock deadline —
+ * and the metered code traps. The one point where a run on the calling thread can be preempted.
+ */
+export const REFUEL_FUNCTION = 'refuel';
+
+/**
+ * `trap`: out of fuel traps (worker runs: the worker is terminated at the deadline). `preemptible`: out
+ * of fuel calls refuel first (runs on the calling thread, which nothing else can stop).
+ */
+export type MeterVariant = 'trap' | 'preemptible';
 
 /** A core module that cannot be metered or capped; the message says why. */
 export class MeterError extends Error {

@@ -24,13 +24,15 @@ import {
   MEMORY_SECTION,
   METER_MODULE,
   MeterError,
+  REFUEL_FUNCTION,
   Reader,
+  type MeterVariant,
   readMemories,
   sectionsOf,
   type Section,
 } from './core-binary.js';
 
-export { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories } from './core-binary.js';
+export { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, REFUEL_FUNCTION, capMemories, type MeterVariant } from './core-binary.js';
 
 // The hooks the passes call, by the fixed internal (and `env.*` import) names binaryen gives them.
 const LOG_EXECUTION = 'log_execution';
@@ -40,6 +42,7 @@ const NAMED_HOOKS: readonly string[] = [LOG_EXECUTION, MEMORY_GROW_PRE, MEMORY_G
 /** Internal names of the two `ice:meter` global imports; unlikely in a guest, and checked anyway. */
 const FUEL_INTERNAL = '__ice_meter_fuel';
 const REFUSED_INTERNAL = '__ice_meter_memory_refused';
+const REFUEL_INTERNAL = '__ice_meter_refuel';
 
 /**
  * Instruments a core module (binary) with fuel metering and a flag on refused `memory.grow`.
@@ -51,7 +54,7 @@ const REFUSED_INTERNAL = '__ice_meter_memory_refused';
  *   `env.*` name, has a function or global named like what metering adds, uses memory64, or when the
  *   instrumented module does not validate.
  */
-export function meterCoreModule(bytes: Uint8Array): Uint8Array {
+export function meterCoreModule(bytes: Uint8Array, variant: MeterVariant = 'trap'): Uint8Array {
   const sections = sectionsOf(bytes);
   for (const section of sections) {
     if (section.id === IMPORT_SECTION) checkImports(bytes, section);
@@ -64,7 +67,8 @@ export function meterCoreModule(bytes: Uint8Array): Uint8Array {
     if (!definesFunctions(bytes, sections)) return bytes;
     module.addGlobalImport(FUEL_INTERNAL, METER_MODULE, FUEL_GLOBAL, binaryen.i64, true);
     module.addGlobalImport(REFUSED_INTERNAL, METER_MODULE, MEMORY_REFUSED_GLOBAL, binaryen.i32, true);
-    defineHooks(module, instrument(module));
+    if (variant === 'preemptible') module.addFunctionImport(REFUEL_INTERNAL, METER_MODULE, REFUEL_FUNCTION, binaryen.none, binaryen.none);
+    defineHooks(module, instrument(module), variant);
     inlineHooks(module);
     if (!module.validate()) throw new MeterError('the module does not validate once instrumented (binaryen wrote why to stderr)');
     return emit(module, sections.some((s) => s.customName === 'name'));
@@ -136,6 +140,7 @@ function refuseNameClashes(module: binaryen.Module): void {
     const { name } = binaryen.getGlobalInfo(module.getGlobalByIndex(i));
     if (name === FUEL_INTERNAL || name === REFUSED_INTERNAL) throw new MeterError(`it has a global named ${name}, a name metering uses`);
   }
+  if (functionInfos(module).some((f) => f.name === REFUEL_INTERNAL)) throw new MeterError(`it has a function named ${REFUEL_INTERNAL}, a name metering uses`);
 }
 
 let hookNames: ReadonlySet<string> | undefined;
@@ -178,18 +183,18 @@ function instrument(module: binaryen.Module): binaryen.FunctionInfo[] {
  * now reach it. Imports without a body here are hooks for instructions the filter left alone: unused,
  * so they are only removed (a call left behind would fail validation).
  */
-function defineHooks(module: binaryen.Module, added: readonly binaryen.FunctionInfo[]): void {
+function defineHooks(module: binaryen.Module, added: readonly binaryen.FunctionInfo[], variant: MeterVariant): void {
   for (const hook of added) {
     module.removeFunction(hook.name);
-    const body = hookBody(module, hook);
+    const body = hookBody(module, hook, variant);
     if (body !== undefined) module.addFunction(hook.name, hook.params, hook.results, [], body);
   }
 }
 
-function hookBody(module: binaryen.Module, hook: binaryen.FunctionInfo): binaryen.ExpressionRef | undefined {
+function hookBody(module: binaryen.Module, hook: binaryen.FunctionInfo, variant: MeterVariant): binaryen.ExpressionRef | undefined {
   switch (hook.name) {
     case LOG_EXECUTION:
-      return takeFuel(module);
+      return takeFuel(module, variant);
     case MEMORY_GROW_PRE: // (id, delta) -> delta
       return module.local.get(1, hook.results);
     case MEMORY_GROW_POST: // (id, result) -> result
@@ -199,13 +204,18 @@ function hookBody(module: binaryen.Module, hook: binaryen.FunctionInfo): binarye
   }
 }
 
-/** `fuel -= 1; if (fuel < 0) unreachable` */
-function takeFuel(module: binaryen.Module): binaryen.ExpressionRef {
+/**
+ * `fuel -= 1; if (fuel < 0) unreachable`, or in a preemptible module
+ * `fuel -= 1; if (fuel < 0) { refuel(); if (fuel < 0) unreachable }`: the host adds the next slice, or
+ * leaves fuel negative and the guest traps — a trap, unlike an exception thrown by the host, cannot be
+ * caught by the guest's own exception handlers. Any call in a loop stops V8 from unrolling it (a tight
+ * loop ran 2.6x slower, bench/calls.ts), so only runs that need the slices get that variant.
+ */
+function takeFuel(module: binaryen.Module, variant: MeterVariant): binaryen.ExpressionRef {
   const fuel = (): binaryen.ExpressionRef => module.global.get(FUEL_INTERNAL, binaryen.i64);
-  return module.block(null, [
-    module.global.set(FUEL_INTERNAL, module.i64.sub(fuel(), module.i64.const(1n))),
-    module.if(module.i64.lt_s(fuel(), module.i64.const(0n)), module.unreachable()),
-  ]);
+  const spent = (): binaryen.ExpressionRef => module.i64.lt_s(fuel(), module.i64.const(0n));
+  const outOfSlice = variant === 'preemptible' ? module.block(null, [module.call(REFUEL_INTERNAL, [], binaryen.none), module.if(spent(), module.unreachable())]) : module.unreachable();
+  return module.block(null, [module.global.set(FUEL_INTERNAL, module.i64.sub(fuel(), module.i64.const(1n))), module.if(spent(), outOfSlice)]);
 }
 
 /** `if (result == -1) memory_refused = 1; return result` */

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { renewableDecoder } from './decoder.js';
 import { LoadError } from './errors.js';
-import { MemoryCapError, MeterError, capMemories } from './core-binary.js';
+import { MemoryCapError, MeterError, capMemories, type MeterVariant } from './core-binary.js';
 import { sha256Hex } from '../core/digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
@@ -32,10 +32,12 @@ export interface AgentExports {
 
 /** A run's meter: what the metered core modules import from `ice:meter`. */
 export interface Meter {
-  /** i64, mutable: fuel left; the guest traps when it goes below 0. */
+  /** i64, mutable: fuel left in the current slice; metered code calls `refuel` when it goes below 0. */
   readonly fuel: WebAssembly.Global;
   /** i32, mutable: set to 1 when a memory.grow was refused. */
   readonly memoryRefused: WebAssembly.Global;
+  /** Adds the next slice of fuel, leaves fuel negative when the budget is spent, or throws at the deadline. */
+  readonly refuel: () => void;
 }
 
 export type GeneratedInstantiate = (
@@ -65,7 +67,7 @@ const JCO_VERSION: string = JSON.parse(
   readFileSync(join(dirname(require.resolve('@bytecodealliance/jco')), '..', 'package.json'), 'utf8'),
 ).version;
 /** Bump when the transpile options, the metering or the cache layout change. */
-const CACHE_FORMAT = 2;
+const CACHE_FORMAT = 3;
 const TRANSPILE_OPTIONS = { name: 'agent', instantiation: 'sync', noTypescript: false } as const;
 
 interface Entry {
@@ -110,9 +112,11 @@ export class ComponentCache {
    */
   async inspect(bytes: Uint8Array, origin: string): Promise<ComponentInfo> {
     const digest = sha256Hex(bytes);
-    const key = cacheKey(digest);
-    const known = this.infos.get(key) ?? (this.dir ? readInfo(join(this.dir, key), digest) : undefined);
-    if (known) return known;
+    for (const variant of METER_VARIANTS) {
+      const key = cacheKey(digest, variant);
+      const known = this.infos.get(key) ?? (this.dir ? readInfo(join(this.dir, key), digest) : undefined);
+      if (known) return known;
+    }
     const info = await inspectComponent(bytes, origin, renewableDecoder);
     const mismatches = signatureMismatches(info.signatures, await worldSignatures());
     if (mismatches.length > 0) {
@@ -126,16 +130,20 @@ export class ComponentCache {
     return info;
   }
 
-  async prepare(bytes: Uint8Array, info: ComponentInfo, origin: string): Promise<PreparedComponent> {
+  /**
+   * `variant`: how out-of-fuel is metered (core-binary.ts): `trap` for worker runs, `preemptible` for
+   * runs on the calling thread (in-process, replay), which need refuel to see their deadline.
+   */
+  async prepare(bytes: Uint8Array, info: ComponentInfo, origin: string, variant: MeterVariant = 'trap'): Promise<PreparedComponent> {
     const started = performance.now();
     const digest = info.digest;
-    const key = cacheKey(digest);
+    const key = cacheKey(digest, variant);
     let source: PreparedComponent['source'] = 'memory';
     let entry = this.entries.get(key);
     if (!entry) {
       const cached = this.dir ? readCached(join(this.dir, key)) : undefined;
       source = cached ? 'disk' : 'transpiled';
-      const files = cached ?? (await this.transpile(bytes, origin));
+      const files = cached ?? (await this.transpile(bytes, origin, variant));
       if (!cached && this.dir) writeCached(this.dir, key, files, info);
       entry = await load(files, this.dir ? join(this.dir, key) : undefined);
       this.entries.set(key, entry);
@@ -153,7 +161,7 @@ export class ComponentCache {
     };
   }
 
-  private async transpile(bytes: Uint8Array, origin: string): Promise<Record<string, Uint8Array>> {
+  private async transpile(bytes: Uint8Array, origin: string, variant: MeterVariant): Promise<Record<string, Uint8Array>> {
     const { transpile } = await jco();
     let files: Record<string, Uint8Array>;
     try {
@@ -168,7 +176,7 @@ export class ComponentCache {
     for (const [name, core] of Object.entries(files)) {
       if (!name.endsWith('.wasm')) continue;
       try {
-        files[name] = meterCoreModule(core);
+        files[name] = meterCoreModule(core, variant);
       } catch (error) {
         if (!(error instanceof MeterError)) throw error;
         throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (fuel metering of ${name}): ${error.message}`);
@@ -198,8 +206,10 @@ function strictUtf8(glue: Uint8Array | undefined, origin: string): Uint8Array {
 
 const MANIFEST = 'manifest.json';
 
-function cacheKey(digest: string): string {
-  return `${digest}-jco${JCO_VERSION}-f${CACHE_FORMAT}`;
+const METER_VARIANTS: readonly MeterVariant[] = ['trap', 'preemptible'];
+
+function cacheKey(digest: string, variant: MeterVariant): string {
+  return `${digest}-jco${JCO_VERSION}-f${CACHE_FORMAT}${variant === 'preemptible' ? '-p' : ''}`;
 }
 
 function readInfo(dir: string, digest: string): ComponentInfo | undefined {

@@ -7,6 +7,7 @@
  * Which one is passed in; nothing else differs, so a replay runs the very bindings, sites and ledger
  * forms the run ran. A fault of the host itself traps the run with host blame, whichever answered.
  */
+import { basename } from 'node:path';
 import { callName, qualifiedInterface, unversionedInterface } from '../core/world.js';
 import { Abi, type CoreFunction, type GuestMemory } from '../capabilities/abi.js';
 import type { Admitted } from '../capabilities/admit.js';
@@ -23,6 +24,15 @@ export class HostFault extends Error {
   override readonly name = 'HostFault';
 }
 
+/**
+ * Thrown through the guest's frames when a run on the calling thread is past its deadline (checked at
+ * every import call here, and at every slice of fuel by the run's meter): the run ends with the timeout
+ * limit. Never thrown in a worker, whose deadline terminates it instead.
+ */
+export class DeadlineReached extends Error {
+  override readonly name = 'DeadlineReached';
+}
+
 /** How a run's calls are answered: live (decided, recorded, performed) or from a recording. */
 export interface Answerer {
   answer(site: CallSite, args: unknown[]): Answer;
@@ -35,11 +45,34 @@ type HostFunction = (...args: unknown[]) => unknown;
 export class RunKernel implements Mediation {
   private readonly iceTables = new Map<IceCapability, Record<string, HostFunction>>();
 
+  /** A `performance.now()` time past which no call is answered (runs on the calling thread only). */
+  private deadline = Number.POSITIVE_INFINITY;
+  private expire: () => void = () => undefined;
+
   constructor(
     private readonly policy: IcePolicy,
     private readonly run: RunContext,
     private readonly answerer: Answerer,
   ) {}
+
+  /**
+   * Called by the run before the guest starts, when nothing else can stop it (see DeadlineReached).
+   * `expire` makes the guest's next fuel hook trap, in case the guest catches DeadlineReached.
+   */
+  stopAt(deadline: number, expire: () => void): void {
+    this.deadline = deadline;
+    this.expire = expire;
+  }
+
+  private answer(site: CallSite, args: unknown[]): Answer {
+    // A guest looping over cheap-in-fuel import calls would otherwise reach the next slice of fuel only
+    // after many (recorded) calls; one clock read per call is noise next to recording one.
+    if (performance.now() >= this.deadline) {
+      this.expire();
+      throw new DeadlineReached('deadline');
+    }
+    return this.answerer.answer(site, args);
+  }
 
   get hostFault(): Error | undefined {
     return this.answerer.hostFault;
@@ -87,7 +120,7 @@ export class RunKernel implements Mediation {
   }
 
   invoke(site: CallSite, args: unknown[]): Answer {
-    return this.answerer.answer(site, args);
+    return this.answer(site, args);
   }
 
   private iceFunctions(capability: IceCapability, grant: Grant | Denied | undefined): Record<string, HostFunction> {
@@ -111,7 +144,7 @@ export class RunKernel implements Mediation {
         decide: operation.decide as CallSite['decide'],
         perform: operation.perform as CallSite['perform'],
       });
-      functions[fn] = (...args: unknown[]) => this.answerer.answer(site, args);
+      functions[fn] = (...args: unknown[]) => this.answer(site, args);
     }
     return functions;
   }
@@ -138,7 +171,9 @@ function jcoConvention(functions: Record<string, HostFunction>): Record<string, 
 function deniedOperations(capability: IceCapability, grant: Denied | undefined, run: RunContext, source: string): Record<string, Operation> {
   const { name } = capability;
   const rule = grant?.rule ?? `grants.${name}`;
-  const why = grant ? `${rule} is deny in policy ${source}` : `${rule} is not in policy ${source}`;
+  // The guest reads this: it names the policy file, never where the host keeps it.
+  const policy = basename(source);
+  const why = grant ? `${rule} is deny in policy ${policy}` : `${rule} is not in policy ${policy}`;
   const operations: Record<string, Operation> = {};
   for (const fn of Object.keys(capability.functions)) {
     const refusal = deny(rule, `${name}.${fn} denied for component "${run.component}": ${why}`);

@@ -68,6 +68,8 @@ interface RecordExtra {
 
 export class LiveAnswerer implements Answerer {
   private ownFault: HostFault | undefined;
+  /** Asks this run put to the approver (limits.maxAsks). */
+  private asks = 0;
   /** Given to `perform`; one object, its seq set per call (calls never overlap on a run's thread). */
   private readonly context: CallContext & { seq: number | undefined };
 
@@ -95,7 +97,13 @@ export class LiveAnswerer implements Answerer {
       const first = made > budget.max ? overLimit(budget.rule, `${site.label} is call ${made} to ${budget.name} in this run, over ${budget.rule} (${budget.max})`) : site.decide(args);
       let verdict: Verdict;
       let approval: ApprovalRecord | undefined;
+      if (first.decision === 'ask' && this.asks >= this.run.limits.maxAsks) {
+        // Refused without asking: the human is not shown the question at all.
+        const max = this.run.limits.maxAsks;
+        return this.finish(site, args, undefined, overLimit('limits.maxAsks', `${site.label} needs approval under ${first.rule}, but this run already asked ${max} times, the most limits.maxAsks (${max}) allows`), undefined, started, {});
+      }
       if (first.decision === 'ask') {
+        this.asks++;
         decided = { decision: 'deny', rule: first.rule };
         // The question leaves the run: it is durable before the approver sees it.
         intent = this.intent(site, args, 'ask', first.rule);

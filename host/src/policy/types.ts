@@ -39,6 +39,11 @@ export interface RunLimits {
   readonly memoryMiB: number;
   /** The run's ok output or err message, in UTF-8 bytes. */
   readonly maxOutputBytes: number;
+  /**
+   * Approvals one run may ask for (calls and redirect hops together). The run's deadline pauses while a
+   * human answers, so without this bound a guest could keep a run, and a human, busy indefinitely.
+   */
+  readonly maxAsks: number;
 }
 
 /** A validated policy with every default filled in: plain JSON data (what the ledger records). */

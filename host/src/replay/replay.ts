@@ -33,6 +33,12 @@ export interface ReplayOptions {
    * the component it ran.
    */
   readonly otherComponent?: boolean;
+  /**
+   * Wall-clock budget of the re-execution (default: the recorded policy's limits.timeoutMs). Replay runs
+   * on the calling thread, so this deadline is what keeps a guest that loops without calling the host
+   * (a run the original worker was stopped in at its deadline) from hanging the replay.
+   */
+  readonly timeoutMs?: number;
 }
 
 export async function replayRun(
@@ -57,7 +63,8 @@ export async function replayRun(
   const policy = compilePolicy(start.policy.document, start.policy.source);
   const info = await cache.inspect(component, origin);
   const admitted = admitImports(info, policy, origin);
-  const prepared = await cache.prepare(component, info, origin);
+  // Replay runs on the calling thread: its deadline needs the preemptible metering.
+  const prepared = await cache.prepare(component, info, origin, 'preemptible');
   const calls = ledgerCalls(records.map((r) => r.record));
   await prepareCapabilities(admitted);
 
@@ -67,12 +74,24 @@ export async function replayRun(
   const run = { component: policy.component, runId: start.run, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services: {} };
   const kernel = new RunKernel(policy, run, answerer);
   const modules = prepared.modules(policy.limits.memoryMiB);
-  const { ending, fuel } = runInstance((provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), admitted, kernel, policy.limits, start.input.value);
+  const timeoutMs = options.timeoutMs ?? policy.limits.timeoutMs;
+  const limits = { ...policy.limits, timeoutMs };
+  const { ending, fuel } = runInstance((provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), admitted, kernel, limits, start.input.value, started + timeoutMs);
   const durationMs = performance.now() - started;
   if (answerer.unreplayable) throw answerer.unreplayable;
   if (answerer.divergence) return { matches: false, ...answerer.divergence, durationMs };
   const recordedCalls = calls.length;
   if (answerer.stoppedFromOutside) return { matches: true, calls: recordedCalls, outcome: end.outcome, fuel, durationMs, note: answerer.stoppedFromOutside };
+  const replayTimedOut = ending.outcome === 'limit' && ending.limit === 'timeout';
+  if (replayTimedOut && answerer.consumed === calls.length && end.outcome === 'limit' && end.limit === 'timeout') {
+    // Both stopped by a clock: where exactly (and so the fuel) depends on the machine, not on the recording.
+    return { matches: true, calls: recordedCalls, outcome: end.outcome, fuel, durationMs, note: `the original run was stopped at its deadline after these calls; the replay was stopped at its own (${timeoutMs} ms)` };
+  }
+  if (replayTimedOut) {
+    const next = calls[answerer.consumed];
+    const expected = next ? describeCall(next.call, next.args) : describeEnd(end.limit ? `${end.outcome} (${end.limit})` : end.outcome, end.output, end.fuel);
+    return { matches: false, seq: next?.seq ?? end.seq, expected, actual: `no further call within the replay's deadline (${timeoutMs} ms; raise it with --timeout <ms>)`, durationMs };
+  }
   if (answerer.consumed < calls.length) {
     const missing = calls[answerer.consumed]!;
     return { matches: false, seq: missing.seq, expected: describeCall(missing.call, missing.args), actual: `run-end (${ending.outcome})`, durationMs };

@@ -45,7 +45,8 @@ export interface RunSummary {
   readonly durationUs: number;
 }
 
-export function governedRun(request: RunRequest, instantiate: Instantiate, services: RunServices): RunSummary {
+/** ownDeadline: the run enforces limits.timeoutMs itself (on the calling thread; a worker is terminated instead). */
+export function governedRun(request: RunRequest, instantiate: Instantiate, services: RunServices, options: { readonly ownDeadline?: boolean } = {}): RunSummary {
   const started = performance.now();
   const { policy, runId, input } = request;
   const { journal } = services;
@@ -57,7 +58,8 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   });
   const run = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services };
   const kernel = new RunKernel(policy, run, new LiveAnswerer(run, { state: services.state, recorder: writer, ...(services.bridge ? { bridge: services.bridge } : {}) }));
-  const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, input);
+  const deadline = options.ownDeadline ? started + policy.limits.timeoutMs : undefined;
+  const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, input, deadline);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
   const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs)));

@@ -32,6 +32,8 @@ export interface GatewayOptions {
 
 interface ExecutingRun {
   readonly policy: IcePolicy;
+  /** Approvals served for the run (its thread's asks and the host thread's redirect-hop asks). */
+  asks: number;
   /** Aborted when the run ends: what is still in flight for it is abandoned. */
   readonly ended: AbortController;
 }
@@ -44,7 +46,7 @@ export class HostGateway {
 
   /** The run may use the host thread until `end`. */
   begin(runId: string, policy: IcePolicy): void {
-    this.runs.set(runId, { policy, ended: new AbortController() });
+    this.runs.set(runId, { policy, asks: 0, ended: new AbortController() });
   }
 
   end(runId: string): void {
@@ -104,8 +106,13 @@ export class HostGateway {
     return resource;
   }
 
-  /** Asks the approver; no approver, a failure or no answer in time is a denial. */
+  /** Asks the approver; no approver, a failure, no answer in time or a run over limits.maxAsks is a denial. */
   async approve(request: ApprovalRequest): Promise<ApprovalAnswer> {
+    const run = this.runs.get(request.runId);
+    if (run && ++run.asks > run.policy.limits.maxAsks) {
+      const max = run.policy.limits.maxAsks;
+      return { by: 'ice', answer: 'denied', waitedMs: 0, reason: `this run already asked ${max} times, the most limits.maxAsks (${max}) allows` };
+    }
     const started = performance.now();
     const waited = () => Math.round(performance.now() - started);
     const approver = this.options.approver;

@@ -11,7 +11,8 @@
 import type { Admitted } from '../capabilities/admit.js';
 import { WasiDenied, WasiExit } from '../capabilities/wasi/index.js';
 import type { AgentExports, Meter } from '../component/prepare.js';
-import { HostFault, type RunKernel } from '../kernel/kernel.js';
+import { runMeter } from './fuel.js';
+import { DeadlineReached, HostFault, type RunKernel } from '../kernel/kernel.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
 import type { ImportProvider } from './instantiate.js';
@@ -31,24 +32,30 @@ export interface InstanceRun {
 export type Instantiate = (provider: ImportProvider, meter: Meter) => AgentExports;
 
 /** The kernel's side of a run, as the instance needs it. */
-type Kernel = Pick<RunKernel, 'importObject' | 'coreImports' | 'hostFault'>;
+type Kernel = Pick<RunKernel, 'importObject' | 'coreImports' | 'hostFault' | 'stopAt'>;
 
-export function runInstance(instantiate: Instantiate, admitted: Admitted, kernel: Kernel, limits: RunLimits, input: string): InstanceRun {
-  const meter: Meter = {
-    fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(limits.fuel)),
-    memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
-  };
+/**
+ * `deadline` (a `performance.now()` time): for a run on the calling thread, which nothing else can stop;
+ * the guest is stopped at its next refuel once past it (see fuel.ts). Worker runs pass none: their
+ * worker is terminated at the deadline, which the host pauses while a human answers an ask.
+ */
+export function runInstance(instantiate: Instantiate, admitted: Admitted, kernel: Kernel, limits: RunLimits, input: string, deadline?: number): InstanceRun {
+  const metered = runMeter(limits.fuel, deadline);
+  if (deadline !== undefined) kernel.stopAt(deadline, metered.expire);
   let ending: RunEnding;
   try {
     const provider: ImportProvider = { imports: kernel.importObject(admitted), coreImports: (guest) => kernel.coreImports(guest) };
-    const output = instantiate(provider, meter).run(input);
+    const output = instantiate(provider, metered.meter).run(input);
     ending = { outcome: 'ok', output };
   } catch (error) {
-    ending = classify(error, kernel);
+    // Past the deadline: at an import call (DeadlineReached) or at a refuel (the guest then trapped).
+    ending = kernel.hostFault === undefined && (error instanceof DeadlineReached || metered.pastDeadline()) ? timedOut(limits) : classify(error, kernel);
   }
-  const remaining = meter.fuel.value as bigint;
-  const fuel = remaining < 0n ? limits.fuel : limits.fuel - Number(remaining);
-  return { ending: withLimits(ending, remaining < 0n, meter.memoryRefused.value === 1, limits), fuel };
+  return { ending: withLimits(ending, metered.outOfFuel(), metered.memoryRefused(), limits), fuel: metered.used() };
+}
+
+function timedOut(limits: RunLimits): RunEnding {
+  return { outcome: 'limit', limit: 'timeout', reason: `the run took longer than limits.timeoutMs (${limits.timeoutMs} ms) and was stopped` };
 }
 
 /** A trap caused by a limit is reported as that limit; an output over its cap likewise. */

@@ -5,7 +5,7 @@
  */
 import type { GuestMemory, CoreFunction } from '../capabilities/abi.js';
 import { ICE_PACKAGE } from '../core/world.js';
-import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE } from '../component/core-binary.js';
+import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, REFUEL_FUNCTION } from '../component/core-binary.js';
 import type { AgentExports, GeneratedInstantiate, Meter } from '../component/prepare.js';
 
 /** What serves a run's imports: the kernel. */
@@ -24,7 +24,7 @@ export function instantiateGenerated(
   provider: ImportProvider,
   meter: Meter,
 ): AgentExports {
-  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused };
+  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused, [REFUEL_FUNCTION]: meter.refuel };
   return generated(
     (path) => {
       const module = modules.get(path);
