@@ -11,7 +11,7 @@ import { LANGUAGES, guestWasm } from './paths.js';
 
 const MiB = 1024 * 1024;
 
-function policy(limits: string, grants = 'log: {}\n  clock: { maxCalls: 1000 }\n  kv: { read: ["count"] }'): string {
+function policy(limits: string, grants = 'log: {}\n  clock: { maxCalls: 1000 }\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }'): string {
   return writePolicy(`version: 1\ncomponent: hostile\nlimits: ${limits}\ngrants:\n  ${grants}\n`);
 }
 
@@ -68,7 +68,7 @@ const CASES: Case[] = [
   {
     attack: 'loop-imports',
     title: 'an infinite loop of import calls is stopped at its deadline with its calls on record',
-    policy: policy('{ fuel: 1000000000000000, timeoutMs: 400 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }'),
+    policy: policy('{ fuel: 1000000000000000, timeoutMs: 400 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }'),
     modes: ['worker'],
     expect: (result, calls, end) => {
       expect(result).toMatchObject({ ok: false, outcome: 'limit', limit: 'timeout' });

@@ -677,7 +677,7 @@ describe('state database', () => {
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
     expect(state.durable(() => state.db.pragma('synchronous', { simple: true }))).toBe(2);
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
-    expect(state.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(state.db.pragma('user_version', { simple: true })).toBe(3);
     expect(Number(state.db.pragma('busy_timeout', { simple: true }))).toBeGreaterThan(0);
     expect(state.path).toBe(join(state.dir, 'ice.db'));
   });
@@ -702,7 +702,7 @@ describe('state database', () => {
     raw.close();
 
     const reopened = open(dir);
-    expect(reopened.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(reopened.db.pragma('user_version', { simple: true })).toBe(3);
     expect(reopened.db.prepare('SELECT count(*) AS n FROM running').get()).toEqual({ n: 0 });
     expect(new LedgerStore(reopened).readRun(writer.run).map((r) => r.hash)).toEqual(before);
   });
@@ -713,7 +713,7 @@ describe('state database', () => {
     const raw = new Database(join(dir, 'ice.db'));
     raw.pragma('user_version = 7');
     raw.close();
-    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 2/);
+    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 3/);
   });
 });
 

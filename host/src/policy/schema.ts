@@ -24,6 +24,8 @@ export const DEFAULT_LIMITS = Object.freeze({
   timeoutMs: 10_000,
   memoryMiB: 64,
   maxOutputBytes: MiB,
+  // The bytes of ledger records one run may append (a run over it gets `limit`; see ledger/budget.ts).
+  maxLedgerBytes: 256 * MiB,
 } as const);
 
 /** Upper bounds of `limits.*`. memoryMiB: a wasm32 memory holds at most 4 GiB. */
@@ -32,6 +34,7 @@ export const LIMITS_MAX = Object.freeze({
   timeoutMs: 3_600_000,
   memoryMiB: 4096,
   maxOutputBytes: 64 * MiB,
+  maxLedgerBytes: 64 * 1024 * MiB,
 } as const);
 
 /** audit.maxCaptureBytes: a value over this many bytes is recorded as its digest and size, even in `full` mode. */
@@ -58,6 +61,7 @@ const LimitsSchema = strictObject(
     timeoutMs: limit(LIMITS_MAX.timeoutMs, DEFAULT_LIMITS.timeoutMs, ' (ms)'),
     memoryMiB: limit(LIMITS_MAX.memoryMiB, DEFAULT_LIMITS.memoryMiB, ' (MiB)'),
     maxOutputBytes: size(LIMITS_MAX.maxOutputBytes, DEFAULT_LIMITS.maxOutputBytes),
+    maxLedgerBytes: size(LIMITS_MAX.maxLedgerBytes, DEFAULT_LIMITS.maxLedgerBytes),
   },
   (got) => messages.limitsNotMapping(got),
 ).default(() => ({ ...DEFAULT_LIMITS }));

@@ -39,6 +39,11 @@ export interface RunLimits {
   readonly memoryMiB: number;
   /** The run's ok output or err message, in UTF-8 bytes. */
   readonly maxOutputBytes: number;
+  /**
+   * UTF-8 bytes of ledger records one run may append, its run-start included; a call whose record would
+   * pass it gets `limit` (a compact record, from a fixed reserve kept with the run-end: ledger/budget.ts).
+   */
+  readonly maxLedgerBytes: number;
 }
 
 /** A validated policy with every default filled in: plain JSON data (what the ledger records). */
