@@ -687,7 +687,7 @@ describe('state database', () => {
     expect(state.db.open).toBe(true);
   });
 
-  it('migrates a version-1 state (before runs in flight were tracked) to version 2, keeping its ledger', () => {
+  it('migrates a version-1 state (before runs in flight were tracked) to version 3, keeping its ledger and counting its kv', () => {
     const dir = tempDir();
     const state = open(dir);
     const ledger = new LedgerStore(state);
@@ -695,14 +695,17 @@ describe('state database', () => {
     writer.end({ outcome: 'ok', durationUs: 1 });
     const before = ledger.readRun(writer.run).map((r) => r.hash);
     state.close();
-    // What ICE 0.1.0's schema v1 looked like: no `running` table.
+    // What ICE 0.1.0's schema v1 looked like: no `running` table, no kv usage (v3), and kv data to count.
     const raw = new Database(join(dir, 'ice.db'));
-    raw.exec('DROP TABLE running');
+    raw.exec('DROP TABLE running; DROP TRIGGER kv_usage_insert; DROP TRIGGER kv_usage_update; DROP TRIGGER kv_usage_delete; DROP TABLE kv_usage');
+    raw.exec("INSERT INTO kv (namespace, key, value) VALUES ('c', 'k1', 'héllo'), ('c', 'k2', 'x')");
     raw.pragma('user_version = 1');
     raw.close();
 
     const reopened = open(dir);
     expect(reopened.db.pragma('user_version', { simple: true })).toBe(3);
+    // v3 counts what the kv table already held (UTF-8 bytes of keys and values).
+    expect(reopened.db.prepare('SELECT keys, bytes FROM kv_usage WHERE namespace = ?').get('c')).toEqual({ keys: 2, bytes: 2 + 6 + 2 + 1 });
     expect(reopened.db.prepare('SELECT count(*) AS n FROM running').get()).toEqual({ n: 0 });
     expect(new LedgerStore(reopened).readRun(writer.run).map((r) => r.hash)).toEqual(before);
   });

@@ -117,7 +117,7 @@ export class LedgerStore {
   private readonly hasRunStmt: Statement<[string], { found: number }>;
   private readonly lastRecordStmt: Statement<[string], { seq: number; hash: string; type: string }>;
   private readonly runTalliesStmt: Statement<[string], { type: string; decision: string | null; n: number; bytes: number }>;
-  private readonly openIntentsStmt: Statement<[string], { seq: number }>;
+  private readonly openIntentsStmt: Statement<[{ run: string }], { seq: number }>;
   private readonly rowsStmt: Statement<[], LedgerRow>;
   private readonly listRunsStmt: Statement<
     [number],
@@ -142,8 +142,8 @@ export class LedgerStore {
          FROM ledger WHERE run = ? GROUP BY 1, 2`,
     );
     this.openIntentsStmt = db.prepare(
-      `SELECT seq FROM ledger WHERE run = ?1 AND type = 'intent'
-       EXCEPT SELECT body ->> '$.intent' FROM ledger WHERE run = ?1 AND type = 'result'
+      `SELECT seq FROM ledger WHERE run = @run AND type = 'intent'
+       EXCEPT SELECT body ->> '$.intent' FROM ledger WHERE run = @run AND type = 'result'
        ORDER BY 1`,
     );
     this.listRunsStmt = db.prepare(
@@ -215,7 +215,7 @@ export class LedgerStore {
         counts[DECISION_COUNTER[row.decision as keyof typeof DECISION_COUNTER]] += row.n;
       }
     }
-    const open = new Set(this.openIntentsStmt.all(runId).map((row) => row.seq));
+    const open = new Set(this.openIntentsStmt.all({ run: runId }).map((row) => row.seq));
     return new SqliteRunWriter(this.state, this.insertStmt, runId, last.seq, last.hash, counts, false, open, bytes);
   }
 
