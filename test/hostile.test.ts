@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../host/src/index.js';
-import { verifyRun, type CallRecord, type RunEndRecord } from '../host/src/ledger/index.js';
+import { LEDGER_RESERVE_BYTES, verifyRun, type CallRecord, type RunEndRecord, type RunStartRecord } from '../host/src/ledger/index.js';
 import { EXECUTIONS, freshHost, ice, tempDir, writePolicy, type Execution } from './helpers.js';
 import { LANGUAGES, guestWasm } from './paths.js';
 
@@ -186,6 +186,28 @@ const CASES: Case[] = [
         error: `the guest's output is ${2 * MiB} bytes, over limits.maxOutputBytes (${MiB})`,
       }),
   },
+  {
+    attack: 'kv-flood',
+    title: 'a kv flood stops at the component quota grants.kv.maxKeys with limit, naming the key and the fix',
+    policy: policy('{}', 'log: {}\n  clock: {}\n  kv: { read: ["flood/*"], write: ["flood/*"], maxKeys: 500 }\n  events: { kinds: ["flood.*"] }'),
+    expect: (result, calls, end) => {
+      expect(result.output).toMatch(/^kv-flood: 500 set, then limit: kv\.set\("flood\/500"\): component "hostile" has 500 keys, grants\.kv\.maxKeys \(500\); .*raise grants\.kv\.maxKeys/);
+      expect(calls).toHaveLength(501);
+      expect(calls.at(-1)).toMatchObject({ decision: 'limit', rule: 'grants.kv.maxKeys' });
+      expect(end.counts).toMatchObject({ calls: 501, allowed: 500, limited: 1 });
+    },
+  },
+  {
+    attack: 'event-flood',
+    title: 'an event flood stops at limits.maxLedgerBytes with limit, its ledger within the budget and the reserve',
+    policy: policy('{ maxLedgerBytes: 1048576 }'),
+    expect: (result, calls, end) => {
+      expect(result.output).toMatch(/^event-flood: 1[67] emitted, then limit: events\.emit: its record \(\d+ bytes\) would take the run's ledger past limits\.maxLedgerBytes \(1048576; /);
+      expect(calls.at(-1)).toMatchObject({ decision: 'limit', rule: 'limits.maxLedgerBytes', args: [{ value: 'flood.tick' }, { size: 60_000 }] });
+      expect(calls.slice(0, -1).every((c) => c.decision === 'allow')).toBe(true);
+      expect(end).toMatchObject({ outcome: 'ok' });
+    },
+  },
 ];
 
 describe.each(LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [language, execution] as const)))(
@@ -204,6 +226,10 @@ describe.each(LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [lan
           c.expect(result, calls, end);
           expect(verifyRun(records)).toMatchObject({ ok: true });
           expect(records.at(-1)!.hash).toBe(result.ledgerRoot);
+          // Whatever the attack, the run's ledger stays within limits.maxLedgerBytes and its reserve.
+          const bytes = records.reduce((sum, r) => sum + Buffer.byteLength(r.body, 'utf8'), 0);
+          const { limits } = (records[0]!.record as RunStartRecord).policy.document as { limits: { maxLedgerBytes: number } };
+          expect(bytes).toBeLessThanOrEqual(limits.maxLedgerBytes + LEDGER_RESERVE_BYTES);
 
           // The host keeps serving: the next run on the same host succeeds.
           const healthy = await (await host.load(guestWasm('hostile', language), policy('{}'))).run('ok');
