@@ -448,6 +448,31 @@ describe('ledger runs', () => {
     expect(() => ledger.resumeRun(writer.run)).toThrow(LedgerError);
   });
 
+  it('resumes a run from its saved tally, or from SQL aggregates when the tally is missing or disagrees', () => {
+    const dir = tempDir();
+    const worker = open(dir);
+    const writer = startRun(new LedgerStore(worker));
+    writer.appendCall(kvGet('a', 'x'));
+    writer.appendCall(kvDenied('b'));
+    writer.appendCall(kvDenied('c'));
+    const bytes = writer.bytes;
+    worker.close();
+
+    const main = open(dir);
+    const ledger = new LedgerStore(main);
+    const expected = { calls: 3, allowed: 1, denied: 2, limited: 0, invalid: 0 };
+    expect(JSON.parse((main.db.prepare('SELECT tally FROM running WHERE run = ?').get(writer.run) as { tally: string }).tally)).toEqual(expected);
+    expect(ledger.resumeRun(writer.run)).toMatchObject({ seq: 3, counts: expected, bytes });
+    expect(bytes).toBe(ledger.readRun(writer.run).reduce((sum, r) => sum + Buffer.byteLength(r.body, 'utf8'), 0));
+    main.db.prepare('UPDATE running SET tally = ? WHERE run = ?').run(JSON.stringify({ ...expected, calls: 9, denied: 8 }), writer.run);
+    expect(ledger.resumeRun(writer.run).counts).toEqual(expected);
+    main.db.prepare('UPDATE running SET tally = NULL WHERE run = ?').run(writer.run);
+    const resumed = ledger.resumeRun(writer.run);
+    expect(resumed.counts).toEqual(expected);
+    resumed.end({ outcome: 'limit', limit: 'timeout', reason: 'stopped', durationUs: 1 });
+    expect(verifyStore(ledger)).toEqual({ ok: true, records: 5, runs: 1 });
+  });
+
   it('refuses misuse: appending after end, wrong counts, a duplicate run id', () => {
     const state = open();
     const ledger = new LedgerStore(state);

@@ -116,8 +116,10 @@ export class LedgerStore {
   private readonly readRunStmt: Statement<[string], { hash: string; body: string }>;
   private readonly hasRunStmt: Statement<[string], { found: number }>;
   private readonly lastRecordStmt: Statement<[string], { seq: number; hash: string; type: string }>;
-  private readonly runTalliesStmt: Statement<[string], { type: string; decision: string | null; n: number; bytes: number }>;
+  private readonly runTalliesStmt: Statement<[string], { type: string; decision: string | null; n: number }>;
   private readonly openIntentsStmt: Statement<[{ run: string }], { seq: number }>;
+  private readonly runningTallyStmt: Statement<[string], { tally: string | null }>;
+  private readonly runBytesStmt: Statement<[string], { bytes: number | null; calls: number }>;
   private readonly rowsStmt: Statement<[], LedgerRow>;
   private readonly listRunsStmt: Statement<
     [number],
@@ -137,10 +139,12 @@ export class LedgerStore {
     // What a writer resuming a run needs, computed by SQLite (C, row by row) rather than by reading every
     // record into the host's memory: a stopped run can hold gigabytes.
     this.runTalliesStmt = db.prepare(
-      `SELECT type, CASE WHEN type IN ('call', 'result') THEN body ->> '$.decision' END AS decision,
-              count(*) AS n, sum(octet_length(body)) AS bytes
+      `SELECT type, CASE WHEN type IN ('call', 'result') THEN body ->> '$.decision' END AS decision, count(*) AS n
          FROM ledger WHERE run = ? GROUP BY 1, 2`,
     );
+    this.runningTallyStmt = db.prepare('SELECT tally FROM running WHERE run = ?');
+    // octet_length reads a row's header, not its text: cheap whatever the run's size.
+    this.runBytesStmt = db.prepare("SELECT sum(octet_length(body)) AS bytes, count(*) FILTER (WHERE type IN ('call', 'intent')) AS calls FROM ledger WHERE run = ?");
     this.openIntentsStmt = db.prepare(
       `SELECT seq FROM ledger WHERE run = @run AND type = 'intent'
        EXCEPT SELECT body ->> '$.intent' FROM ledger WHERE run = @run AND type = 'result'
@@ -190,6 +194,7 @@ export class LedgerStore {
       // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
       this.state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)').run(start.run, process.pid, record.at);
       const writer = new SqliteRunWriter(this.state, this.insertStmt, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'));
+      writer.saveTally();
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
       return writer;
@@ -205,18 +210,28 @@ export class LedgerStore {
     const last = this.lastRecordStmt.get(runId);
     if (last === undefined) throw new LedgerError(`resumeRun: no run ${runId} in the ledger`);
     if (last.type === 'run-end') throw new LedgerError(`resumeRun: run ${runId} has already ended`);
-    // The same tallies `tally` keeps record by record, as aggregates (a stopped run is never read whole).
+    // A stopped run is never read whole (it may hold gigabytes): its writer kept its tallies in its
+    // `running` row, committed with its records; bytes, calls and open intents come from the rows'
+    // headers and the (few) intent and result records.
+    const { bytes, calls } = this.runBytesStmt.get(runId) ?? { bytes: 0, calls: 0 };
+    const saved = this.runningTallyStmt.get(runId)?.tally;
+    const counts = saved ? ({ ...emptyCounts(), ...(JSON.parse(saved) as Partial<RunCounts>) } as RunCounts) : this.aggregateCounts(runId);
+    // The tally must agree with the records; if it does not (written by an older ICE, or edited), count.
+    const tallied = counts.calls === calls ? counts : this.aggregateCounts(runId);
+    const open = new Set(this.openIntentsStmt.all({ run: runId }).map((row) => row.seq));
+    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.seq, last.hash, tallied, false, open, bytes ?? 0);
+  }
+
+  /** The tallies `tally` keeps record by record, as SQL aggregates (parses every call and result, in SQLite). */
+  private aggregateCounts(runId: string): RunCounts {
     const counts = emptyCounts();
-    let bytes = 0;
     for (const row of this.runTalliesStmt.all(runId)) {
-      bytes += row.bytes;
       if (row.type === 'call' || row.type === 'intent') counts.calls += row.n;
       if ((row.type === 'call' || row.type === 'result') && row.decision !== null && DECISIONS.has(row.decision)) {
         counts[DECISION_COUNTER[row.decision as keyof typeof DECISION_COUNTER]] += row.n;
       }
     }
-    const open = new Set(this.openIntentsStmt.all({ run: runId }).map((row) => row.seq));
-    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.seq, last.hash, counts, false, open, bytes);
+    return counts;
   }
 
   /** Whether the ledger holds any record of `runId` (one index lookup). */
@@ -323,6 +338,7 @@ function isUniqueViolation(err: unknown): boolean {
 
 class SqliteRunWriter implements RunWriter {
   private invalidReason: string | undefined;
+  private saveTallyStmt: Statement<[string, string]> | undefined;
 
   constructor(
     private readonly state: StateDb,
@@ -368,6 +384,12 @@ class SqliteRunWriter implements RunWriter {
 
   invalidate(reason: string): void {
     this.invalidReason = reason;
+  }
+
+  /** Saves the decision tallies in the run's `running` row (in the caller's transaction): what resumeRun reads. */
+  saveTally(): void {
+    this.saveTallyStmt ??= this.state.db.prepare('UPDATE running SET tally = ? WHERE run = ?');
+    this.saveTallyStmt.run(JSON.stringify(this.countsValue), this.run);
   }
 
   /** The next call record of this run: seq and prev follow the head. */
@@ -476,6 +498,7 @@ class SqliteRunWriter implements RunWriter {
       this.bytesValue += Buffer.byteLength(body, 'utf8');
       tally(this.countsValue, this.openValue, record);
     }
+    this.saveTally();
   }
 
   end(input: RunEndInput): string {
@@ -552,6 +575,8 @@ class SqliteRunWriter implements RunWriter {
   /** Inserts one record; advances the head and the tallies, and registers the undo if inside a transaction. */
   private insert(record: CallRecord | IntentRecord | ResultRecord | RunEndRecord): string {
     if (record.type !== 'intent') checkDuration(record.type, record.durationUs);
+    // Outside a transaction the record and its tally commit together in one of their own.
+    if (!this.state.inTransaction && record.type !== 'run-end') return this.state.transaction(() => this.insert(record));
     const body = serializeRecord(record);
     const hash = sha256Hex(body);
     this.insertStmt.run(record.run, record.seq, record.type, hash, body);
@@ -560,6 +585,7 @@ class SqliteRunWriter implements RunWriter {
     this.headValue = hash;
     this.bytesValue += Buffer.byteLength(body, 'utf8');
     tally(this.countsValue, this.openValue, record);
+    if (record.type !== 'run-end') this.saveTally();
     return hash;
   }
 }

@@ -130,6 +130,9 @@ const MIGRATIONS: readonly string[] = [
   BEGIN
     UPDATE kv_usage SET keys = keys - 1, bytes = bytes - octet_length(OLD.key) - octet_length(OLD.value) WHERE namespace = OLD.namespace;
   END;
+  -- A run in flight's decision tallies (JSON RunCounts), committed with its records: what its run-end
+  -- needs when another writer ends it, without reading (parsing) every record of a run that may be huge.
+  ALTER TABLE running ADD COLUMN tally TEXT;
   `,
 ];
 
