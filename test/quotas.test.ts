@@ -49,6 +49,9 @@ function usage(stateDir: string, component = 'flooder') {
   }
 }
 
+/** A run's output, or its outcome and error (so a test shows what came back either way). */
+const out = (result: RunResult): string => (result.ok ? result.output : `${result.outcome}: ${result.error}`);
+
 const lastCall = (records: readonly StoredRecord[]) => records.filter((r) => r.record.type === 'call').at(-1)!.record as CallRecord;
 
 describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
@@ -57,21 +60,21 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
     try {
       const kv = '{ read: ["flood/*"], write: ["flood/*"], maxKeys: 300 }';
       const first = await attack(host, language, policy(kv), 'kv-flood');
-      expect(first.result.output).toMatch(/^kv-flood: 300 set, then limit: kv\.set\("flood\/300"\): component "flooder" has 300 keys, grants\.kv\.maxKeys \(300\); /);
-      expect(first.result.output).toContain('raise grants.kv.maxKeys');
+      expect(out(first.result)).toMatch(/^kv-flood: 300 set, then limit: kv\.set\("flood\/300"\): component "flooder" has 300 keys, grants\.kv\.maxKeys \(300\); /);
+      expect(out(first.result)).toContain('raise grants.kv.maxKeys');
       expect(lastCall(first.records)).toMatchObject({ decision: 'limit', rule: 'grants.kv.maxKeys', outcome: { err: { kind: 'limit' } } });
       expect(usage(stateDir)).toEqual({ kept: { keys: 300, bytes: expect.any(Number) }, real: { keys: 300, bytes: expect.any(Number) } });
       expect(usage(stateDir).kept).toEqual(usage(stateDir).real);
 
       // The next run sees the 300 keys: overwriting them is free (same sizes), the 301st is refused.
       const again = await attack(host, language, policy(kv), 'kv-flood');
-      expect(again.result.output).toMatch(/^kv-flood: 300 set, then limit: kv\.set\("flood\/300"\)/);
+      expect(out(again.result)).toMatch(/^kv-flood: 300 set, then limit: kv\.set\("flood\/300"\)/);
 
       const drained = await attack(host, language, policy(kv), 'kv-drain');
-      expect(drained.result.output).toBe('kv-drain: 300 deleted');
+      expect(out(drained.result)).toBe('kv-drain: 300 deleted');
       expect(usage(stateDir)).toEqual({ kept: { keys: 0, bytes: 0 }, real: { keys: 0, bytes: 0 } });
       const refilled = await attack(host, language, policy(kv), 'kv-flood');
-      expect(refilled.result.output).toMatch(/^kv-flood: 300 set, then limit/);
+      expect(out(refilled.result)).toMatch(/^kv-flood: 300 set, then limit/);
       await healthy(host, language);
     } finally {
       host.close();
@@ -85,7 +88,7 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
       let fits = 0;
       for (let total = 0; total + VALUE_BYTES + `flood/${fits}`.length <= max; fits++) total += VALUE_BYTES + `flood/${fits}`.length;
       const { result, records } = await attack(host, language, policy(`{ read: ["flood/*"], write: ["flood/*"], maxTotalBytes: ${max} }`), 'kv-flood');
-      expect(result.output).toMatch(new RegExp(`^kv-flood: ${fits} set, then limit: kv\\.set\\("flood/${fits}"\\): .*grants\\.kv\\.maxTotalBytes \\(${max}; `));
+      expect(out(result)).toMatch(new RegExp(`^kv-flood: ${fits} set, then limit: kv\\.set\\("flood/${fits}"\\): .*grants\\.kv\\.maxTotalBytes \\(${max}; `));
       expect(lastCall(records)).toMatchObject({ decision: 'limit', rule: 'grants.kv.maxTotalBytes' });
       const { kept, real } = usage(stateDir);
       expect(kept).toEqual(real);
@@ -103,7 +106,7 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
       const path = policy('{ read: ["flood/*"], write: ["flood/*"], maxKeys: 200 }');
       const agent = await host.load(guestWasm('hostile', language), path);
       const [a, b] = await Promise.all([agent.run('kv-flood'), agent.run('kv-flood')]);
-      for (const r of [a, b]) expect(r.output).toMatch(/^kv-flood: 200 set, then limit: kv\.set\("flood\/200"\)/);
+      for (const r of [a, b]) expect(out(r)).toMatch(/^kv-flood: 200 set, then limit: kv\.set\("flood\/200"\)/);
       expect(usage(stateDir)).toEqual({ kept: { keys: 200, bytes: expect.any(Number) }, real: { keys: 200, bytes: expect.any(Number) } });
       expect(usage(stateDir).kept).toEqual(usage(stateDir).real);
     } finally {
@@ -115,12 +118,12 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
     const { host } = await freshHost(tempDir());
     try {
       const filled = await attack(host, language, policy('{ read: ["flood/*"], write: ["flood/*"], maxKeys: 10001 }'), 'kv-flood');
-      expect(filled.result.output).toMatch(/^kv-flood: 10001 set, then limit/);
+      expect(out(filled.result)).toMatch(/^kv-flood: 10001 set, then limit/);
       // 10,001 keys exist, none readable under this policy: the listing is empty, not refused.
       const listed = await attack(host, language, policy('{ read: ["visible/*"] }'), 'kv-keys');
-      expect(listed.result.output).toBe('kv-keys: 0');
+      expect(out(listed.result)).toBe('kv-keys: 0');
       const all = await attack(host, language, policy('{ read: ["flood/*"] }'), 'kv-keys');
-      expect(all.result.output).toMatch(/^kv-keys: limit: kv\.keys\(""\) matches more than 10000 keys/);
+      expect(out(all.result)).toMatch(/^kv-keys: limit: kv\.keys\(""\) matches more than 10000 keys/);
     } finally {
       host.close();
     }
@@ -131,8 +134,8 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
     try {
       const max = 2_000_000;
       const { result, records } = await attack(host, language, policy('{}', `{ maxLedgerBytes: ${max} }`), 'event-flood');
-      const match = /^event-flood: (\d+) emitted, then limit: (.*)$/.exec(result.output ?? '');
-      expect(match, result.output).not.toBeNull();
+      const match = /^event-flood: (\d+) emitted, then limit: (.*)$/.exec(out(result));
+      expect(match, out(result)).not.toBeNull();
       const emitted = Number(match![1]);
       expect(match![2]).toContain("limits.maxLedgerBytes (2000000; ");
       const calls = records.filter((r) => r.record.type === 'call');
@@ -150,7 +153,7 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
 
       // A new run has its own budget.
       const next = await attack(host, language, policy('{}', `{ maxLedgerBytes: ${max} }`), 'event-flood');
-      expect(next.result.output).toMatch(new RegExp(`^event-flood: ${emitted} emitted, then limit`));
+      expect(out(next.result)).toMatch(new RegExp(`^event-flood: ${emitted} emitted, then limit`));
       await healthy(host, language);
     } finally {
       host.close();
@@ -163,7 +166,7 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
       const max = 20_000;
       const { result, records } = await attack(host, language, policy('{}', `{ maxLedgerBytes: ${max}, fuel: 1000000000000 }`), 'loop-imports');
       expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest' });
-      expect(result.error).toContain('limits.maxLedgerBytes (20000)');
+      expect(out(result)).toContain('limits.maxLedgerBytes (20000)');
       const limited = records.filter((r) => r.record.type === 'call' && (r.record as CallRecord).decision === 'limit');
       expect(limited.length).toBeGreaterThan(0);
       expect(limited.every((r) => (r.record as CallRecord).rule === 'limits.maxLedgerBytes')).toBe(true);
