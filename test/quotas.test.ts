@@ -151,6 +151,9 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
       expect(bytesOf(records)).toBeLessThanOrEqual(max + LEDGER_RESERVE_BYTES);
       expect(records.at(-1)!.record).toMatchObject({ outcome: 'ok' });
 
+      // The limit record replays: the replay compares its arguments as they were recorded.
+      expect(await host.replay(result.runId)).toMatchObject({ matches: true, calls: emitted + 1, outcome: 'ok' });
+
       // A new run has its own budget.
       const next = await attack(host, language, policy('{}', `{ maxLedgerBytes: ${max} }`), 'event-flood');
       expect(out(next.result)).toMatch(new RegExp(`^event-flood: ${emitted} emitted, then limit`));
@@ -172,6 +175,7 @@ describe.each(LANGUAGES)('storage quotas (%s)', (language) => {
       expect(limited.every((r) => (r.record as CallRecord).rule === 'limits.maxLedgerBytes')).toBe(true);
       expect(bytesOf(records)).toBeLessThanOrEqual(max + LEDGER_RESERVE_BYTES);
       expect((records.at(-1)!.record as RunEndRecord).outcome).toBe('trap');
+      expect(await host.replay(result.runId)).toMatchObject({ matches: true, outcome: 'trap' });
       await healthy(host, language);
     } finally {
       host.close();

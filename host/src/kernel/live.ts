@@ -14,7 +14,7 @@ import { isoNow } from '../ledger/records.js';
 import { deny, overLimit, type ApprovalRecord, type Ask, type IceError, type Verdict } from '../core/verdict.js';
 import { RefusedEffect, Steps, type Answer, type ApprovalAnswer, type ApprovalRequest, type CallContext, type CallSite, type HostEffect, type RunContext, type StepResult } from '../capabilities/define.js';
 import { hostEffectKey } from '../capabilities/registry.js';
-import { LEDGER_RESERVE_BYTES, LEDGER_RULE, RUN_END_ROOM_BYTES, recordBytesBound, type CallInput, type IntentInput, type QueuedInput, type ResultInput } from '../ledger/index.js';
+import { COMPACT_ARG_BYTES, LEDGER_RESERVE_BYTES, LEDGER_RULE, RUN_END_ROOM_BYTES, recordBytesBound, type CallInput, type IntentInput, type QueuedInput, type ResultInput } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
 import { HostFault, LedgerBudgetSpent, type Answerer } from './kernel.js';
 
@@ -59,9 +59,6 @@ export interface LiveServices {
 
 /** A duration no call reaches (12 digits of µs, 11 days): a record measured with it is never smaller than the one written. */
 const MAX_DURATION_US = 999_999_999_999;
-
-/** In a compact (ledger limit) record, an argument over this many bytes is kept as its digest and size. */
-const COMPACT_ARG_BYTES = 256;
 
 /** A call site's effect answered with a value the host could not complete: the guest gets `failed`, the run goes on. */
 class FailedStep {

@@ -21,6 +21,9 @@ export const RUN_END_ROOM_BYTES = 16 * 1024;
 /** The rule of a call refused because its record would pass the run's ledger budget. */
 export const LEDGER_RULE = 'limits.maxLedgerBytes';
 
+/** In such a call's (compact) record, an argument over this many bytes is kept as its digest and size. */
+export const COMPACT_ARG_BYTES = 256;
+
 /**
  * An upper bound of the UTF-8 bytes of `JSON.stringify(value)`: a UTF-16 unit never takes more than 6
  * bytes (`\uXXXX`), a number never more than 24 characters.
