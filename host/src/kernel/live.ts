@@ -75,6 +75,8 @@ interface RecordExtra {
 
 export class LiveAnswerer implements Answerer {
   private ownFault: HostFault | undefined;
+  /** The current call's captured arguments (calls never overlap on a run's thread). */
+  private captured: { readonly args: readonly unknown[]; readonly values: Captured[] } | undefined;
   /** Given to `perform`; one object, its seq set per call (calls never overlap on a run's thread). */
   private readonly context: CallContext & { seq: number | undefined };
 
@@ -91,6 +93,7 @@ export class LiveAnswerer implements Answerer {
 
   answer(site: CallSite, args: unknown[]): Answer {
     const started = performance.now();
+    this.captured = undefined;
     // Until a verdict exists, a failure is a check that failed: recorded as a denial by the interface.
     let decided: { decision: Verdict['decision']; rule: string } | undefined;
     let intent: number | undefined;
@@ -283,8 +286,12 @@ export class LiveAnswerer implements Answerer {
 
   /** A state write's arguments are the event the kv view is folded from: recorded whole, whatever audit.maxCaptureBytes says. */
   private captureArgs(site: CallSite, args: readonly unknown[]): Captured[] {
+    // The budget check and the record capture the same arguments: once (a large one costs a digest).
+    if (this.captured?.args === args) return this.captured.values;
     const max = site.keepWhole ? Number.POSITIVE_INFINITY : this.run.maxCaptureBytes;
-    return site.form.args(args).map((arg) => capture(arg, this.run.capture, max));
+    const values = site.form.args(args).map((arg) => capture(arg, this.run.capture, max));
+    this.captured = { args, values };
+    return values;
   }
 
   private fault(site: CallSite, args: unknown[], intent: number | undefined, decided: { decision: Verdict['decision']; rule: string }, error: unknown, started: number): HostFault {
