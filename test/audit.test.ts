@@ -18,7 +18,7 @@ grants:
   kv: { read: ["count"], write: ["count"] }
 `);
 const CLOCK_RANDOM_POLICY = writePolicy('version: 1\ncomponent: clock-random\ngrants:\n  log: deny\n  clock: {}\n  random: { maxBytes: 64 }\n');
-const FUEL_POLICY = writePolicy('version: 1\ncomponent: hostile\nlimits: { fuel: 100000 }\ngrants:\n  log: {}\n  clock: deny\n  kv: deny\n');
+const FUEL_POLICY = writePolicy('version: 1\ncomponent: hostile\nlimits: { fuel: 100000 }\ngrants:\n  log: {}\n  clock: deny\n  kv: deny\n  events: deny\n');
 
 interface Row {
   id: number;

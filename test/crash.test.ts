@@ -15,7 +15,7 @@ import { ICE_BIN, ROOT, guestWasm } from './paths.js';
 
 const POLICY = writePolicy(
   'version: 1\ncomponent: hostile\nlimits: { fuel: 1000000000000000, timeoutMs: 600000 }\n' +
-    'grants:\n  log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n',
+    'grants:\n  log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n  events: deny\n',
 );
 
 /** Committed call records so far, read by another connection as any auditor would. */

@@ -6,13 +6,13 @@
 import { renameSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../host/src/index.js';
-import { verifyRun, type CallRecord, type RunEndRecord } from '../host/src/ledger/index.js';
+import { LEDGER_RESERVE_BYTES, verifyRun, type CallRecord, type RunEndRecord, type RunStartRecord } from '../host/src/ledger/index.js';
 import { EXECUTIONS, freshHost, ice, tempDir, writePolicy, type Execution } from './helpers.js';
 import { LANGUAGES, guestWasm } from './paths.js';
 
 const MiB = 1024 * 1024;
 
-function policy(limits: string, grants = 'log: {}\n  clock: { maxCalls: 1000 }\n  kv: { read: ["count"] }'): string {
+function policy(limits: string, grants = 'log: {}\n  clock: { maxCalls: 1000 }\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }'): string {
   return writePolicy(`version: 1\ncomponent: hostile\nlimits: ${limits}\ngrants:\n  ${grants}\n`);
 }
 
@@ -69,7 +69,7 @@ const CASES: Case[] = [
   {
     attack: 'loop-imports',
     title: 'an infinite loop of import calls is stopped at its deadline with its calls on record',
-    policy: policy('{ fuel: 1000000000000000, timeoutMs: 400 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }'),
+    policy: policy('{ fuel: 1000000000000000, timeoutMs: 400 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }'),
     modes: ['worker'],
     expect: (result, calls, end) => {
       expect(result).toMatchObject({ ok: false, outcome: 'limit', limit: 'timeout' });
@@ -187,6 +187,28 @@ const CASES: Case[] = [
         error: `the guest's output is ${2 * MiB} bytes, over limits.maxOutputBytes (${MiB})`,
       }),
   },
+  {
+    attack: 'kv-flood',
+    title: 'a kv flood stops at the component quota grants.kv.maxKeys with limit, naming the key and the fix',
+    policy: policy('{}', 'log: {}\n  clock: {}\n  kv: { read: ["flood/*"], write: ["flood/*"], maxKeys: 500 }\n  events: { kinds: ["flood.*"] }'),
+    expect: (result, calls, end) => {
+      expect(result.ok ? result.output : result.error).toMatch(/^kv-flood: 500 set, then limit: kv\.set\("flood\/500"\): component "hostile" has 500 keys, grants\.kv\.maxKeys \(500\); .*raise grants\.kv\.maxKeys/);
+      expect(calls).toHaveLength(501);
+      expect(calls.at(-1)).toMatchObject({ decision: 'limit', rule: 'grants.kv.maxKeys' });
+      expect(end.counts).toMatchObject({ calls: 501, allowed: 500, limited: 1 });
+    },
+  },
+  {
+    attack: 'event-flood',
+    title: 'an event flood stops at limits.maxLedgerBytes with limit, its ledger within the budget and the reserve',
+    policy: policy('{ maxLedgerBytes: 1048576 }'),
+    expect: (result, calls, end) => {
+      expect(result.ok ? result.output : result.error).toMatch(/^event-flood: 1[67] emitted, then limit: events\.emit: its record \(\d+ bytes\) would take the run's ledger past limits\.maxLedgerBytes \(1048576; /);
+      expect(calls.at(-1)).toMatchObject({ decision: 'limit', rule: 'limits.maxLedgerBytes', args: [{ value: 'flood.tick' }, { size: 60_000 }] });
+      expect(calls.slice(0, -1).every((c) => c.decision === 'allow')).toBe(true);
+      expect(end).toMatchObject({ outcome: 'ok' });
+    },
+  },
 ];
 
 describe.each(LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [language, execution] as const)))(
@@ -205,6 +227,10 @@ describe.each(LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [lan
           c.expect(result, calls, end);
           expect(verifyRun(records)).toMatchObject({ ok: true });
           expect(records.at(-1)!.hash).toBe(result.ledgerRoot);
+          // Whatever the attack, the run's ledger stays within limits.maxLedgerBytes and its reserve.
+          const bytes = records.reduce((sum, r) => sum + Buffer.byteLength(r.body, 'utf8'), 0);
+          const { limits } = (records[0]!.record as RunStartRecord).policy.document as { limits: { maxLedgerBytes: number } };
+          expect(bytes).toBeLessThanOrEqual(limits.maxLedgerBytes + LEDGER_RESERVE_BYTES);
 
           // The host keeps serving: the next run on the same host succeeds.
           const healthy = await (await host.load(guestWasm('hostile', language), policy('{}'))).run('ok');
@@ -248,7 +274,7 @@ describe('hostile guest through the CLI', () => {
 });
 
 describe.each(LANGUAGES)('the deadline on the calling thread (%s)', (language) => {
-  const endless = policy('{ fuel: 1000000000000000, timeoutMs: 300 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }');
+  const endless = policy('{ fuel: 1000000000000000, timeoutMs: 300 }', 'log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n  events: deny');
 
   it.each(['loop', 'loop-imports'])('an in-process %s is stopped at limits.timeoutMs, with its fuel and calls on record', async (attack) => {
     const { host } = await freshHost(tempDir(), { execution: 'in-process' });

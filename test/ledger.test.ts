@@ -448,6 +448,31 @@ describe('ledger runs', () => {
     expect(() => ledger.resumeRun(writer.run)).toThrow(LedgerError);
   });
 
+  it('resumes a run from its saved tally, or from SQL aggregates when the tally is missing or disagrees', () => {
+    const dir = tempDir();
+    const worker = open(dir);
+    const writer = startRun(new LedgerStore(worker));
+    writer.appendCall(kvGet('a', 'x'));
+    writer.appendCall(kvDenied('b'));
+    writer.appendCall(kvDenied('c'));
+    const bytes = writer.bytes;
+    worker.close();
+
+    const main = open(dir);
+    const ledger = new LedgerStore(main);
+    const expected = { calls: 3, allowed: 1, denied: 2, limited: 0, invalid: 0 };
+    expect(JSON.parse((main.db.prepare('SELECT tally FROM running WHERE run = ?').get(writer.run) as { tally: string }).tally)).toEqual(expected);
+    expect(ledger.resumeRun(writer.run)).toMatchObject({ seq: 3, counts: expected, bytes });
+    expect(bytes).toBe(ledger.readRun(writer.run).reduce((sum, r) => sum + Buffer.byteLength(r.body, 'utf8'), 0));
+    main.db.prepare('UPDATE running SET tally = ? WHERE run = ?').run(JSON.stringify({ ...expected, calls: 9, denied: 8 }), writer.run);
+    expect(ledger.resumeRun(writer.run).counts).toEqual(expected);
+    main.db.prepare('UPDATE running SET tally = NULL WHERE run = ?').run(writer.run);
+    const resumed = ledger.resumeRun(writer.run);
+    expect(resumed.counts).toEqual(expected);
+    resumed.end({ outcome: 'limit', limit: 'timeout', reason: 'stopped', durationUs: 1 });
+    expect(verifyStore(ledger)).toEqual({ ok: true, records: 5, runs: 1 });
+  });
+
   it('refuses misuse: appending after end, wrong counts, a duplicate run id', () => {
     const state = open();
     const ledger = new LedgerStore(state);
@@ -677,7 +702,7 @@ describe('state database', () => {
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
     expect(state.durable(() => state.db.pragma('synchronous', { simple: true }))).toBe(2);
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
-    expect(state.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(state.db.pragma('user_version', { simple: true })).toBe(3);
     expect(Number(state.db.pragma('busy_timeout', { simple: true }))).toBeGreaterThan(0);
     expect(state.path).toBe(join(state.dir, 'ice.db'));
   });
@@ -687,7 +712,7 @@ describe('state database', () => {
     expect(state.db.open).toBe(true);
   });
 
-  it('migrates a version-1 state (before runs in flight were tracked) to version 2, keeping its ledger', () => {
+  it('migrates a version-1 state (before runs in flight were tracked) to version 3, keeping its ledger and counting its kv', () => {
     const dir = tempDir();
     const state = open(dir);
     const ledger = new LedgerStore(state);
@@ -695,14 +720,17 @@ describe('state database', () => {
     writer.end({ outcome: 'ok', durationUs: 1 });
     const before = ledger.readRun(writer.run).map((r) => r.hash);
     state.close();
-    // What ICE 0.1.0's schema v1 looked like: no `running` table.
+    // What ICE 0.1.0's schema v1 looked like: no `running` table, no kv usage (v3), and kv data to count.
     const raw = new Database(join(dir, 'ice.db'));
-    raw.exec('DROP TABLE running');
+    raw.exec('DROP TABLE running; DROP TRIGGER kv_usage_insert; DROP TRIGGER kv_usage_update; DROP TRIGGER kv_usage_delete; DROP TABLE kv_usage');
+    raw.exec("INSERT INTO kv (namespace, key, value) VALUES ('c', 'k1', 'héllo'), ('c', 'k2', 'x')");
     raw.pragma('user_version = 1');
     raw.close();
 
     const reopened = open(dir);
-    expect(reopened.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(reopened.db.pragma('user_version', { simple: true })).toBe(3);
+    // v3 counts what the kv table already held (UTF-8 bytes of keys and values).
+    expect(reopened.db.prepare('SELECT keys, bytes FROM kv_usage WHERE namespace = ?').get('c')).toEqual({ keys: 2, bytes: 2 + 6 + 2 + 1 });
     expect(reopened.db.prepare('SELECT count(*) AS n FROM running').get()).toEqual({ n: 0 });
     expect(new LedgerStore(reopened).readRun(writer.run).map((r) => r.hash)).toEqual(before);
   });
@@ -713,7 +741,7 @@ describe('state database', () => {
     const raw = new Database(join(dir, 'ice.db'));
     raw.pragma('user_version = 7');
     raw.close();
-    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 2/);
+    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 3/);
   });
 });
 

@@ -68,7 +68,7 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ['log', '{ level: [info] }', 'grants.log.level: unknown key; allowed keys: levels, maxCalls, maxMessageBytes'],
       ['clock', '{ resolution: 1 }', 'grants.clock.resolution: unknown key; allowed keys: maxCalls'],
       ['random', '{ max: 1 }', 'grants.random.max: unknown key; allowed keys: maxCalls, maxBytes'],
-      ['kv', '{ reads: [a] }', 'grants.kv.reads: unknown key; allowed keys: maxCalls, read, write, maxValueBytes, maxKeyBytes, ask, askTimeoutMs'],
+      ['kv', '{ reads: [a] }', 'grants.kv.reads: unknown key; allowed keys: maxCalls, read, write, maxValueBytes, maxKeyBytes, ask, askTimeoutMs, maxKeys, maxTotalBytes'],
       ['events', '{ kinds: [a], kind: [b] }', 'grants.events.kind: unknown key; allowed keys: maxCalls, kinds, maxPayloadBytes'],
     ])('rejects an unknown key inside grants.%s', (name, body, expected) => {
       expect(grantsIssues(`  ${name}: ${body}\n`)).toEqual([expected]);
@@ -156,12 +156,12 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ]);
     });
     it('refuses an unknown limit and a limits value that is not a mapping', () => {
-      expect(limits('{ cpu: 1 }')).toEqual(['limits.cpu: unknown key; allowed keys: fuel, timeoutMs, memoryMiB, maxOutputBytes, maxAsks']);
+      expect(limits('{ cpu: 1 }')).toEqual(['limits.cpu: unknown key; allowed keys: fuel, timeoutMs, memoryMiB, maxOutputBytes, maxLedgerBytes, maxAsks']);
       expect(limits('5')).toEqual(['limits: expected a mapping like { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64 }, got 5']);
     });
     it('fills the host defaults for limits left out, and keeps those given', () => {
       const policy = parsePolicyText(`${HEADER}limits: { timeoutMs: 500 }\ngrants: {}\n`, 'policy.yaml');
-      expect(policy.limits).toEqual({ fuel: 1_000_000_000, timeoutMs: 500, memoryMiB: 64, maxOutputBytes: 1024 * 1024, maxAsks: 20 });
+      expect(policy.limits).toEqual({ fuel: 1_000_000_000, timeoutMs: 500, memoryMiB: 64, maxOutputBytes: 1024 * 1024, maxLedgerBytes: 256 * 1024 * 1024, maxAsks: 20 });
       expect(policy.document.limits).toEqual(policy.limits);
     });
   });
@@ -453,12 +453,12 @@ grants:
       version: 1,
       component: 'counter',
       audit: { capture: 'full', maxCaptureBytes: 65536 },
-      limits: { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64, maxOutputBytes: 1048576, maxAsks: 20 },
+      limits: { fuel: 1000000000, timeoutMs: 10000, memoryMiB: 64, maxOutputBytes: 1048576, maxLedgerBytes: 268435456, maxAsks: 20 },
       grants: {
         log: { levels: ['trace', 'debug', 'info', 'warn', 'error'], maxCalls: 100_000, maxMessageBytes: 4096 },
         clock: { maxCalls: 100_000 },
         random: { maxCalls: 100_000, maxBytes: 4096 },
-        kv: { maxCalls: 100_000, read: [], write: [], maxValueBytes: 65_536, maxKeyBytes: 256, ask: [], askTimeoutMs: 60_000 },
+        kv: { maxCalls: 100_000, read: [], write: [], maxValueBytes: 65_536, maxKeyBytes: 256, ask: [], askTimeoutMs: 60_000, maxKeys: 10_000, maxTotalBytes: 67_108_864 },
         events: { maxCalls: 100_000, kinds: ['counter.*'], maxPayloadBytes: 65_536 },
       },
     });

@@ -100,7 +100,7 @@ describe('replay', () => {
 
   it('replays a run stopped at its deadline up to the calls it made', async () => {
     const { host } = await freshHost();
-    const policy = writePolicy('version: 1\ncomponent: hostile\nlimits: { fuel: 1000000000000000, timeoutMs: 300 }\ngrants:\n  log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n');
+    const policy = writePolicy('version: 1\ncomponent: hostile\nlimits: { fuel: 1000000000000000, timeoutMs: 300 }\ngrants:\n  log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n  events: deny\n');
     const result = await (await host.load(guestWasm('hostile'), policy)).run('loop-imports');
     expect(result).toMatchObject({ outcome: 'limit', limit: 'timeout' });
     expect(await host.replay(result.runId)).toMatchObject({ matches: true, calls: result.calls, note: expect.stringContaining('ended limit after these calls') });

@@ -4,7 +4,7 @@
 //
 // The raw attacks call the core imports directly (the SDK's own bindings, `ice/imports`), bypassing
 // the SDK's safe lowering, to hand the host pointers and lengths the SDK would never produce.
-import { clock, kv, log, Result } from "ice";
+import { clock, events, kv, log, Result } from "ice";
 import { _clock_now, _log_write } from "ice/imports";
 
 const LEVEL_INFO: i32 = 2; // log.level.info
@@ -159,6 +159,49 @@ function hugeOutput(): Result<string, string> {
   return ok("y".repeat(2 * 1024 * 1024));
 }
 
+// kv-flood: kv.set of 1000-byte values under fresh keys (flood/0, flood/1, ...) until the host says
+// no (at most 1,000,000): the component's kv quota must stop it with a typed error, not the disk.
+function kvFlood(): Result<string, string> {
+  const value = "v".repeat(1000);
+  let n = 0;
+  for (; n < 1000000; n++) {
+    const status = kv.set("flood/" + n.toString(), value);
+    if (status.isErr) return ok("kv-flood: " + n.toString() + " set, then " + status.error.kind + ": " + status.error.message);
+  }
+  return ok("kv-flood: " + n.toString() + " set");
+}
+
+// kv-drain: deletes every key kv.keys("flood/") lists (what kv-flood left), to show deletes free quota.
+function kvDrain(): Result<string, string> {
+  const listed = kv.keys("flood/");
+  if (listed.isErr) return ok("kv-drain: keys " + listed.error.kind + ": " + listed.error.message);
+  const keys = listed.value;
+  for (let i = 0; i < keys.length; i++) {
+    const status = kv.delete(keys[i]);
+    if (status.isErr) return ok("kv-drain: " + i.toString() + " deleted, then " + status.error.kind);
+  }
+  return ok("kv-drain: " + keys.length.toString() + " deleted");
+}
+
+// kv-keys: lists every key (prefix ""), to show the listing cap counts only keys the guest may read.
+function kvKeys(): Result<string, string> {
+  const listed = kv.keys("");
+  if (listed.isErr) return ok("kv-keys: " + listed.error.kind + ": " + listed.error.message);
+  return ok("kv-keys: " + listed.value.length.toString());
+}
+
+// event-flood: events.emit of 60,000-byte payloads (under audit.maxCaptureBytes, so each is recorded
+// whole) until the host says no (at most 1,000,000): the run's ledger budget must stop it.
+function eventFlood(): Result<string, string> {
+  const payload = "e".repeat(60000);
+  let n = 0;
+  for (; n < 1000000; n++) {
+    const status = events.emit("flood.tick", payload);
+    if (status.isErr) return ok("event-flood: " + n.toString() + " emitted, then " + status.error.kind + ": " + status.error.message);
+  }
+  return ok("event-flood: " + n.toString() + " emitted");
+}
+
 export function run(input: string): Result<string, string> {
   if (input == "loop") return spin();
   if (input == "denied-then-loop") return deniedThenLoop();
@@ -174,6 +217,10 @@ export function run(input: string): Result<string, string> {
   if (input == "bad-retptr") return badRetptr();
   if (input == "denied-10k") return denied10k();
   if (input == "huge-output") return hugeOutput();
+  if (input == "kv-flood") return kvFlood();
+  if (input == "kv-drain") return kvDrain();
+  if (input == "kv-keys") return kvKeys();
+  if (input == "event-flood") return eventFlood();
   if (input == "ok") return ok("still here");
   return Result.err<string, string>("unknown attack: " + input);
 }

@@ -33,6 +33,14 @@ export class DeadlineReached extends Error {
   override readonly name = 'DeadlineReached';
 }
 
+/**
+ * Thrown into the guest (the run traps, guest blame) when it keeps calling after its ledger budget
+ * and the reserve for limit records are spent: nothing more of the run can be recorded, so it stops.
+ */
+export class LedgerBudgetSpent extends Error {
+  override readonly name = 'LedgerBudgetSpent';
+}
+
 /** How a run's calls are answered: live (decided, recorded, performed) or from a recording. */
 export interface Answerer {
   answer(site: CallSite, args: unknown[]): Answer;

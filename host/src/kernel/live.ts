@@ -14,9 +14,9 @@ import { isoNow } from '../ledger/records.js';
 import { deny, overLimit, type ApprovalRecord, type Ask, type IceError, type Verdict } from '../core/verdict.js';
 import { RefusedEffect, Steps, type Answer, type ApprovalAnswer, type ApprovalRequest, type CallContext, type CallSite, type HostEffect, type RunContext, type StepResult } from '../capabilities/define.js';
 import { hostEffectKey } from '../capabilities/registry.js';
-import type { CallInput, IntentInput, ResultInput } from '../ledger/index.js';
+import { COMPACT_ARG_BYTES, LEDGER_RESERVE_BYTES, LEDGER_RULE, RUN_END_ROOM_BYTES, recordBytesBound, type CallInput, type IntentInput, type QueuedInput, type ResultInput } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
-import { HostFault, type Answerer } from './kernel.js';
+import { HostFault, LedgerBudgetSpent, type Answerer } from './kernel.js';
 
 /** Where the kernel records calls: a run's (buffered) writer. */
 export interface CallRecorder {
@@ -26,6 +26,10 @@ export interface CallRecorder {
   appendResult(result: ResultInput): unknown;
   /** Commits what is queued; called before a state write opens its transaction. */
   flush(): void;
+  /** An upper bound of the bytes of the run's records so far; exact right after `flush()`. */
+  readonly bytesBound: number;
+  /** The exact bytes `input` would take as the next record (commits the queue first). */
+  measure(input: QueuedInput): number;
 }
 
 /** A blocking call to the host thread (worker execution): a host effect, or the approver. */
@@ -53,6 +57,9 @@ export interface LiveServices {
   readonly bridge?: HostBridge;
 }
 
+/** A duration no call reaches (12 digits of µs, 11 days): a record measured with it is never smaller than the one written. */
+const MAX_DURATION_US = 999_999_999_999;
+
 /** A call site's effect answered with a value the host could not complete: the guest gets `failed`, the run goes on. */
 class FailedStep {
   constructor(readonly message: string) {}
@@ -70,6 +77,8 @@ export class LiveAnswerer implements Answerer {
   private ownFault: HostFault | undefined;
   /** Asks this run put to the approver (limits.maxAsks). */
   private asks = 0;
+  /** The current call's captured arguments (calls never overlap on a run's thread). */
+  private captured: { readonly args: readonly unknown[]; readonly values: Captured[] } | undefined;
   /** Given to `perform`; one object, its seq set per call (calls never overlap on a run's thread). */
   private readonly context: CallContext & { seq: number | undefined };
 
@@ -86,6 +95,7 @@ export class LiveAnswerer implements Answerer {
 
   answer(site: CallSite, args: unknown[]): Answer {
     const started = performance.now();
+    this.captured = undefined;
     // Until a verdict exists, a failure is a check that failed: recorded as a denial by the interface.
     let decided: { decision: Verdict['decision']; rule: string } | undefined;
     let intent: number | undefined;
@@ -105,18 +115,31 @@ export class LiveAnswerer implements Answerer {
       if (first.decision === 'ask') {
         this.asks++;
         decided = { decision: 'deny', rule: first.rule };
+        const over = this.overBudget(site, this.intentInput(site, args, 'ask', first.rule));
+        if (over) return this.finish(site, args, undefined, over, undefined, started, {});
         // The question leaves the run: it is durable before the approver sees it.
         intent = this.intent(site, args, 'ask', first.rule);
         ({ verdict, approval } = this.approve(site.label, first));
       } else verdict = first;
       decided = verdict;
       if (verdict.decision !== 'allow') return this.finish(site, args, intent, verdict, undefined, started, { approval });
+      // An effect starts only once the record announcing it (its intent, or its call record) is sure to fit the budget.
+      if (intent === undefined) {
+        const announced =
+          site.effect === 'host'
+            ? this.intentInput(site, args, 'allow', verdict.rule)
+            : ({ call: site.call, args: this.captureArgs(site, args), decision: 'allow', rule: verdict.rule, outcome: { ok: null }, durationUs: MAX_DURATION_US } satisfies CallInput);
+        const over = this.overBudget(site, announced);
+        if (over) return this.finish(site, args, undefined, over, undefined, started, {});
+      }
       if (site.effect === 'host' && intent === undefined) intent = this.intent(site, args, 'allow', verdict.rule);
       if (site.effect !== 'state') return this.perform(site, args, intent, verdict, started, approval);
       // The write, its record and every record before it commit together, in call order.
       this.services.recorder.flush();
       return this.services.state.transaction(() => this.perform(site, args, intent, verdict, started, approval));
     } catch (error) {
+      // Not a host fault: the guest ran its own ledger budget out; the run ends as its trap.
+      if (error instanceof LedgerBudgetSpent) throw error;
       throw this.fault(site, args, intent, decided ?? { decision: 'deny', rule: `grants.${site.budget.name}` }, error, started);
     }
   }
@@ -131,7 +154,47 @@ export class LiveAnswerer implements Answerer {
 
   /** Makes durable the intent of a call whose effect leaves the run; returns its seq. */
   private intent(site: CallSite, args: unknown[], decision: 'allow' | 'ask', rule: string): number {
-    return this.services.recorder.appendIntent({ call: site.call, args: this.captureArgs(site, args), decision, rule, at: isoNow() });
+    return this.services.recorder.appendIntent(this.intentInput(site, args, decision, rule));
+  }
+
+  private intentInput(site: CallSite, args: unknown[], decision: 'allow' | 'ask', rule: string): IntentInput {
+    return { call: site.call, args: this.captureArgs(site, args), decision, rule, at: isoNow() };
+  }
+
+  /**
+   * The `limit` refusal of a call whose record would take the run's ledger past limits.maxLedgerBytes, or
+   * undefined when it fits. A bound from string lengths decides almost every call; only a record the
+   * bound cannot place under the budget is measured exactly (which commits the queue first).
+   */
+  private overBudget(site: CallSite, input: QueuedInput): Verdict | undefined {
+    const recorder = this.services.recorder;
+    const max = this.run.limits.maxLedgerBytes;
+    if (recorder.bytesBound + recordBytesBound(this.run.runId, input) <= max) return undefined;
+    const bytes = recorder.measure(input);
+    const used = recorder.bytesBound;
+    if (used + bytes <= max) return undefined;
+    return overLimit(
+      LEDGER_RULE,
+      `${site.label}: its record (${bytes} bytes) would take the run's ledger past ${LEDGER_RULE} (${max}; ${used} bytes used); ` +
+        `raise ${LEDGER_RULE} in the policy, or record less (audit.maxCaptureBytes, audit.capture: digest)`,
+    );
+  }
+
+  /**
+   * A call refused for the ledger budget is recorded compactly: an argument over COMPACT_ARG_BYTES as its digest. It draws on
+   * the reserve; once that is spent too (a guest calling on regardless), the run is stopped.
+   */
+  private compact<Input extends CallInput | ResultInput>(site: CallSite, args: unknown[], input: Input): Input {
+    const small = 'args' in input ? { ...input, args: site.form.args(args).map((arg) => capture(arg, this.run.capture, COMPACT_ARG_BYTES)) } : input;
+    const recorder = this.services.recorder;
+    const max = this.run.limits.maxLedgerBytes + LEDGER_RESERVE_BYTES - RUN_END_ROOM_BYTES;
+    if (recorder.bytesBound + recordBytesBound(this.run.runId, small) > max && recorder.bytesBound + recorder.measure(small) > max) {
+      throw new LedgerBudgetSpent(
+        `the guest kept calling after its ledger budget was spent: ${LEDGER_RULE} (${this.run.limits.maxLedgerBytes}) and the ` +
+          `${LEDGER_RESERVE_BYTES}-byte reserve for limit records are used up; raise ${LEDGER_RULE} in the policy`,
+      );
+    }
+    return small;
   }
 
   private host<Request, Reply>(effect: HostEffect<Request, Reply, never>, request: Request): Reply {
@@ -188,6 +251,28 @@ export class LiveAnswerer implements Answerer {
    */
   private finish(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, value: unknown, started: number | undefined, extra: RecordExtra): Answer {
     const durationUs = extra.durationUs ?? Math.round((performance.now() - (started ?? performance.now())) * 1000);
+    // The call's time, set here so a queued record does not need a copy to carry it.
+    const at = isoNow();
+    let input = this.recordInput(site, args, intent, verdict, value, durationUs, at, extra);
+    // A state write was checked against the budget before it was made (its outcome is known in advance);
+    // any other record is checked as it is, and one that would not fit becomes a limit.
+    if (verdict.rule !== LEDGER_RULE && !(verdict.decision === 'allow' && site.effect === 'state' && !(value instanceof FailedStep))) {
+      const over = this.overBudget(site, input);
+      if (over) {
+        verdict = over;
+        input = this.recordInput(site, args, intent, verdict, undefined, durationUs, at, extra);
+      }
+    }
+    if (verdict.rule === LEDGER_RULE && verdict.decision === 'limit') input = this.compact(site, args, input);
+    if (intent !== undefined) this.services.recorder.appendResult(input as ResultInput);
+    else this.services.recorder.appendCall(input as CallInput);
+    if (verdict.decision !== 'allow') return { tag: 'err', val: verdict.error };
+    if (value instanceof FailedStep) return { tag: 'err', val: { tag: 'failed', val: value.message } satisfies IceError };
+    return { tag: 'ok', val: value };
+  }
+
+  /** The record of a call (or its intent's result) with this verdict and value. */
+  private recordInput(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, value: unknown, durationUs: number, at: string, extra: RecordExtra): CallInput | ResultInput {
     const allowed = verdict.decision === 'allow';
     const failed = value instanceof FailedStep ? value.message : undefined;
     const max = site.keepWhole ? Number.POSITIVE_INFINITY : this.run.maxCaptureBytes;
@@ -196,27 +281,25 @@ export class LiveAnswerer implements Answerer {
       : failed !== undefined
         ? { err: { kind: 'failed' as const, message: failed } }
         : { ok: value === undefined ? null : capture(site.form.result(value), this.run.capture, max) };
-    // The call's time, set here so a queued record does not need a copy to carry it.
-    const at = isoNow();
     if (intent !== undefined) {
       const result: ResultInput = { call: site.call, intent, decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at };
       if (extra.approval) result.approval = { ...extra.approval };
-      this.services.recorder.appendResult(result);
-    } else {
-      const call: CallInput = { call: site.call, args: this.captureArgs(site, args), decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at };
-      if (extra.hop !== undefined) call.hop = extra.hop;
-      if (extra.approval) call.approval = { ...extra.approval };
-      this.services.recorder.appendCall(call);
+      return result;
     }
-    if (!allowed) return { tag: 'err', val: verdict.error };
-    if (failed !== undefined) return { tag: 'err', val: { tag: 'failed', val: failed } satisfies IceError };
-    return { tag: 'ok', val: value };
+    const call: CallInput = { call: site.call, args: this.captureArgs(site, args), decision: verdict.decision, rule: verdict.rule, outcome, durationUs, at };
+    if (extra.hop !== undefined) call.hop = extra.hop;
+    if (extra.approval) call.approval = { ...extra.approval };
+    return call;
   }
 
   /** A state write's arguments are the event the kv view is folded from: recorded whole, whatever audit.maxCaptureBytes says. */
   private captureArgs(site: CallSite, args: readonly unknown[]): Captured[] {
+    // The budget check and the record capture the same arguments: once (a large one costs a digest).
+    if (this.captured?.args === args) return this.captured.values;
     const max = site.keepWhole ? Number.POSITIVE_INFINITY : this.run.maxCaptureBytes;
-    return site.form.args(args).map((arg) => capture(arg, this.run.capture, max));
+    const values = site.form.args(args).map((arg) => capture(arg, this.run.capture, max));
+    this.captured = { args, values };
+    return values;
   }
 
   private fault(site: CallSite, args: unknown[], intent: number | undefined, decided: { decision: Verdict['decision']; rule: string }, error: unknown, started: number): HostFault {

@@ -8,7 +8,8 @@ import { Unrecorded, type Answer, type CallSite } from '../capabilities/define.j
 import type { LedgerCall } from '../ledger/calls.js';
 import { displayCall, formatCaptured } from '../ledger/format.js';
 import type { RunEndRecord } from '../ledger/records.js';
-import type { Answerer } from './kernel.js';
+import { COMPACT_ARG_BYTES, LEDGER_RULE } from '../ledger/budget.js';
+import { LedgerBudgetSpent, type Answerer } from './kernel.js';
 
 /** The run cannot be replayed at all (as opposed to replaying and diverging). */
 export class ReplayError extends Error {
@@ -51,10 +52,14 @@ export class RecordedAnswerer implements Answerer {
   }
 
   answer(site: CallSite, args: unknown[]): Answer {
-    const max = site.keepWhole ? Number.POSITIVE_INFINITY : this.settings.maxCaptureBytes;
-    const actual = site.form.args(args).map((arg) => capture(arg, this.settings.capture, max));
     const expected = this.calls[this.next++];
+    // A call refused for the ledger budget was recorded compactly (live.ts): compare it as it was recorded.
+    const compact = expected?.rule === LEDGER_RULE && expected.decision === 'limit' && expected.resultSeq === undefined;
+    const max = compact ? COMPACT_ARG_BYTES : site.keepWhole ? Number.POSITIVE_INFINITY : this.settings.maxCaptureBytes;
+    const actual = site.form.args(args).map((arg) => capture(arg, this.settings.capture, max));
     if (expected === undefined) {
+      // The run was stopped for calling on past its ledger budget: the replay stops it the same way.
+      if (this.end.outcome === 'trap' && this.end.blame === 'guest' && this.calls.at(-1)?.rule === LEDGER_RULE) throw new LedgerBudgetSpent(this.end.reason ?? '');
       if ((this.end.outcome === 'limit' && this.end.limit === 'timeout') || this.end.outcome === 'incomplete') {
         this.stoppedFromOutside = `the original run ended ${this.end.outcome} after these calls; the replay stopped there`;
       } else this.divergence = { seq: this.end.seq, expected: `run-end (${this.end.outcome})`, actual: describeCall(site.call, actual) };

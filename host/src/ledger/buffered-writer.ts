@@ -16,6 +16,7 @@
  * copy of the queue (see sandbox/journal.ts).
  */
 import type { StateDb } from '../storage/db.js';
+import { recordBytesBound } from './budget.js';
 import type { IntentLog } from './intent-log.js';
 import { DECISION_COUNTER, isoNow, queuedType, type CallInput, type IntentInput, type QueuedInput, type ResultInput, type RunCounts, type RunEndInput } from './records.js';
 import { LedgerError, type RunWriter } from './store.js';
@@ -40,6 +41,8 @@ export class BufferedRunWriter {
   /** Intents without a result yet (committed or queued). */
   private readonly open = new Set<number>();
   private readonly maxPending: number;
+  /** An upper bound of the bytes of the queued records (see budget.ts); exact once they are committed. */
+  private queuedBytes = 0;
 
   constructor(
     private readonly inner: RunWriter,
@@ -58,6 +61,20 @@ export class BufferedRunWriter {
   /** Seq of the last record appended (queued or committed). */
   get seq(): number {
     return this.inner.seq + this.queue.length;
+  }
+
+  /**
+   * An upper bound of the bytes of this run's records (committed, exact, plus a bound of the queued
+   * ones); exact after `flush()`.
+   */
+  get bytesBound(): number {
+    return this.inner.bytes + this.queuedBytes;
+  }
+
+  /** The exact bytes `input` would take as the next record; commits the queue first (a record's seq and prev depend on it). */
+  measure(input: QueuedInput): number {
+    this.flush();
+    return this.inner.measure(input);
   }
 
   get counts(): Readonly<RunCounts> {
@@ -126,12 +143,14 @@ export class BufferedRunWriter {
       return;
     }
     this.queue.push(input);
+    this.queuedBytes += recordBytesBound(this.inner.run, input);
     const kept = this.options.onQueued?.(input, this.seq) ?? true;
     if (!kept || this.queue.length >= this.maxPending) this.flush();
   }
 
   private committed(): void {
     this.queue = [];
+    this.queuedBytes = 0;
     this.logged = 0;
     this.options.intentLog?.clear();
     this.options.onFlushed?.();

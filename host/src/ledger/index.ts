@@ -7,3 +7,4 @@ export * from './recover.js';
 export * from './buffered-writer.js';
 export * from './calls.js';
 export * from './intent-log.js';
+export * from './budget.js';

@@ -60,6 +60,10 @@ export interface RunWriter {
   readonly ended: boolean;
   /** Seqs of the intents written without a result yet. */
   readonly openIntents: ReadonlySet<number>;
+  /** UTF-8 bytes of the record bodies of this run in the ledger (its run-start included): what limits.maxLedgerBytes bounds. */
+  readonly bytes: number;
+  /** The exact bytes `input` would take as the next record of this run (serialized as it would be, not written). */
+  measure(input: QueuedInput): number;
   /** Appends a call record (seq = previous + 1); returns its hash. Committed on return unless in a transaction. */
   appendCall(call: CallInput): string;
   /** Appends an intent record; returns its seq. Committed on return unless in a transaction. */
@@ -110,6 +114,12 @@ export class LedgerStore {
   private readonly insertStmt: Statement<[string, number, string, string, string]>;
   private readonly lastRunStartStmt: Statement<[], { run: string; hash: string }>;
   private readonly readRunStmt: Statement<[string], { hash: string; body: string }>;
+  private readonly hasRunStmt: Statement<[string], { found: number }>;
+  private readonly lastRecordStmt: Statement<[string], { seq: number; hash: string; type: string }>;
+  private readonly runTalliesStmt: Statement<[string], { type: string; decision: string | null; n: number }>;
+  private readonly openIntentsStmt: Statement<[{ run: string }], { seq: number }>;
+  private readonly runningTallyStmt: Statement<[string], { tally: string | null }>;
+  private readonly runBytesStmt: Statement<[string], { bytes: number | null; calls: number }>;
   private readonly rowsStmt: Statement<[], LedgerRow>;
   private readonly listRunsStmt: Statement<
     [number],
@@ -124,6 +134,22 @@ export class LedgerStore {
     );
     this.readRunStmt = db.prepare('SELECT hash, body FROM ledger WHERE run = ? ORDER BY seq');
     this.rowsStmt = db.prepare('SELECT id, run, seq, type, hash, body FROM ledger ORDER BY id');
+    this.hasRunStmt = db.prepare('SELECT 1 AS found FROM ledger WHERE run = ? LIMIT 1');
+    this.lastRecordStmt = db.prepare('SELECT seq, hash, type FROM ledger WHERE run = ? ORDER BY seq DESC LIMIT 1');
+    // What a writer resuming a run needs, computed by SQLite (C, row by row) rather than by reading every
+    // record into the host's memory: a stopped run can hold gigabytes.
+    this.runTalliesStmt = db.prepare(
+      `SELECT type, CASE WHEN type IN ('call', 'result') THEN body ->> '$.decision' END AS decision, count(*) AS n
+         FROM ledger WHERE run = ? GROUP BY 1, 2`,
+    );
+    this.runningTallyStmt = db.prepare('SELECT tally FROM running WHERE run = ?');
+    // octet_length reads a row's header, not its text: cheap whatever the run's size.
+    this.runBytesStmt = db.prepare("SELECT sum(octet_length(body)) AS bytes, count(*) FILTER (WHERE type IN ('call', 'intent')) AS calls FROM ledger WHERE run = ?");
+    this.openIntentsStmt = db.prepare(
+      `SELECT seq FROM ledger WHERE run = @run AND type = 'intent'
+       EXCEPT SELECT body ->> '$.intent' FROM ledger WHERE run = @run AND type = 'result'
+       ORDER BY 1`,
+    );
     this.listRunsStmt = db.prepare(
       `SELECT s.body AS start, e.body AS end, e.hash AS root,
               CASE WHEN e.body IS NULL THEN
@@ -167,7 +193,8 @@ export class LedgerStore {
       }
       // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
       this.state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)').run(start.run, process.pid, record.at);
-      const writer = new SqliteRunWriter(this.state, this.insertStmt, start.run, 0, hash, emptyCounts(), false);
+      const writer = new SqliteRunWriter(this.state, this.insertStmt, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'));
+      writer.saveTally();
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
       return writer;
@@ -180,14 +207,36 @@ export class LedgerStore {
    * is gone: two writers on one run collide on (run, seq).
    */
   resumeRun(runId: string): RunWriter {
-    const records = this.readRun(runId);
-    const last = records[records.length - 1];
+    const last = this.lastRecordStmt.get(runId);
     if (last === undefined) throw new LedgerError(`resumeRun: no run ${runId} in the ledger`);
-    if (last.record.type === 'run-end') throw new LedgerError(`resumeRun: run ${runId} has already ended`);
+    if (last.type === 'run-end') throw new LedgerError(`resumeRun: run ${runId} has already ended`);
+    // A stopped run is never read whole (it may hold gigabytes): its writer kept its tallies in its
+    // `running` row, committed with its records; bytes, calls and open intents come from the rows'
+    // headers and the (few) intent and result records.
+    const { bytes, calls } = this.runBytesStmt.get(runId) ?? { bytes: 0, calls: 0 };
+    const saved = this.runningTallyStmt.get(runId)?.tally;
+    const counts = saved ? ({ ...emptyCounts(), ...(JSON.parse(saved) as Partial<RunCounts>) } as RunCounts) : this.aggregateCounts(runId);
+    // The tally must agree with the records; if it does not (written by an older ICE, or edited), count.
+    const tallied = counts.calls === calls ? counts : this.aggregateCounts(runId);
+    const open = new Set(this.openIntentsStmt.all({ run: runId }).map((row) => row.seq));
+    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.seq, last.hash, tallied, false, open, bytes ?? 0);
+  }
+
+  /** The tallies `tally` keeps record by record, as SQL aggregates (parses every call and result, in SQLite). */
+  private aggregateCounts(runId: string): RunCounts {
     const counts = emptyCounts();
-    const open = new Set<number>();
-    for (const { record } of records) tally(counts, open, record);
-    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.record.seq, last.hash, counts, false, open);
+    for (const row of this.runTalliesStmt.all(runId)) {
+      if (row.type === 'call' || row.type === 'intent') counts.calls += row.n;
+      if ((row.type === 'call' || row.type === 'result') && row.decision !== null && DECISIONS.has(row.decision)) {
+        counts[DECISION_COUNTER[row.decision as keyof typeof DECISION_COUNTER]] += row.n;
+      }
+    }
+    return counts;
+  }
+
+  /** Whether the ledger holds any record of `runId` (one index lookup). */
+  hasRun(runId: string): boolean {
+    return this.hasRunStmt.get(runId) !== undefined;
   }
 
   /** A run's records in seq order (empty if unknown). Bodies are parsed, not verified: see `verifyRun`. */
@@ -289,6 +338,7 @@ function isUniqueViolation(err: unknown): boolean {
 
 class SqliteRunWriter implements RunWriter {
   private invalidReason: string | undefined;
+  private saveTallyStmt: Statement<[string, string]> | undefined;
 
   constructor(
     private readonly state: StateDb,
@@ -299,6 +349,7 @@ class SqliteRunWriter implements RunWriter {
     private countsValue: RunCounts,
     private endedValue: boolean,
     private openValue: Set<number> = new Set(),
+    private bytesValue = 0,
   ) {}
 
   get seq(): number {
@@ -316,9 +367,29 @@ class SqliteRunWriter implements RunWriter {
   get openIntents(): ReadonlySet<number> {
     return this.openValue;
   }
+  get bytes(): number {
+    return this.bytesValue;
+  }
+
+  measure(input: QueuedInput): number {
+    const type = queuedType(input);
+    const record =
+      type === 'result'
+        ? this.resultRecord(input as ResultInput)
+        : type === 'intent'
+          ? this.intentRecord(input as IntentInput)
+          : this.callRecord(input as CallInput);
+    return Buffer.byteLength(serializeRecord(record), 'utf8');
+  }
 
   invalidate(reason: string): void {
     this.invalidReason = reason;
+  }
+
+  /** Saves the decision tallies in the run's `running` row (in the caller's transaction): what resumeRun reads. */
+  saveTally(): void {
+    this.saveTallyStmt ??= this.state.db.prepare('UPDATE running SET tally = ? WHERE run = ?');
+    this.saveTallyStmt.run(JSON.stringify(this.countsValue), this.run);
   }
 
   /** The next call record of this run: seq and prev follow the head. */
@@ -424,8 +495,10 @@ class SqliteRunWriter implements RunWriter {
       this.insertStmt.run(record.run, record.seq, record.type, hash, body);
       this.seqValue = record.seq;
       this.headValue = hash;
+      this.bytesValue += Buffer.byteLength(body, 'utf8');
       tally(this.countsValue, this.openValue, record);
     }
+    this.saveTally();
   }
 
   end(input: RunEndInput): string {
@@ -488,7 +561,9 @@ class SqliteRunWriter implements RunWriter {
     const counts = { ...this.countsValue };
     const open = new Set(this.openValue);
     const ended = this.endedValue;
+    const bytes = this.bytesValue;
     this.state.onRollback(() => {
+      this.bytesValue = bytes;
       this.seqValue = seq;
       this.headValue = head;
       this.countsValue = counts;
@@ -500,13 +575,17 @@ class SqliteRunWriter implements RunWriter {
   /** Inserts one record; advances the head and the tallies, and registers the undo if inside a transaction. */
   private insert(record: CallRecord | IntentRecord | ResultRecord | RunEndRecord): string {
     if (record.type !== 'intent') checkDuration(record.type, record.durationUs);
+    // Outside a transaction the record and its tally commit together in one of their own.
+    if (!this.state.inTransaction && record.type !== 'run-end') return this.state.transaction(() => this.insert(record));
     const body = serializeRecord(record);
     const hash = sha256Hex(body);
     this.insertStmt.run(record.run, record.seq, record.type, hash, body);
     this.snapshotForRollback();
     this.seqValue = record.seq;
     this.headValue = hash;
+    this.bytesValue += Buffer.byteLength(body, 'utf8');
     tally(this.countsValue, this.openValue, record);
+    if (record.type !== 'run-end') this.saveTally();
     return hash;
   }
 }

@@ -24,6 +24,8 @@ export const DEFAULT_LIMITS = Object.freeze({
   timeoutMs: 10_000,
   memoryMiB: 64,
   maxOutputBytes: MiB,
+  // The bytes of ledger records one run may append (a run over it gets `limit`; see ledger/budget.ts).
+  maxLedgerBytes: 256 * MiB,
   // The deadline pauses while a human answers an ask, so asks are what could stretch a run without end.
   maxAsks: 20,
 } as const);
@@ -34,6 +36,7 @@ export const LIMITS_MAX = Object.freeze({
   timeoutMs: 3_600_000,
   memoryMiB: 4096,
   maxOutputBytes: 64 * MiB,
+  maxLedgerBytes: 64 * 1024 * MiB,
   maxAsks: 1000,
 } as const);
 
@@ -61,6 +64,7 @@ const LimitsSchema = strictObject(
     timeoutMs: limit(LIMITS_MAX.timeoutMs, DEFAULT_LIMITS.timeoutMs, ' (ms)'),
     memoryMiB: limit(LIMITS_MAX.memoryMiB, DEFAULT_LIMITS.memoryMiB, ' (MiB)'),
     maxOutputBytes: size(LIMITS_MAX.maxOutputBytes, DEFAULT_LIMITS.maxOutputBytes),
+    maxLedgerBytes: size(LIMITS_MAX.maxLedgerBytes, DEFAULT_LIMITS.maxLedgerBytes),
     maxAsks: limit(LIMITS_MAX.maxAsks, DEFAULT_LIMITS.maxAsks),
   },
   (got) => messages.limitsNotMapping(got),

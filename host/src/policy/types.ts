@@ -33,12 +33,17 @@ export interface Denied {
 export interface RunLimits {
   /** Units of guest work: one per function entry, function exit and loop iteration. */
   readonly fuel: number;
-  /** Wall clock, enforced by terminating the run's worker (worker execution only). */
+  /** Wall clock: a worker is terminated at it; a run on the calling thread is stopped by its meter (sandbox/fuel.ts). */
   readonly timeoutMs: number;
   /** The maximum of every linear memory the component defines. */
   readonly memoryMiB: number;
   /** The run's ok output or err message, in UTF-8 bytes. */
   readonly maxOutputBytes: number;
+  /**
+   * UTF-8 bytes of ledger records one run may append, its run-start included; a call whose record would
+   * pass it gets `limit` (a compact record, from a fixed reserve kept with the run-end: ledger/budget.ts).
+   */
+  readonly maxLedgerBytes: number;
   /**
    * Approvals one run may ask for (calls and redirect hops together). The run's deadline pauses while a
    * human answers, so without this bound a guest could keep a run, and a human, busy indefinitely.

@@ -11,7 +11,7 @@ import { capture } from '../core/capture.js';
 import { ICE_VERSION } from '../core/version.js';
 import { RunKernel } from '../kernel/kernel.js';
 import { LiveAnswerer, type HostBridge } from '../kernel/live.js';
-import { appendLogged, BufferedRunWriter, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
+import { appendLogged, BufferedRunWriter, LEDGER_RESERVE_BYTES, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
 import type { Journal } from './journal.js';
@@ -62,7 +62,7 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, input, deadline);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
-  const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs)));
+  const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs, writer.bytesBound)));
   intentLog.remove();
   return { runId, ending, fuel, counts: writer.counts, ledgerRoot, durationUs };
 }
@@ -86,9 +86,11 @@ export function endStoppedRun(
   const { ledger, state } = services;
   const ended = state.durable(() =>
     state.transaction(() => {
-      const writer = ledger.readRun(request.runId).length > 0 ? ledger.resumeRun(request.runId) : startRun(ledger, request);
+      // Resumed from SQL aggregates (counts, last seq and hash), never by reading the run's records: a
+      // run stopped at its deadline may have written gigabytes.
+      const writer = ledger.hasRun(request.runId) ? ledger.resumeRun(request.runId) : startRun(ledger, request);
       appendLogged(writer, [...rescued, ...readIntentLog(state.dir, request.runId)]);
-      const root = writer.end(runEnd(ending, request.policy, undefined, durationUs));
+      const root = writer.end(runEnd(ending, request.policy, undefined, durationUs, writer.bytes));
       const counts = writer.openIntents.size > 0 ? { ...writer.counts, unknown: writer.openIntents.size } : writer.counts;
       return { root, counts };
     }),
@@ -109,8 +111,14 @@ function startRun(ledger: LedgerStore, request: RunRequest): RunWriter {
   });
 }
 
-function runEnd(ending: RunEnding, policy: IcePolicy, fuel: number | undefined, durationUs: number): RunEndInput {
-  const kept = (text: string) => capture(text, policy.capture, policy.maxCaptureBytes);
+/**
+ * The run-end, its output kept whole only if it fits what is left of the ledger budget and its reserve
+ * (`used`: the run's bytes so far), else recorded as its digest: the run-end always fits.
+ */
+function runEnd(ending: RunEnding, policy: IcePolicy, fuel: number | undefined, durationUs: number, used: number): RunEndInput {
+  // A UTF-8 byte takes at most 6 bytes of JSON; 4 KiB is kept for the run-end's other fields.
+  const room = Math.floor((policy.limits.maxLedgerBytes + LEDGER_RESERVE_BYTES - used - 4096) / 6);
+  const kept = (text: string) => capture(text, policy.capture, Math.max(0, Math.min(policy.maxCaptureBytes, room)));
   const common = { durationUs, ...(fuel === undefined ? {} : { fuel }) };
   switch (ending.outcome) {
     case 'ok':

@@ -12,7 +12,7 @@ import type { Admitted } from '../capabilities/admit.js';
 import { WasiDenied, WasiExit } from '../capabilities/wasi/index.js';
 import type { AgentExports, Meter } from '../component/prepare.js';
 import { runMeter } from './fuel.js';
-import { DeadlineReached, HostFault, type RunKernel } from '../kernel/kernel.js';
+import { DeadlineReached, HostFault, LedgerBudgetSpent, type RunKernel } from '../kernel/kernel.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
 import type { ImportProvider } from './instantiate.js';
@@ -99,6 +99,7 @@ export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): Run
   // wasi:cli/exit ends the run, never the process: success is an ok run with empty output.
   if (error instanceof WasiExit) return error.ok ? { outcome: 'ok', output: '' } : { outcome: 'error', error: error.message };
   if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };
+  if (error instanceof LedgerBudgetSpent) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };
   if (error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload')) {
     const payload = (error as Error & { payload: unknown }).payload;

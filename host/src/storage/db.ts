@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 
 /** The schema version this build writes and understands (`PRAGMA user_version`). */
-export const STATE_SCHEMA_VERSION = 2;
+export const STATE_SCHEMA_VERSION = 3;
 
 /** The database file name inside a state directory. */
 export const STATE_DB_FILE = 'ice.db';
@@ -104,6 +104,35 @@ const MIGRATIONS: readonly string[] = [
     pid     INTEGER NOT NULL,
     started TEXT NOT NULL
   ) STRICT;
+  `,
+  // v3: each component's kv usage (keys, and UTF-8 bytes of keys plus values), kept by triggers in the
+  // transaction of every kv write, so a quota check is one row read, never a scan, and stays exact
+  // whoever writes the table (runs, concurrent runs, a rebuild of the view).
+  `
+  CREATE TABLE kv_usage (
+    namespace TEXT PRIMARY KEY,
+    keys      INTEGER NOT NULL,
+    bytes     INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO kv_usage (namespace, keys, bytes)
+    SELECT namespace, count(*), sum(octet_length(key) + octet_length(value)) FROM kv GROUP BY namespace;
+  CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv
+  BEGIN
+    INSERT INTO kv_usage (namespace, keys, bytes) VALUES (NEW.namespace, 1, octet_length(NEW.key) + octet_length(NEW.value))
+      ON CONFLICT (namespace) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes;
+  END;
+  CREATE TRIGGER kv_usage_update AFTER UPDATE ON kv
+  BEGIN
+    UPDATE kv_usage SET bytes = bytes - octet_length(OLD.key) - octet_length(OLD.value) WHERE namespace = OLD.namespace;
+    UPDATE kv_usage SET bytes = bytes + octet_length(NEW.key) + octet_length(NEW.value) WHERE namespace = NEW.namespace;
+  END;
+  CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv
+  BEGIN
+    UPDATE kv_usage SET keys = keys - 1, bytes = bytes - octet_length(OLD.key) - octet_length(OLD.value) WHERE namespace = OLD.namespace;
+  END;
+  -- A run in flight's decision tallies (JSON RunCounts), committed with its records: what its run-end
+  -- needs when another writer ends it, without reading (parsing) every record of a run that may be huge.
+  ALTER TABLE running ADD COLUMN tally TEXT;
   `,
 ];
 

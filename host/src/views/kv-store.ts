@@ -16,12 +16,20 @@
 import type { Statement } from 'better-sqlite3';
 import type { StateDb } from '../storage/db.js';
 
+/** A component's kv usage: its keys, and the UTF-8 bytes of its keys plus values. */
+export interface KvUsage {
+  readonly keys: number;
+  readonly bytes: number;
+}
+
 export class KvStore {
   private readonly getStmt: Statement<[string, string], { value: string }>;
   private readonly setStmt: Statement<[string, string, string]>;
   private readonly deleteStmt: Statement<[string, string]>;
   private readonly keysInRangeStmt: Statement<[string, string, string, number], { key: string }>;
   private readonly keysFromStmt: Statement<[string, string, number], { key: string }>;
+  private readonly usageStmt: Statement<[string], KvUsage>;
+  private readonly entryBytesStmt: Statement<[string, string], { bytes: number }>;
 
   constructor(state: StateDb) {
     const { db } = state;
@@ -35,6 +43,42 @@ export class KvStore {
       'SELECT key FROM kv WHERE namespace = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?',
     );
     this.keysFromStmt = db.prepare('SELECT key FROM kv WHERE namespace = ? AND key >= ? ORDER BY key LIMIT ?');
+    this.usageStmt = db.prepare('SELECT keys, bytes FROM kv_usage WHERE namespace = ?');
+    this.entryBytesStmt = db.prepare('SELECT octet_length(key) + octet_length(value) AS bytes FROM kv WHERE namespace = ? AND key = ?');
+  }
+
+  /**
+   * What `namespace` holds: its keys, and the UTF-8 bytes of its keys plus values. A running total the
+   * database's triggers keep in the transaction of every write (storage/db.ts), so it is one row read;
+   * read it inside the write's transaction for a check that no concurrent writer can race.
+   */
+  usage(namespace: string): KvUsage {
+    return this.usageStmt.get(namespace) ?? { keys: 0, bytes: 0 };
+  }
+
+  /** The UTF-8 bytes of `key` plus its value, or undefined when the key is not set. */
+  entryBytes(namespace: string, key: string): number | undefined {
+    return this.entryBytesStmt.get(namespace, key)?.bytes;
+  }
+
+  /**
+   * The keys of `namespace` that start with `prefix` and pass `keep`, in key order, stopping once
+   * `limit` of them passed: the rows are streamed, so keys `keep` rejects cost a comparison, never a
+   * place in the answer nor in its cap.
+   */
+  keysWhere(namespace: string, prefix: string, limit: number, keep: (key: string) => boolean): string[] {
+    const upper = prefixUpperBound(prefix);
+    const rows =
+      upper === undefined
+        ? this.keysFromStmt.iterate(namespace, prefix, -1)
+        : this.keysInRangeStmt.iterate(namespace, prefix, upper, -1);
+    const kept: string[] = [];
+    for (const { key } of rows) {
+      if (!keep(key)) continue;
+      kept.push(key);
+      if (kept.length >= limit) break;
+    }
+    return kept;
   }
 
   /** The value under `key` in `namespace`, or undefined. */

@@ -180,6 +180,56 @@ fn huge_output() -> Result<String, String> {
     Ok("y".repeat(2 * 1024 * 1024))
 }
 
+/// kv-flood: kv.set of 1000-byte values under fresh keys (flood/0, flood/1, ...) until the host says
+/// no (at most 1,000,000): the component's kv quota must stop it with a typed error, not the disk.
+fn kv_flood() -> Result<String, String> {
+    let value = "v".repeat(1000);
+    let mut n: u32 = 0;
+    while n < 1_000_000 {
+        if let Err(e) = ice::kv::set(&format!("flood/{}", n), &value) {
+            return Ok(format!("kv-flood: {} set, then {}: {}", n, e.kind(), e.message()));
+        }
+        n += 1;
+    }
+    Ok(format!("kv-flood: {} set", n))
+}
+
+/// kv-drain: deletes every key kv.keys("flood/") lists (what kv-flood left), to show deletes free quota.
+fn kv_drain() -> Result<String, String> {
+    let keys = match ice::kv::keys("flood/") {
+        Ok(keys) => keys,
+        Err(e) => return Ok(format!("kv-drain: keys {}: {}", e.kind(), e.message())),
+    };
+    for (i, key) in keys.iter().enumerate() {
+        if let Err(e) = ice::kv::delete(key) {
+            return Ok(format!("kv-drain: {} deleted, then {}", i, e.kind()));
+        }
+    }
+    Ok(format!("kv-drain: {} deleted", keys.len()))
+}
+
+/// kv-keys: lists every key (prefix ""), to show the listing cap counts only keys the guest may read.
+fn kv_keys() -> Result<String, String> {
+    match ice::kv::keys("") {
+        Ok(keys) => Ok(format!("kv-keys: {}", keys.len())),
+        Err(e) => Ok(format!("kv-keys: {}: {}", e.kind(), e.message())),
+    }
+}
+
+/// event-flood: events.emit of 60,000-byte payloads (under audit.maxCaptureBytes, so each is recorded
+/// whole) until the host says no (at most 1,000,000): the run's ledger budget must stop it.
+fn event_flood() -> Result<String, String> {
+    let payload = "e".repeat(60_000);
+    let mut n: u32 = 0;
+    while n < 1_000_000 {
+        if let Err(e) = ice::events::emit("flood.tick", &payload) {
+            return Ok(format!("event-flood: {} emitted, then {}: {}", n, e.kind(), e.message()));
+        }
+        n += 1;
+    }
+    Ok(format!("event-flood: {} emitted", n))
+}
+
 fn run(input: String) -> Result<String, String> {
     match input.as_str() {
         "loop" => spin(),
@@ -196,6 +246,10 @@ fn run(input: String) -> Result<String, String> {
         "bad-retptr" => bad_retptr(),
         "denied-10k" => denied_10k(),
         "huge-output" => huge_output(),
+        "kv-flood" => kv_flood(),
+        "kv-drain" => kv_drain(),
+        "kv-keys" => kv_keys(),
+        "event-flood" => event_flood(),
         "ok" => Ok("still here".to_string()),
         _ => Err(format!("unknown attack: {}", input)),
     }

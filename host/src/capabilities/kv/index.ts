@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type * as KvInterface from '../../generated/interfaces/ice-agent-kv.js';
 import { quote, utf8Bytes } from '../../core/text.js';
-import { allow, ask, deny, invalid, overLimit, type Decided, type Verdict } from '../../core/verdict.js';
+import { allow, ask, deny, invalid, overLimit, type Decided, type Refusal, type Verdict } from '../../core/verdict.js';
 import { askTimeout, compileMatchers, firstMatch, maxCalls, messages, patternList, size, strictObject, type Matcher } from '../../policy/index.js';
 import type { KvStore } from '../../views/kv-store.js';
 import { fail, unit, type AbiAnswer } from '../abi.js';
@@ -15,7 +15,13 @@ import { RefusedEffect, type Grant, type IceCapability } from '../define.js';
 /** kv.keys answers at most this many keys; a larger listing must use a longer prefix. */
 export const KV_KEYS_MAX = 10_000;
 
-export const KV_LIMITS = Object.freeze({ maxValueBytes: 16 * 1024 * 1024, maxKeyBytes: 4096 } as const);
+export const KV_LIMITS = Object.freeze({ maxValueBytes: 16 * 1024 * 1024, maxKeyBytes: 4096, maxKeys: 10_000_000, maxTotalBytes: 64 * 1024 * 1024 * 1024 } as const);
+
+/**
+ * The component's kv quota when the policy does not set one: what a component may keep across all its
+ * runs (keys, and UTF-8 bytes of keys plus values). A write past it gets `limit`; deletes free quota.
+ */
+export const KV_QUOTA_DEFAULTS = Object.freeze({ maxKeys: 10_000, maxTotalBytes: 64 * 1024 * 1024 } as const);
 const EXAMPLE = 'kv: { read: ["count"], write: ["count"] }';
 
 export interface KvGrant extends Grant {
@@ -27,6 +33,10 @@ export interface KvGrant extends Grant {
   /** Keys whose writes wait for the host's approver (when no `write` rule matches). */
   readonly ask: readonly Matcher[];
   readonly askTimeoutMs: number;
+  /** Keys the component may keep (all runs together). */
+  readonly maxKeys: number;
+  /** UTF-8 bytes of keys plus values the component may keep (all runs together). */
+  readonly maxTotalBytes: number;
 }
 
 const keyList = (rule: string, prefixExample: string, listExample: string) => patternList({ rule, prefixExample, listExample }).default(() => []);
@@ -41,6 +51,9 @@ const Settings = strictObject(
     // Writes to these keys wait for the host's approver (an `ask` rule); `write` wins when both match.
     ask: keyList('grants.kv.ask', 'config/*', '["config/*"]'),
     askTimeoutMs: askTimeout(),
+    // The component's quota, across runs: a flood of writes ends in `limit`, not a full disk.
+    maxKeys: size(KV_LIMITS.maxKeys, KV_QUOTA_DEFAULTS.maxKeys),
+    maxTotalBytes: size(KV_LIMITS.maxTotalBytes, KV_QUOTA_DEFAULTS.maxTotalBytes),
   },
   (got) => messages.grantNotSettings(EXAMPLE, got),
 ).superRefine((kv, ctx) => {
@@ -80,6 +93,8 @@ export const kv: IceCapability<'kv', typeof KvInterface, KvGrant> = {
         maxKeyBytes: settings.maxKeyBytes,
         ask: compileMatchers(`${rule}.ask`, settings.ask),
         askTimeoutMs: settings.askTimeoutMs,
+        maxKeys: settings.maxKeys,
+        maxTotalBytes: settings.maxTotalBytes,
       }),
   },
   // Writes commit with their record, so the kv view is exactly the fold of the ledger (views/kv-fold.ts).
@@ -93,6 +108,31 @@ export const kv: IceCapability<'kv', typeof KvInterface, KvGrant> = {
       if (!store) throw new Error('this run has no kv store');
       return store;
     };
+
+    /** The quota refusal of a set, if it would take the component past maxKeys or maxTotalBytes (an overwrite counts its size difference). */
+    function overQuota(store: KvStore, key: string, value: string): Refusal | undefined {
+      const usage = store.usage(namespace);
+      const previous = store.entryBytes(namespace, key);
+      const keys = usage.keys + (previous === undefined ? 1 : 0);
+      const entry = Buffer.byteLength(key, 'utf8') + Buffer.byteLength(value, 'utf8');
+      const bytes = usage.bytes - (previous ?? 0) + entry;
+      if (previous === undefined && keys > grant.maxKeys) {
+        return overLimit(
+          `${grant.rule}.maxKeys`,
+          `kv.set(${quote(key)}): component "${namespace}" has ${usage.keys} keys, ${grant.rule}.maxKeys (${grant.maxKeys}); ` +
+            `delete keys it no longer needs or raise ${grant.rule}.maxKeys in its policy`,
+        );
+      }
+      // A write that does not grow the total is always allowed (a policy may have lowered the quota).
+      if (bytes > grant.maxTotalBytes && bytes > usage.bytes) {
+        return overLimit(
+          `${grant.rule}.maxTotalBytes`,
+          `kv.set(${quote(key)}): component "${namespace}" would keep ${bytes} bytes of keys and values, over ${grant.rule}.maxTotalBytes ` +
+            `(${grant.maxTotalBytes}; ${usage.bytes} in use); delete keys or raise ${grant.rule}.maxTotalBytes in its policy`,
+        );
+      }
+      return undefined;
+    }
 
     function checkKey(fn: string, key: string): Verdict | undefined {
       if (key.length === 0) return invalid(`${grant.rule}.keys`, `kv.${fn}: the key is empty; keys are 1 to ${grant.maxKeyBytes} bytes`);
@@ -134,6 +174,10 @@ export const kv: IceCapability<'kv', typeof KvInterface, KvGrant> = {
           return verdict;
         },
         perform([key, value]) {
+          // Inside the write's transaction (a state effect): the usage read, the check and the write see
+          // one snapshot no concurrent run of the component can change in between.
+          const refused = overQuota(kvStore(), key, value);
+          if (refused) return new RefusedEffect(refused);
           kvStore().set(namespace, key, value);
           return undefined;
         },
@@ -159,12 +203,13 @@ export const kv: IceCapability<'kv', typeof KvInterface, KvGrant> = {
           );
         },
         perform([prefix]) {
-          // Only keys the component may read are listed: a listing must not reveal what a get would deny.
-          const keys = kvStore().keys(namespace, prefix, KV_KEYS_MAX + 1);
+          // Only keys the component may read are listed, and only they count towards the cap: a listing
+          // must not reveal what a get would deny, not even how many such keys there are.
+          const keys = kvStore().keysWhere(namespace, prefix, KV_KEYS_MAX + 1, (key) => firstMatch(grant.read, key) !== undefined);
           if (keys.length > KV_KEYS_MAX) {
             return new RefusedEffect(overLimit(`${grant.rule}.keys`, `kv.keys(${quote(prefix)}) matches more than ${KV_KEYS_MAX} keys; list with a longer prefix`));
           }
-          return keys.filter((key) => firstMatch(grant.read, key) !== undefined);
+          return keys;
         },
       },
     };
