@@ -13,6 +13,7 @@ import type { Host } from '../host/src/index.js';
 import type { LedgerCall } from '../host/src/ledger/index.js';
 import { callGroups, line, parseDriverOutput } from './driver.js';
 import { callsOf, freshHost } from './helpers.js';
+import { fakeOpenAi, type FakeModel } from './egress-servers.js';
 import { guestWasm } from './paths.js';
 
 /** Short ones (every byte of them matters), long ones, and ones a `String.replace` pattern would rewrite. */
@@ -281,5 +282,39 @@ describe('Redactor', () => {
     console.log(`redact 1 MiB: ${ms.toFixed(1)} ms`);
     expect(leaks(Buffer.from(out), secret)).toEqual([]);
     expect(ms).toBeLessThan(1000);
+  });
+});
+
+describe.each(['sk-test-9d1e0c4b7a2f', 'q$&', "k$'/\"é-$`x"])('model provider key %j echoed back by the provider', (key) => {
+  let provider: FakeModel;
+  let host: Host;
+  beforeAll(async () => {
+    provider = await fakeOpenAi(key);
+    ({ host } = await freshHost(undefined, { secrets: { OPENAI_API_KEY: key }, models: { openai: { baseUrl: `${provider.origin}/v1` } } }));
+  });
+  afterAll(async () => {
+    host?.close();
+    await provider?.close();
+  });
+
+  it('model-driver: in no form in the answer, the error message or the ledger', async () => {
+    const prompts = ['base64', 'hex', 'pct', 'u'].flatMap((form) => [`leak:${form}`, `leak-error:${form}`]);
+    const agent = await host.load(guestWasm('model-driver'), { version: 1, component: 'thinker', grants: { log: {}, model: { models: ['gpt-test'] } } });
+    const result = await agent.run(prompts.map((p) => `gpt-test\t32\t${p}`).join('\n'));
+    expect(result.ok, result.ok ? '' : result.error).toBe(true);
+    const answers = (result.ok ? result.output : '').split('\n').map((l) => {
+      const [tag, , b = '', c = ''] = l.split(' ');
+      return { tag, said: Buffer.from(tag === 'ok' ? c : b, 'hex').toString('utf8') };
+    });
+    expect(answers).toHaveLength(prompts.length);
+    answers.forEach(({ tag, said }, i) => {
+      expect(tag, prompts[i]).toBe(prompts[i]!.startsWith('leak-error') ? 'err' : 'ok');
+      expect(leaks(said, key), `${prompts[i]}: ${said}`).toEqual([]);
+      expect(said, prompts[i]).toContain('[secret OPENAI_API_KEY]');
+    });
+    const calls = callsOf(host, result.runId).filter((c) => c.call.includes('/model@'));
+    expect(calls).toHaveLength(prompts.length);
+    expect(ledgerLeaks(host, result.runId, key, calls)).toEqual([]);
+    expect(provider.seen.every((s) => s.headers.authorization === `Bearer ${key}`)).toBe(true);
   });
 });
