@@ -22,7 +22,8 @@ export function decodeBody(
     .flatMap((h) => h.value.split(','))
     .map((c) => c.trim().toLowerCase())
     .filter((c) => c !== '' && c !== 'identity');
-  if (codings.length === 0) return { headers, body };
+  // A HEAD, 204 or 304 answer names the coding of a body it does not carry.
+  if (codings.length === 0 || body.byteLength === 0) return { headers, body };
   if (codings.length > MAX_CODINGS) return { failed: `is encoded ${codings.length} times over (Content-Encoding: ${codings.join(', ').slice(0, 100)})` };
   let out = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   // Codings are listed in the order they were applied: undo the last first.
