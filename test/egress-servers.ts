@@ -122,6 +122,20 @@ export async function fakeOpenAi(expectedKey: string): Promise<FakeModel> {
     const request = JSON.parse(body.toString('utf8')) as { model: string; messages: { content: string }[]; max_tokens: number };
     const last = request.messages.at(-1)?.content ?? '';
     // `leak` makes the fake echo the key it was sent: the host must not pass it on.
+    // `leak:<form>` echoes it encoded (base64, hex, pct, or `u`: every char a \u escape in the JSON
+    // text, which JSON.parse turns back into the key); `leak-error:<form>` does so in an error message.
+    const leak = /^leak(-error)?:(base64|hex|pct|u)$/u.exec(last);
+    if (leak) {
+      const k = expectedKey;
+      const form = leak[2];
+      const said =
+        form === 'base64' ? Buffer.from(k).toString('base64') : form === 'hex' ? Buffer.from(k).toString('hex') : form === 'pct' ? encodeURIComponent(k) : '\u0000';
+      const text = form === 'u' ? [...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('') : JSON.stringify(said).slice(1, -1);
+      const usage = state.usage ? `,"usage":${JSON.stringify(state.usage)}` : '';
+      res.writeHead(leak[1] ? 400 : 200, { 'content-type': 'application/json' });
+      res.end(leak[1] ? `{"error":{"message":"Incorrect API key provided: ${text}"}}` : `{"choices":[{"message":{"role":"assistant","content":"your key is ${text}"}}]${usage}}`);
+      return;
+    }
     const content = last === 'leak' ? `your key is ${expectedKey}` : `echo: ${last}`;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content } }], ...(state.usage ? { usage: state.usage } : {}), model: request.model }));

@@ -105,7 +105,8 @@ const ROWS: [string, () => string, Expect][] = [
       answer: 'ok 200',
       records: ['allow:grants.http.allow[0]'],
       check: (got, server) => {
-        expect(echoed(got).headers.authorization).toBe('Bearer [secret API_TOKEN]');
+        // The whole injected value is a form of the secret too (its base64 is not the secret's).
+        expect(echoed(got).headers.authorization).toBe('[secret API_TOKEN]');
         expect(server.seen.some((r) => r.headers.authorization === `Bearer ${SECRET}`)).toBe(true);
       },
     },
@@ -115,7 +116,7 @@ const ROWS: [string, () => string, Expect][] = [
   [
     'same-origin redirect keeps the secret',
     () => line('GET', `${o1()}/redirect?to=/echo?hop=same`),
-    { answer: 'ok 200', records: ['allow:grants.http.allow[0]', 'allow:grants.http.allow[0]'], check: (got) => expect(echoed(got).headers.authorization).toBe('Bearer [secret API_TOKEN]') },
+    { answer: 'ok 200', records: ['allow:grants.http.allow[0]', 'allow:grants.http.allow[0]'], check: (got) => expect(echoed(got).headers.authorization).toBe('[secret API_TOKEN]') },
   ],
   [
     'cross-origin redirect drops the secret',
@@ -230,7 +231,8 @@ describe('egress: every bypass class in one run of a hostile guest', () => {
   it('never hands the secret to the guest nor writes it to the ledger', () => {
     expect(result.ok && result.output).not.toContain(SECRET);
     expect(lines.map((l) => (l.ok ? l.headers + l.body : l.message)).join('\n')).not.toContain(SECRET);
-    for (const { body } of records) expect(body).not.toContain(SECRET);
+    // Bodies are recorded as hex: search that form too.
+    for (const { body } of records) for (const form of [SECRET, Buffer.from(SECRET).toString('hex')]) expect(body).not.toContain(form);
     // ... while the server did receive it, and the ledger names it.
     expect(s1.seen.some((r) => r.headers.authorization === `Bearer ${SECRET}`)).toBe(true);
     expect(records.some(({ body }) => body.includes('Authorization ← secret API_TOKEN'))).toBe(true);

@@ -8,7 +8,9 @@
  * secret was first sent to; once a redirect leaves that origin the secret is dropped for every later hop.
  * Credentials the guest set itself (Authorization, Cookie) are dropped on a cross-origin hop too. A
  * response that echoes an injected value back has it replaced by `[secret NAME]` before the guest or the
- * ledger sees it.
+ * ledger sees it, in each of its common forms (redact.ts). Such a request asks for an unencoded response
+ * (`Accept-Encoding: identity`, whatever the guest asked), and a server that encodes anyway is decoded
+ * before the search (encoding.ts), or its body refused when the coding is unknown.
  */
 import { deny, overLimit, type ApprovalRecord, type Refusal } from '../../core/verdict.js';
 import type { ApprovalAnswer, ApprovalRequest } from '../define.js';
@@ -16,6 +18,8 @@ import type { SecretSource } from '../secrets.js';
 import type { EgressPool, HopResult } from './client.js';
 import { checkHttpRequest, IDEMPOTENCY_KEY } from './decide.js';
 import type { HttpGrant, HttpRule } from './policy.js';
+import { decodeBody } from './encoding.js';
+import { Redactor, type Secret } from './redact.js';
 import type { Header } from './rules.js';
 import { SAME_BODY, type FetchReply, type WireHop, type WireRequest, type WireResponse, type WireStep } from './wire.js';
 
@@ -38,8 +42,8 @@ const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const CREDENTIALS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'cookie2']);
 /** Headers that describe a body, dropped when a redirect turns the request into a GET without one. */
 const BODY_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-encoding', 'content-language', 'content-location']);
-/** Shorter values are not searched for in responses: they would match by chance and mangle bodies. */
-const MIN_REDACTED_LENGTH = 8;
+/** On a request that carries a secret the host, not the guest, picks the response's encoding: none. */
+const IDENTITY: Header = { name: 'Accept-Encoding', value: 'identity' };
 
 interface Hop {
   method: string;
@@ -59,6 +63,7 @@ export async function performFetch(services: FetchServices, request: WireRequest
   if (!checked.ok) return { first: { refused: checked.refusal }, hops: [] };
   let hop: Hop = { method: request.method, url: checked.url, headers: checked.headers, body, rule: checked.rule! };
   const trail: SecretTrail = { origins: new Map(), dropped: new Set() };
+  const carried: Secret[] = [];
   let first: WireStep<WireResponse> | undefined;
   const hops: WireHop[] = [];
   const report = (step: WireStep<WireResponse>, current: Hop, started: number, approval?: ApprovalRecord) => {
@@ -83,25 +88,37 @@ export async function performFetch(services: FetchServices, request: WireRequest
       break;
     }
     const idempotency = idempotencyHeader(hop, services);
+    // Every secret this fetch has sent so far: a later hop's server may have been handed it in a URL.
+    for (const secret of injection.values) if (!carried.some((c) => c.value === secret.value)) carried.push(secret);
+    const redactor = new Redactor(carried);
+    const guarded = injection.values.length > 0;
+    const guestHeaders = guarded ? hop.headers.filter((h) => h.name.toLowerCase() !== 'accept-encoding') : hop.headers;
     const remaining = deadline - performance.now();
     const sent: HopResult =
       remaining <= 0
         ? { ok: false, kind: 'timeout', message: `the fetch took longer than ${grant.rule}.timeoutMs (${grant.timeoutMs} ms)` }
         : await services.pool.send(
-            { method: hop.method, url: hop.url, headers: [...hop.headers, ...injection.headers, ...idempotency], ...(hop.body ? { body: hop.body } : {}) },
+            {
+              method: hop.method,
+              url: hop.url,
+              headers: [...guestHeaders, ...injection.headers, ...(guarded ? [IDENTITY] : []), ...idempotency],
+              ...(hop.body ? { body: hop.body } : {}),
+            },
             { timeoutMs: remaining, maxResponseBytes: grant.maxResponseBytes, ...(services.signal ? { signal: services.signal } : {}) },
           );
     if (!sent.ok) {
-      report(failure(grant, hop.rule, sent, services.component), hop, started, approval);
+      report(failure(grant, hop.rule, sent, services.component, redactor), hop, started, approval);
       break;
     }
-    const response: WireResponse = {
-      status: sent.status,
-      headers: redactHeaders(sent.headers, injection.values),
-      body: Buffer.from(redact(sent.body, injection.values)).toString('base64'),
-      address: sent.address,
-      injected: [...injection.names, ...idempotency.map((h) => `${h.name}: ${h.value}`)],
-    };
+    const response = redactedResponse(grant, hop, sent, redactor, [
+      ...injection.names,
+      ...(guarded ? [`${IDENTITY.name}: ${IDENTITY.value}`] : []),
+      ...idempotency.map((h) => `${h.name}: ${h.value}`),
+    ]);
+    if ('failed' in response) {
+      report(response, hop, started, approval);
+      break;
+    }
     // From the redacted headers: a Location carrying an injected value must not put it into the next hop's URL (and the ledger).
     const location = REDIRECTS.has(sent.status) ? response.headers.find((h) => h.name.toLowerCase() === 'location')?.value : undefined;
     const follow = location !== undefined && grant.maxRedirects > 0;
@@ -173,7 +190,7 @@ function inject(
   hop: Hop,
   trail: SecretTrail,
   secrets: SecretSource,
-): { headers: Header[]; names: string[]; values: { name: string; value: string }[] } | { failed: string } {
+): { headers: Header[]; names: string[]; values: Secret[] } | { failed: string } {
   // Any hop off a secret's origin drops that secret for the rest of the fetch, even if a later hop returns.
   for (const [secret, origin] of trail.origins) if (origin !== hop.url.origin) trail.dropped.add(secret);
   const spec = hop.rule.inject;
@@ -183,10 +200,12 @@ function inject(
     return { failed: `http.fetch: the secret ${spec.secret} that ${hop.rule.rule}.inject adds is not set on the host; set it in ${secrets.describe}` };
   }
   trail.origins.set(spec.secret, hop.url.origin);
+  // A function replacer: the value goes in literally, never read as `$&`, `$'`, ... patterns.
+  const sent = spec.format.replace('{}', () => value);
   return {
-    headers: [{ name: spec.header, value: spec.format.replace('{}', value) }],
+    headers: [{ name: spec.header, value: sent }],
     names: [`${spec.header} ← secret ${spec.secret}`],
-    values: [{ name: spec.secret, value }],
+    values: [{ name: spec.secret, value, sent }],
   };
 }
 
@@ -225,7 +244,9 @@ function redirectRefusal(refusal: Refusal): Refusal {
   return { ...refusal, error: { tag: refusal.error.tag, val: `redirect not followed: ${refusal.error.val}` } };
 }
 
-function failure(grant: HttpGrant, rule: HttpRule, result: Extract<HopResult, { ok: false }>, component: string): WireStep<WireResponse> {
+function failure(grant: HttpGrant, rule: HttpRule, sent: Extract<HopResult, { ok: false }>, component: string, redactor: Redactor): WireStep<WireResponse> {
+  // Our messages never quote a response or a header value; redacting them anyway keeps that a guarantee.
+  const result = { ...sent, message: redactor.text(sent.message) };
   switch (result.kind) {
     case 'address':
       return { refused: deny(`${rule.rule}.addresses`, `http.fetch denied for component "${component}": ${result.message}`) };
@@ -251,29 +272,40 @@ function toWire(hop: Pick<Hop, 'method' | 'url' | 'headers' | 'body'>): WireRequ
   };
 }
 
-function redact(body: Uint8Array, secrets: readonly { name: string; value: string }[]): Uint8Array {
-  let out = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  for (const { name, value } of secrets) {
-    if (value.length < MIN_REDACTED_LENGTH) continue;
-    const needle = Buffer.from(value, 'utf8');
-    if (out.indexOf(needle) === -1) continue;
-    const parts: Buffer[] = [];
-    const mark = Buffer.from(`[secret ${name}]`, 'utf8');
-    let from = 0;
-    for (let at = out.indexOf(needle); at !== -1; at = out.indexOf(needle, from)) {
-      parts.push(out.subarray(from, at), mark);
-      from = at + needle.length;
+/**
+ * The response as the guest and the ledger get it: decoded when the request carried a secret and the
+ * server encoded it anyway, then with every form of every secret this fetch sent replaced, in the
+ * body and in every header (a Location among them, before it becomes the next hop's URL).
+ */
+function redactedResponse(grant: HttpGrant, hop: Hop, sent: Extract<HopResult, { ok: true }>, redactor: Redactor, injected: string[]): WireResponse | { failed: string } {
+  let headers: readonly Header[] = sent.headers;
+  let body = sent.body;
+  if (!redactor.empty) {
+    const decoded = decodeBody(sent.headers, sent.body, grant.maxResponseBytes);
+    if ('failed' in decoded) {
+      return { failed: `http.fetch: the response from ${hop.url.origin} to a request that carried a secret ${decoded.failed}; it was not passed on, since the host could not check it for the secret` };
     }
-    parts.push(out.subarray(from));
-    out = Buffer.concat(parts);
+    headers = decoded.headers;
+    body = decoded.body;
   }
-  return out;
-}
-
-function redactHeaders(headers: readonly Header[], secrets: readonly { name: string; value: string }[]): Header[] {
-  return headers.map(({ name, value }) => {
-    let v = value;
-    for (const secret of secrets) if (secret.value.length >= MIN_REDACTED_LENGTH) v = v.split(secret.value).join(`[secret ${secret.name}]`);
-    return { name, value: v };
-  });
+  const redactedBody = redactor.bytes(body);
+  const redactedHeaders: Header[] = [];
+  for (const { name, value } of headers) {
+    const n = redactor.latin1(name);
+    const v = redactor.latin1(value);
+    if (n === undefined || v === undefined || redactedBody === undefined) {
+      return { failed: `http.fetch: the response from ${hop.url.origin} repeats a secret in a form the host could not replace; it was not passed on` };
+    }
+    redactedHeaders.push({ name: n, value: v });
+  }
+  if (redactedBody === undefined) {
+    return { failed: `http.fetch: the response from ${hop.url.origin} repeats a secret in a form the host could not replace; it was not passed on` };
+  }
+  return {
+    status: sent.status,
+    headers: redactedHeaders,
+    body: Buffer.from(redactedBody.buffer, redactedBody.byteOffset, redactedBody.byteLength).toString('base64'),
+    address: sent.address,
+    injected,
+  };
 }

@@ -5,6 +5,7 @@
  * Usage is taken from the provider's answer; an answer without usage is refused, since the run's token
  * budget depends on it.
  */
+import { Redactor } from '../http/redact.js';
 import type { SecretSource } from '../secrets.js';
 import type { WireStep } from '../steps.js';
 import type { ModelConfig, OpenAiCompatibleConfig } from './config.js';
@@ -78,10 +79,13 @@ async function completeOpenAi(config: OpenAiCompatibleConfig, secrets: SecretSou
     return { failed: `model.complete: the provider could not be reached${cause ? ` (${cause})` : ''}` };
   }
   const raw = await readLimited(response);
-  // Even a provider that echoes the request must not hand the key to the guest.
-  const text = raw !== undefined && key && key.length >= 8 ? raw.split(key).join(`[secret ${secretName}]`) : raw;
+  // Even a provider that echoes the request must not hand the key to the guest, in any of its forms.
+  // fetch has already undone any Content-Encoding. The parsed text is redacted again below: JSON
+  // escapes the raw search cannot see (`\u0073k-…`) are plain characters after JSON.parse.
+  const redactor = new Redactor(key ? [{ name: secretName, value: key, sent: `Bearer ${key}` }] : []);
+  const text = raw === undefined ? undefined : redactor.text(raw, '');
   if (text === undefined) return { failed: `model.complete: the provider's answer is over ${MAX_ANSWER_BYTES} bytes` };
-  if (!response.ok) return { failed: `model.complete: the provider answered HTTP ${response.status}${providerMessage(text)}` };
+  if (!response.ok) return { failed: `model.complete: the provider answered HTTP ${response.status}${redactor.text(providerMessage(text), '')}` };
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -94,14 +98,16 @@ async function completeOpenAi(config: OpenAiCompatibleConfig, secrets: SecretSou
   const output = answer.usage?.completion_tokens;
   if (typeof content !== 'string') return { failed: 'model.complete: the provider\'s answer has no choices[0].message.content' };
   if (!isCount(input) || !isCount(output)) return { failed: 'model.complete: the provider\'s answer has no usage (prompt_tokens, completion_tokens); without it the token budget cannot be kept' };
-  return { ok: { text: content, usage: { inputTokens: input, outputTokens: output } } };
+  const said = redactor.text(content, '');
+  if (said === '' && content !== '') return { failed: 'model.complete: the provider\'s answer repeats the API key in a form the host could not replace; it was not passed on' };
+  return { ok: { text: said, usage: { inputTokens: input, outputTokens: output } } };
 }
 
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= 0xffff_ffff;
 }
 
-/** The provider's own error message, shortened (it never contains our key: we never echo it). */
+/** The provider's own error message, shortened (the caller redacts it: a provider may quote the key). */
 function providerMessage(text: string): string {
   try {
     const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
