@@ -695,7 +695,12 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} mutants per suite; ICE_FUZZ_SEED / I
     const seeds: PolicySeed[] = [];
 
     beforeAll(() => {
-      const files = [...readdirSync(CASES_DIR).map((c) => join(CASES_DIR, c, 'policy.yaml')), join(ROOT, 'examples', 'counter', 'policy.yaml')];
+      const files = [
+        ...readdirSync(CASES_DIR).map((c) => join(CASES_DIR, c, 'policy.yaml')),
+        join(ROOT, 'examples', 'counter', 'policy.yaml'),
+        // Every bound the hardening added (limits.maxAsks/maxLedgerBytes, kv quotas, wasi caps).
+        ...readdirSync(join(ROOT, 'test', 'fixtures', 'policies')).map((f) => join(ROOT, 'test', 'fixtures', 'policies', f)),
+      ];
       for (const file of files) {
         const text = readFileSync(file, 'utf8');
         const label = file.slice(ROOT.length);
