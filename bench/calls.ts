@@ -25,7 +25,7 @@ import { availableParallelism } from 'node:os';
 import binaryen from 'binaryen';
 import { transpile } from '@bytecodealliance/jco';
 import { buildGuest } from '../host/src/build/index.js';
-import { capMemories, meterCoreModule } from '../host/src/component/meter.js';
+import { capModule, meterCoreModule } from '../host/src/component/meter.js';
 import type { AgentExports, GeneratedInstantiate, Meter } from '../host/src/component/prepare.js';
 import { instantiateGenerated } from '../host/src/sandbox/instantiate.js';
 import { createHost, type Agent } from '../host/src/index.js';
@@ -131,7 +131,7 @@ async function plainInstance(component: Uint8Array, metered: boolean): Promise<A
   const modules = new Map<string, WebAssembly.Module>();
   for (const [name, bytes] of Object.entries(files)) {
     if (!name.endsWith('.wasm')) continue;
-    const core = metered ? capMemories(meterCoreModule(bytes), 4096) : bytes;
+    const core = metered ? capModule(meterCoreModule(bytes), 4096) : bytes;
     modules.set(name, new WebAssembly.Module(core as Uint8Array<ArrayBuffer>));
   }
   const store = new Map([['count', '42']]);
@@ -145,6 +145,7 @@ async function plainInstance(component: Uint8Array, metered: boolean): Promise<A
   const meter: Meter = {
     fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
     memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+    memoryBudget: new WebAssembly.Global({ value: 'i32', mutable: true }, 65_536),
   };
   return metered ? instantiateGenerated(glue.instantiate, modules, { imports, coreImports: () => ({}) }, meter) : glue.instantiate((p) => modules.get(p)!, imports);
 }
@@ -153,6 +154,7 @@ const pad = (s: string, n: number) => s.padEnd(n);
 const meterOf = (): Meter => ({
   fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, 1n << 62n),
   memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+  memoryBudget: new WebAssembly.Global({ value: 'i32', mutable: true }, 65_536),
 });
 const work = mkdtempSync(join(tmpdir(), 'ice-bench-'));
 try {

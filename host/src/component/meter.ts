@@ -20,6 +20,7 @@ import {
   FUEL_GLOBAL,
   FUNCTION_SECTION,
   IMPORT_SECTION,
+  MEMORY_BUDGET_GLOBAL,
   MEMORY_REFUSED_GLOBAL,
   MEMORY_SECTION,
   METER_MODULE,
@@ -30,7 +31,7 @@ import {
   type Section,
 } from './core-binary.js';
 
-export { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories } from './core-binary.js';
+export { FUEL_GLOBAL, MEMORY_BUDGET_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories, capModule } from './core-binary.js';
 
 // The hooks the passes call, by the fixed internal (and `env.*` import) names binaryen gives them.
 const LOG_EXECUTION = 'log_execution';
@@ -40,6 +41,10 @@ const NAMED_HOOKS: readonly string[] = [LOG_EXECUTION, MEMORY_GROW_PRE, MEMORY_G
 /** Internal names of the two `ice:meter` global imports; unlikely in a guest, and checked anyway. */
 const FUEL_INTERNAL = '__ice_meter_fuel';
 const REFUSED_INTERNAL = '__ice_meter_memory_refused';
+const BUDGET_INTERNAL = '__ice_meter_memory_budget';
+/** Module-local: the pages the grow in flight took from the budget, given back if the engine refuses it. */
+const PENDING_INTERNAL = '__ice_meter_grow_pending';
+const METER_GLOBALS: readonly string[] = [FUEL_INTERNAL, REFUSED_INTERNAL, BUDGET_INTERNAL, PENDING_INTERNAL];
 
 /**
  * Instruments a core module (binary) with fuel metering and a flag on refused `memory.grow`.
@@ -52,6 +57,19 @@ const REFUSED_INTERNAL = '__ice_meter_memory_refused';
  *   instrumented module does not validate.
  */
 export function meterCoreModule(bytes: Uint8Array): Uint8Array {
+  try {
+    return meter(bytes);
+  } catch (error) {
+    // binaryen recurses on nesting (its binary writer, at a depth of some thousands of blocks); V8
+    // reports that as a RangeError, and binaryen stays usable afterwards.
+    if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      throw new MeterError('its code is nested too deeply to be metered (binaryen ran out of stack): flatten the nesting of blocks, loops and ifs');
+    }
+    throw error;
+  }
+}
+
+function meter(bytes: Uint8Array): Uint8Array {
   const sections = sectionsOf(bytes);
   for (const section of sections) {
     if (section.id === IMPORT_SECTION) checkImports(bytes, section);
@@ -64,6 +82,8 @@ export function meterCoreModule(bytes: Uint8Array): Uint8Array {
     if (!definesFunctions(bytes, sections)) return bytes;
     module.addGlobalImport(FUEL_INTERNAL, METER_MODULE, FUEL_GLOBAL, binaryen.i64, true);
     module.addGlobalImport(REFUSED_INTERNAL, METER_MODULE, MEMORY_REFUSED_GLOBAL, binaryen.i32, true);
+    module.addGlobalImport(BUDGET_INTERNAL, METER_MODULE, MEMORY_BUDGET_GLOBAL, binaryen.i32, true);
+    module.addGlobal(PENDING_INTERNAL, binaryen.i32, true, module.i32.const(0));
     defineHooks(module, instrument(module));
     inlineHooks(module);
     if (!module.validate()) throw new MeterError('the module does not validate once instrumented (binaryen wrote why to stderr)');
@@ -134,7 +154,7 @@ function refuseNameClashes(module: binaryen.Module): void {
   }
   for (let i = 0; i < module.getNumGlobals(); i++) {
     const { name } = binaryen.getGlobalInfo(module.getGlobalByIndex(i));
-    if (name === FUEL_INTERNAL || name === REFUSED_INTERNAL) throw new MeterError(`it has a global named ${name}, a name metering uses`);
+    if (METER_GLOBALS.includes(name)) throw new MeterError(`it has a global named ${name}, a name metering uses`);
   }
 }
 
@@ -191,7 +211,7 @@ function hookBody(module: binaryen.Module, hook: binaryen.FunctionInfo): binarye
     case LOG_EXECUTION:
       return takeFuel(module);
     case MEMORY_GROW_PRE: // (id, delta) -> delta
-      return module.local.get(1, hook.results);
+      return chargeGrow(module, hook.results);
     case MEMORY_GROW_POST: // (id, result) -> result
       return flagRefusedGrow(module, hook.results);
     default:
@@ -208,12 +228,39 @@ function takeFuel(module: binaryen.Module): binaryen.ExpressionRef {
   ]);
 }
 
-/** `if (result == -1) memory_refused = 1; return result` */
-function flagRefusedGrow(module: binaryen.Module, type: binaryen.Type): binaryen.ExpressionRef {
-  const refused = module.i32.eq(module.local.get(1, type), module.i32.const(-1));
+/**
+ * `if (delta >u budget) { pending = 0; return -1 } budget -= delta; pending = delta; return delta`.
+ * The hook's result is the delta the grow uses: -1 (4 Gi pages) is a grow no wasm32 memory can take,
+ * so the engine refuses it and the guest sees memory.grow return -1, as at a memory's own maximum.
+ */
+function chargeGrow(module: binaryen.Module, type: binaryen.Type): binaryen.ExpressionRef {
+  const delta = (): binaryen.ExpressionRef => module.local.get(1, type);
+  const budget = (): binaryen.ExpressionRef => module.global.get(BUDGET_INTERNAL, binaryen.i32);
   return module.block(
     null,
-    [module.if(refused, module.global.set(REFUSED_INTERNAL, module.i32.const(1))), module.local.get(1, type)],
+    [
+      module.if(
+        module.i32.gt_u(delta(), budget()),
+        module.block(null, [module.global.set(PENDING_INTERNAL, module.i32.const(0)), module.return(module.i32.const(-1))]),
+      ),
+      module.global.set(BUDGET_INTERNAL, module.i32.sub(budget(), delta())),
+      module.global.set(PENDING_INTERNAL, delta()),
+      delta(),
+    ],
+    type,
+  );
+}
+
+/** `if (result == -1) { memory_refused = 1; budget += pending } return result` */
+function flagRefusedGrow(module: binaryen.Module, type: binaryen.Type): binaryen.ExpressionRef {
+  const refused = module.i32.eq(module.local.get(1, type), module.i32.const(-1));
+  const refund = module.global.set(
+    BUDGET_INTERNAL,
+    module.i32.add(module.global.get(BUDGET_INTERNAL, binaryen.i32), module.global.get(PENDING_INTERNAL, binaryen.i32)),
+  );
+  return module.block(
+    null,
+    [module.if(refused, module.block(null, [module.global.set(REFUSED_INTERNAL, module.i32.const(1)), refund])), module.local.get(1, type)],
     type,
   );
 }

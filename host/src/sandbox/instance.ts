@@ -14,7 +14,7 @@ import type { AgentExports, Meter } from '../component/prepare.js';
 import { HostFault, type RunKernel } from '../kernel/kernel.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
-import type { ImportProvider } from './instantiate.js';
+import { FootprintError, type ImportProvider } from './instantiate.js';
 
 export type RunEnding =
   | { readonly outcome: 'ok'; readonly output: string }
@@ -33,10 +33,13 @@ export type Instantiate = (provider: ImportProvider, meter: Meter) => AgentExpor
 /** The kernel's side of a run, as the instance needs it. */
 type Kernel = Pick<RunKernel, 'importObject' | 'coreImports' | 'hostFault'>;
 
+const PAGES_PER_MIB = 16;
+
 export function runInstance(instantiate: Instantiate, admitted: Admitted, kernel: Kernel, limits: RunLimits, input: string): InstanceRun {
   const meter: Meter = {
     fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(limits.fuel)),
     memoryRefused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+    memoryBudget: new WebAssembly.Global({ value: 'i32', mutable: true }, limits.memoryMiB * PAGES_PER_MIB),
   };
   let ending: RunEnding;
   try {
@@ -91,6 +94,7 @@ export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): Run
   if (kernel.hostFault) return { outcome: 'trap', blame: 'host', reason: kernel.hostFault.message };
   // wasi:cli/exit ends the run, never the process: success is an ok run with empty output.
   if (error instanceof WasiExit) return error.ok ? { outcome: 'ok', output: '' } : { outcome: 'error', error: error.message };
+  if (error instanceof FootprintError) return { outcome: 'limit', limit: 'memory', reason: error.message };
   if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };
   if (error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload')) {
