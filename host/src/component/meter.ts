@@ -6,9 +6,12 @@
  * - `log-execution` places a hook at every function entry, function exit/return and loop header; the hook
  *   takes one unit from the `ice:meter.fuel` global and traps once it is below zero. Fuel is counted per
  *   control-flow point rather than per instruction: coarser, but it bounds every loop and every recursion.
- * - `instrument-memory`, restricted to `memory.grow`, wraps each grow; the hook raises
- *   `ice:meter.memory_refused` when the grow returned -1, so the host can tell a guest that ran out of
+ * - `instrument-memory`, restricted to `memory.grow`, wraps each grow: the pre hook charges the delta
+ *   to `ice:meter.memory_budget`, the pages left of limits.memoryMiB for the whole component instance,
+ *   and turns a grow past it into one the engine refuses; the post hook gives the pages back when the
+ *   grow failed and raises `ice:meter.memory_refused`, so the host can tell a guest that ran out of
  *   memory from one that trapped for another reason.
+ * - meter-bulk.ts charges memory.fill/copy/init by length (one unit per BULK_BYTES_PER_FUEL bytes).
  * The output is not byte-for-byte reproducible: log-execution numbers its points with a process-wide
  * counter, and that number is the (ignored) argument of every fuel hook call.
  *
@@ -30,6 +33,7 @@ import {
   sectionsOf,
   type Section,
 } from './core-binary.js';
+import { BULK_HOOK, meterBulkOps } from './meter-bulk.js';
 
 export { FUEL_GLOBAL, MEMORY_BUDGET_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, capMemories, capModule } from './core-binary.js';
 
@@ -84,7 +88,9 @@ function meter(bytes: Uint8Array): Uint8Array {
     module.addGlobalImport(REFUSED_INTERNAL, METER_MODULE, MEMORY_REFUSED_GLOBAL, binaryen.i32, true);
     module.addGlobalImport(BUDGET_INTERNAL, METER_MODULE, MEMORY_BUDGET_GLOBAL, binaryen.i32, true);
     module.addGlobal(PENDING_INTERNAL, binaryen.i32, true, module.i32.const(0));
-    defineHooks(module, instrument(module));
+    const added = instrument(module);
+    meterBulkOps(module, FUEL_INTERNAL);
+    defineHooks(module, added);
     inlineHooks(module);
     if (!module.validate()) throw new MeterError('the module does not validate once instrumented (binaryen wrote why to stderr)');
     return emit(module, sections.some((s) => s.customName === 'name'));
@@ -150,7 +156,7 @@ function skipImportDescription(reader: Reader, what: string): void {
 function refuseNameClashes(module: binaryen.Module): void {
   const hooks = passHookNames();
   for (const { name } of functionInfos(module)) {
-    if (hooks.has(name)) throw new MeterError(`it has a function named ${name}, a name the metering passes use`);
+    if (hooks.has(name) || name === BULK_HOOK) throw new MeterError(`it has a function named ${name}, a name the metering passes use`);
   }
   for (let i = 0; i < module.getNumGlobals(); i++) {
     const { name } = binaryen.getGlobalInfo(module.getGlobalByIndex(i));
