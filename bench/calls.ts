@@ -25,7 +25,7 @@ import { availableParallelism } from 'node:os';
 import binaryen from 'binaryen';
 import { transpile } from '@bytecodealliance/jco';
 import { buildGuest } from '../host/src/build/index.js';
-import { capMemories, meterCoreModule, type MeterVariant } from '../host/src/component/meter.js';
+import { capModule, meterCoreModule, type MeterVariant } from '../host/src/component/meter.js';
 import type { AgentExports, GeneratedInstantiate, Meter } from '../host/src/component/prepare.js';
 import { instantiateGenerated } from '../host/src/sandbox/instantiate.js';
 import { runMeter } from '../host/src/sandbox/fuel.js';
@@ -132,7 +132,7 @@ async function plainInstance(component: Uint8Array, metered: false | MeterVarian
   const modules = new Map<string, WebAssembly.Module>();
   for (const [name, bytes] of Object.entries(files)) {
     if (!name.endsWith('.wasm')) continue;
-    const core = metered ? capMemories(meterCoreModule(bytes, metered), 4096) : bytes;
+    const core = metered ? capModule(meterCoreModule(bytes, metered), 4096) : bytes;
     modules.set(name, new WebAssembly.Module(core as Uint8Array<ArrayBuffer>));
   }
   const store = new Map([['count', '42']]);

@@ -209,6 +209,20 @@ const CASES: Case[] = [
       expect(end).toMatchObject({ outcome: 'ok' });
     },
   },
+  ...(['fill-loop', 'copy-loop'] as const).map(
+    (attack): Case => ({
+      attack,
+      title: 'a loop of 16 MiB bulk memory operations runs out of fuel (bulk ops cost fuel by length), in any execution mode',
+      policy: policy('{ fuel: 20000000, memoryMiB: 64, timeoutMs: 20000 }'),
+      expect: (result, calls, end) => {
+        expect(result).toMatchObject({ ok: false, outcome: 'limit', limit: 'fuel', fuel: 20_000_000, error: 'the guest used all its fuel (limits.fuel 20000000)' });
+        // Before: one unit per iteration, so 20M units were hours of 16 MiB fills (a worker stopped it at its deadline).
+        expect(result.durationMs).toBeLessThan(10_000);
+        expect(calls).toEqual([]);
+        expect(end).toMatchObject({ outcome: 'limit', limit: 'fuel' });
+      },
+    }),
+  ),
 ];
 
 describe.each(LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [language, execution] as const)))(

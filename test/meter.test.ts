@@ -11,6 +11,7 @@ import { buildRust } from '../host/src/build/rust.js';
 import {
   capMemories,
   FUEL_GLOBAL,
+  MEMORY_BUDGET_GLOBAL,
   MEMORY_REFUSED_GLOBAL,
   REFUEL_FUNCTION,
   METER_MODULE,
@@ -38,19 +39,21 @@ function wat(text: string, { names = false } = {}): Uint8Array {
 interface Meter {
   fuel: WebAssembly.Global;
   refused: WebAssembly.Global;
+  budget: WebAssembly.Global;
 }
 
 function newMeter(fuel = 1_000_000n): Meter {
   return {
     fuel: new WebAssembly.Global({ value: 'i64', mutable: true }, fuel),
     refused: new WebAssembly.Global({ value: 'i32', mutable: true }, 0),
+    budget: new WebAssembly.Global({ value: 'i32', mutable: true }, 65_536),
   };
 }
 
 /** `T` describes the exports the test calls. */
 function instantiate<T>(bytes: Uint8Array, meter: Meter, imports: WebAssembly.Imports = {}): T {
   const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.refused };
+  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.refused, [MEMORY_BUDGET_GLOBAL]: meter.budget };
   return new WebAssembly.Instance(module, { ...imports, [METER_MODULE]: metering }).exports as unknown as T;
 }
 
@@ -93,7 +96,7 @@ const GROW = wat(`(module
 describe('run meter: fuel in slices', () => {
   const withMeter = (run: RunMeter) =>
     new WebAssembly.Instance(new WebAssembly.Module(meterCoreModule(LOOPS, 'preemptible') as Uint8Array<ArrayBuffer>), {
-      [METER_MODULE]: { [FUEL_GLOBAL]: run.meter.fuel, [MEMORY_REFUSED_GLOBAL]: run.meter.memoryRefused, [REFUEL_FUNCTION]: run.meter.refuel },
+      [METER_MODULE]: { [FUEL_GLOBAL]: run.meter.fuel, [MEMORY_REFUSED_GLOBAL]: run.meter.memoryRefused, [MEMORY_BUDGET_GLOBAL]: run.meter.memoryBudget, [REFUEL_FUNCTION]: run.meter.refuel },
     }).exports as unknown as Loops;
 
   it('counts fuel across slices exactly as one budget would', () => {
@@ -140,7 +143,7 @@ describe('run meter: fuel in slices', () => {
           throw new Error('past the deadline');
         },
       },
-      [METER_MODULE]: { [FUEL_GLOBAL]: run.meter.fuel, [MEMORY_REFUSED_GLOBAL]: run.meter.memoryRefused, [REFUEL_FUNCTION]: run.meter.refuel },
+      [METER_MODULE]: { [FUEL_GLOBAL]: run.meter.fuel, [MEMORY_REFUSED_GLOBAL]: run.meter.memoryRefused, [MEMORY_BUDGET_GLOBAL]: run.meter.memoryBudget, [REFUEL_FUNCTION]: run.meter.refuel },
     }).exports as unknown as { forever(): void };
     expect(() => stubborn.forever()).toThrow(WebAssembly.RuntimeError);
     expect(run.pastDeadline()).toBe(true);
@@ -294,7 +297,7 @@ describe('meterCoreModule: real guests', () => {
     return { output, fuel: 1_000_000n - (meter.fuel.value as bigint) };
   }
 
-  it('meters the AssemblyScript and Rust hello core modules: same exports, two more imports, same behaviour', async () => {
+  it('meters the AssemblyScript and Rust hello core modules: same exports, three more imports, same behaviour', async () => {
     const cores = await Promise.all([
       buildAssemblyScript(join(ROOT, 'guests', 'hello', 'index.ts')).then((built) => built.core),
       buildRust(join(ROOT, 'guests', 'rust', 'hello')).then((built) => built.core),
@@ -310,6 +313,7 @@ describe('meterCoreModule: real guests', () => {
           ...WebAssembly.Module.imports(before),
           { module: METER_MODULE, name: FUEL_GLOBAL, kind: 'global' },
           { module: METER_MODULE, name: MEMORY_REFUSED_GLOBAL, kind: 'global' },
+          { module: METER_MODULE, name: MEMORY_BUDGET_GLOBAL, kind: 'global' },
         ].sort(byName),
       );
       expect(WebAssembly.Module.exports(after)).toEqual(WebAssembly.Module.exports(before));

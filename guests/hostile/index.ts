@@ -62,6 +62,28 @@ function growRaw(): Result<string, string> {
   return ok("grow refused after " + pages.toString() + " pages");
 }
 
+// fill-loop / copy-loop: memory.fill / memory.copy of 16 MiB, forever. Each iteration is one loop
+// header (one fuel unit before bulk ops were charged by length), so only length-based fuel stops it.
+const BULK_BYTES: i32 = 16 << 20;
+
+function fillLoop(): Result<string, string> {
+  const block = heap.alloc(BULK_BYTES);
+  while (true) {
+    memory.fill(block, <u8>(load<u8>(block) + 1), BULK_BYTES);
+  }
+  return ok("unreachable");
+}
+
+function copyLoop(): Result<string, string> {
+  const from = heap.alloc(BULK_BYTES);
+  const to = heap.alloc(BULK_BYTES);
+  while (true) {
+    memory.copy(to, from, BULK_BYTES);
+    store<u8>(from, load<u8>(to) + 1);
+  }
+  return ok("unreachable");
+}
+
 // recurse: unbounded non-tail recursion. The store after the call keeps it from being turned into a
 // loop, so the wasm call stack overflows (a trap in the engine, before any host code runs).
 function dive(depth: u32): u32 {
@@ -208,6 +230,8 @@ export function run(input: string): Result<string, string> {
   if (input == "loop-imports") return spinWithImports();
   if (input == "grow") return growHeap();
   if (input == "grow-raw") return growRaw();
+  if (input == "fill-loop") return fillLoop();
+  if (input == "copy-loop") return copyLoop();
   if (input == "recurse") return recurse();
   if (input == "callback-trap") return callbackTrap();
   if (input == "big-log") return bigLog();

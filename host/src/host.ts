@@ -3,7 +3,6 @@
  * cache; `host.load` inspects, admits and prepares a component under a policy; `agent.run` executes
  * one governed, recorded run.
  */
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -13,6 +12,7 @@ import { compilePolicy, loadPolicyFile, type IcePolicy } from './capabilities/po
 import type { GuestEventSink, GuestLogSink, WasiOutputEntry, WasiOutputSink } from './capabilities/run-services.js';
 import { secretSource, type SecretSource } from './capabilities/secrets.js';
 import { LoadError } from './component/errors.js';
+import { DEFAULT_MAX_COMPONENT_BYTES, checkComponentSize, readComponentFile } from './component/source.js';
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
@@ -38,6 +38,11 @@ export interface HostOptions {
   readonly onEvent?: GuestEventSink;
   /** Receives what a WASI guest writes to its captured stdout/stderr (the ledger records it either way). */
   readonly onGuestOutput?: WasiOutputSink;
+  /**
+   * Largest component accepted, in bytes, checked before it is read past the cap or parsed (load,
+   * replay). Default 64 MiB (DEFAULT_MAX_COMPONENT_BYTES); a component over it is a LoadError `too-large`.
+   */
+  readonly maxComponentBytes?: number;
   /** Largest run input accepted, in UTF-8 bytes. Default 1 MiB. */
   readonly maxInputBytes?: number;
   /**
@@ -112,6 +117,10 @@ const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
  *   host.close();
  */
 export async function createHost(options: HostOptions = {}): Promise<Host> {
+  const max = options.maxComponentBytes;
+  if (max !== undefined && !(Number.isSafeInteger(max) && max > 0)) {
+    throw new RangeError(`maxComponentBytes must be a positive whole number of bytes, got ${String(max)}`);
+  }
   return new Host(options);
 }
 
@@ -167,16 +176,23 @@ export class Host {
    */
   async load(component: Uint8Array | string, policy: IcePolicy | string | object): Promise<Agent> {
     const origin = typeof component === 'string' ? component : '<component bytes>';
-    const bytes = typeof component === 'string' ? readComponent(component) : component;
+    const bytes = this.readComponent(component, origin);
     const compiled = typeof policy === 'string' ? loadPolicyFile(policy) : isCompiled(policy) ? policy : compilePolicy(policy);
     checkHeader(bytes, origin);
-    const info = await this.cache.inspect(bytes, origin);
+    const info = await asLoadError(origin, () => this.cache.inspect(bytes, origin));
     const admitted = admitImports(info, compiled, origin);
     this.checkLoad(compiled, admitted, origin);
     // A run on the calling thread needs metering that lets its deadline stop it (component/core-binary.ts).
-    const prepared = await this.cache.prepare(bytes, info, origin, this.execution === 'in-process' ? 'preemptible' : 'trap');
-    // Compile for the policy's memory cap now, so a component that cannot fit is refused at load.
-    prepared.modules(compiled.limits.memoryMiB);
+    const variant = this.execution === 'in-process' ? 'preemptible' : 'trap';
+    const prepared = await asLoadError(origin, () => this.cache.prepare(bytes, info, origin, variant));
+    // Compile for the policy's memory cap now, so a component that cannot fit is refused at load; a
+    // refused component leaves nothing in the cache.
+    try {
+      prepared.modules(compiled.limits.memoryMiB);
+    } catch (error) {
+      this.cache.forget(info.digest);
+      throw error;
+    }
     // Kept by digest, so any run of it can be replayed from the ledger alone.
     this.components.put(bytes, info.digest);
     this.logger.debug({ component: compiled.component, digest: info.digest, source: prepared.source, ms: prepared.prepareMs }, 'component loaded');
@@ -216,13 +232,24 @@ export class Host {
     const start = records[0]?.record;
     if (start?.type !== 'run-start') throw new ReplayError(`no run ${runId} in the ledger in ${this.stateDir}`);
     const origin = typeof component === 'string' ? component : component ? '<component bytes>' : `the stored component sha256:${start.component.digest.slice(0, 12)}`;
-    const bytes = typeof component === 'string' ? readComponent(component) : component ?? this.components.get(start.component.digest);
+    const bytes = component !== undefined ? this.readComponent(component, origin) : this.components.get(start.component.digest, this.maxComponentBytes);
     if (!bytes) {
       throw new ReplayError(
         `the component of run ${start.run} (sha256:${start.component.digest}) is not kept in ${this.components.dir}: pass it with --component <path>`,
       );
     }
     return replayRun(records, bytes, origin, this.cache, options);
+  }
+
+  private get maxComponentBytes(): number {
+    return this.options.maxComponentBytes ?? DEFAULT_MAX_COMPONENT_BYTES;
+  }
+
+  /** The component's bytes, refused over maxComponentBytes before they are read further or parsed. */
+  private readComponent(component: Uint8Array | string, origin: string): Uint8Array {
+    if (typeof component === 'string') return readComponentFile(component, this.maxComponentBytes);
+    checkComponentSize(component, origin, this.maxComponentBytes);
+    return component;
   }
 
   /** Closes the state database and stops the worker pool (runs in flight are cut off). */
@@ -355,13 +382,17 @@ export class Agent {
   }
 }
 
-function readComponent(path: string): Uint8Array {
+/**
+ * Every load failure is a LoadError: what the decoder, jco or binaryen throw beyond the refusals they
+ * were written for (a stack overflow on deep nesting, an allocation failure) still names the component.
+ */
+async function asLoadError<T>(origin: string, step: () => Promise<T>): Promise<T> {
   try {
-    return readFileSync(path);
+    return await step();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? error);
-    throw new LoadError('not-found', path, `cannot read component ${path}: ${why}`);
+    if (error instanceof LoadError) throw error;
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new LoadError('prepare-failed', origin, `${origin} could not be loaded: ${reason}`);
   }
 }
 

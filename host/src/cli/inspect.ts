@@ -1,6 +1,5 @@
 /** `ice inspect <component.wasm> [--json]`: what a component imports and exports, and the policy keys it needs. */
-import { readFileSync } from 'node:fs';
-import { LoadError } from '../component/errors.js';
+import { readComponentFile } from '../component/source.js';
 import { inspectComponent, type WorldItem } from '../component/inspect.js';
 import { capabilityOfImport } from '../capabilities/registry.js';
 import { ICE_PACKAGE, ICE_WIT_VERSION, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../core/world.js';
@@ -8,18 +7,14 @@ import { onePositional, withUsage } from './args.js';
 import { parseArgs } from 'node:util';
 import { EXIT, type Io } from './io.js';
 import { INSPECT_USAGE } from './usage.js';
+import { MAX_COMPONENT_BYTES_OPTION, maxComponentBytes } from './component-size.js';
 
 export async function inspectCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('inspect', INSPECT_USAGE, () =>
-    parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } }, allowPositionals: true, strict: true }),
+    parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, ...MAX_COMPONENT_BYTES_OPTION }, allowPositionals: true, strict: true }),
   );
   const path = onePositional('inspect', positionals, 'component file', INSPECT_USAGE);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new LoadError('not-found', path, `cannot read component ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const bytes = readComponentFile(path, maxComponentBytes('inspect', values['max-component-bytes']));
   const info = await inspectComponent(bytes, path, await import('@bytecodealliance/jco'));
   const imports = info.imports.map((item) => ({ ...item, ...classify(item) }));
   const policyKeys = [...new Set(imports.flatMap((i) => (i.policyKey ? [i.policyKey] : [])))];

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHost } from '../host.js';
+import { MAX_COMPONENT_BYTES_OPTION, maxComponentBytes } from './component-size.js';
 import { ReplayError } from '../replay/replay.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { EXIT, type Io } from './io.js';
@@ -12,7 +13,7 @@ export async function replayCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('replay', REPLAY_USAGE, () =>
     parseArgs({
       args: argv,
-      options: { component: { type: 'string' }, against: { type: 'string' }, timeout: { type: 'string' }, state: { type: 'string' } },
+      options: { component: { type: 'string' }, against: { type: 'string' }, timeout: { type: 'string' }, state: { type: 'string' }, ...MAX_COMPONENT_BYTES_OPTION },
       allowPositionals: true,
       strict: true,
     }),
@@ -26,7 +27,7 @@ export async function replayCommand(argv: string[], io: Io): Promise<number> {
     throw new UsageError(`ice replay: give --component (the recorded component) or --against (another one), not both\nusage: ${REPLAY_USAGE}`);
   }
   const timeoutMs = values.timeout === undefined ? undefined : replayTimeout(values.timeout);
-  const host = await createHost({ stateDir, execution: 'in-process' });
+  const host = await createHost({ stateDir, execution: 'in-process', maxComponentBytes: maxComponentBytes('replay', values['max-component-bytes']) });
   try {
     const report = await host.replay(wanted, values.against ?? values.component, { otherComponent: values.against !== undefined, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     const ms = `${report.durationMs.toFixed(1)} ms`;

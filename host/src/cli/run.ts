@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createHost, type RunResult } from '../host.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
+import { MAX_COMPONENT_BYTES_OPTION, maxComponentBytes } from './component-size.js';
 import { EXIT, type Io } from './io.js';
 import { RUN_USAGE } from './usage.js';
 import { cliApprover } from './approve.js';
@@ -23,6 +24,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
         approve: { type: 'string' },
         'model-base-url': { type: 'string' },
         'model-key-secret': { type: 'string' },
+        ...MAX_COMPONENT_BYTES_OPTION,
       },
       allowPositionals: true,
       strict: true,
@@ -41,7 +43,9 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   if (baseUrl !== undefined && !/^https?:\/\//u.test(baseUrl)) {
     throw new UsageError(`ice run: --model-base-url must be an http(s) URL like https://api.openai.com/v1, got ${JSON.stringify(baseUrl)}`);
   }
+  const maxBytes = maxComponentBytes('run', values['max-component-bytes']);
   const host = await createHost({
+    maxComponentBytes: maxBytes,
     ...(secrets ? { secrets, secretsSource: `the secrets file ${values.secrets}` } : {}),
     approve: approver.approve,
     approverName: approver.name,

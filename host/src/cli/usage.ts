@@ -1,7 +1,7 @@
 /** The usage line of each command (kept apart from the commands so `ice --help` loads none of them). */
 export const RUN_USAGE =
-  'ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log] [--in-process] [--secrets <file>] [--approve all|none] [--model-base-url <url> [--model-key-secret <NAME>]]';
-export const INSPECT_USAGE = 'ice inspect <component.wasm> [--json]';
+  'ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log] [--in-process] [--secrets <file>] [--approve all|none] [--model-base-url <url> [--model-key-secret <NAME>]] [--max-component-bytes <n>]';
+export const INSPECT_USAGE = 'ice inspect <component.wasm> [--json] [--max-component-bytes <n>]';
 export const BUILD_USAGE = 'ice build <guest: AssemblyScript .ts or dir with index.ts, or Rust package dir> -o <out.wasm>';
 export const AUDIT_USAGE = [
   'ice audit list [--limit <n>] [--state <dir>]',
@@ -9,6 +9,6 @@ export const AUDIT_USAGE = [
   'ice audit verify [<run-id> | --all | --file <export.jsonl>] [--state <dir>]',
   'ice audit export <run-id | last> --format jsonl [--state <dir>]',
 ].join('\n  ');
-export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--timeout <ms>] [--state <dir>]';
+export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--timeout <ms>] [--state <dir>] [--max-component-bytes <n>]';
 export const STATE_USAGE = ['ice state rebuild [--component <name>] [--state <dir>]', 'ice state verify [--component <name>] [--state <dir>]'].join('\n  ');
 export const EVENTS_USAGE = 'ice events list [--kind <pattern>] [--component <name>] [--json] [--state <dir>]';

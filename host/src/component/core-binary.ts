@@ -25,6 +25,14 @@ export const REFUEL_FUNCTION = 'refuel';
  */
 export type MeterVariant = 'trap' | 'preemptible';
 
+/**
+ * `ice:meter.memory_budget`: mutable i32 global, the 64 KiB pages the component instance may still take
+ * (limits.memoryMiB less what its core instances hold). Instantiation charges each instance's footprint;
+ * metered code charges every memory.grow and refuses (-1) a grow past it. Shared by all core instances,
+ * so the limit bounds the component, not each memory.
+ */
+export const MEMORY_BUDGET_GLOBAL = 'memory_budget';
+
 /** A core module that cannot be metered or capped; the message says why. */
 export class MeterError extends Error {
   override readonly name = 'MeterError';
@@ -96,6 +104,149 @@ function writeLeb(out: number[], value: number): void {
     }
     out.push(low | 0x80);
   }
+}
+
+// ---- The component-wide footprint ----
+
+/**
+ * What one instance of a core module holds at instantiation: its defined memories (initial pages) and
+ * defined tables. Tables are charged to the same budget at TABLE_ELEMENT_BYTES per element, rounded
+ * up to whole pages per module; they cannot grow (capModule sets each maximum to its initial size), so
+ * the charge at instantiation is all they will ever take.
+ */
+export interface Footprint {
+  readonly memories: number;
+  readonly tables: number;
+  /** Initial memory pages plus the tables' pages. */
+  readonly pages: number;
+}
+
+/**
+ * A funcref table element in V8 is a tagged pointer plus a dispatch entry; 8 bytes is the order of
+ * it, and keeps a million-element table (8 MiB) from hiding outside the budget.
+ */
+export const TABLE_ELEMENT_BYTES = 8;
+/**
+ * Host constants, not policy: a component built by `ice build` (or any wit-component output) uses at
+ * most a handful of each. They bound the engine's per-instance cost (each memory reserves guard
+ * regions of address space) that the page budget does not see.
+ */
+export const MAX_CORE_INSTANCES = 32;
+export const MAX_MEMORIES = 8;
+export const MAX_TABLES = 32;
+
+/** The custom section that carries a capped module's Footprint to whoever instantiates it (any thread). */
+export const FOOTPRINT_SECTION = 'ice:footprint';
+const TABLE_SECTION = 4;
+
+/**
+ * capMemories, then each defined table's maximum set to its initial size, then the module's Footprint
+ * appended as a FOOTPRINT_SECTION custom section (a guest module that already has one is refused).
+ * @throws MemoryCapError, MeterError as capMemories; MeterError for a table this reader cannot cap
+ */
+export function capModule(bytes: Uint8Array, maxPages: number): Uint8Array {
+  if (sectionsOf(bytes).some((s) => s.customName === FOOTPRINT_SECTION)) {
+    throw new MeterError(`it has a custom section named ${FOOTPRINT_SECTION}, which only the host may write`);
+  }
+  let out = capMemories(bytes, maxPages);
+  const sections = sectionsOf(out);
+  const memorySection = sections.find((s) => s.id === MEMORY_SECTION);
+  const memories = memorySection ? readMemories(out, memorySection) : [];
+  const tableSection = sections.find((s) => s.id === TABLE_SECTION);
+  let elements = 0;
+  let tables = 0;
+  if (tableSection) {
+    const capped = capTables(out, tableSection);
+    tables = capped.tables;
+    elements = capped.elements;
+    out = replaceSection(out, tableSection, capped.content);
+  }
+  const pages = memories.reduce((sum, m) => sum + m.initial, 0) + Math.ceil((elements * TABLE_ELEMENT_BYTES) / WASM_PAGE_BYTES);
+  const payload: number[] = [];
+  writeLeb(payload, FOOTPRINT_SECTION.length);
+  payload.push(...Buffer.from(FOOTPRINT_SECTION, 'utf8'));
+  writeLeb(payload, memories.length);
+  writeLeb(payload, tables);
+  writeLeb(payload, pages);
+  const header: number[] = [0];
+  writeLeb(header, payload.length);
+  const result = new Uint8Array(out.length + header.length + payload.length);
+  result.set(out);
+  result.set(header, out.length);
+  result.set(payload, out.length + header.length);
+  return result;
+}
+
+const WASM_PAGE_BYTES = 65_536;
+
+function capTables(bytes: Uint8Array, section: Section): { content: number[]; tables: number; elements: number } {
+  const reader = new Reader(bytes, section.contentStart, section.end);
+  const content: number[] = [];
+  const count = reader.u32();
+  writeLeb(content, count);
+  let elements = 0;
+  for (let i = 0; i < count; i++) {
+    if (bytes[reader.pos] === 0x40) throw new MeterError(`defined table ${i} has an initializer expression, which ICE does not support`);
+    const typeStart = reader.pos;
+    reader.skipValueType();
+    content.push(...bytes.subarray(typeStart, reader.pos));
+    const flags = reader.byte();
+    if (flags & ~HAS_MAX) throw new MeterError(`defined table ${i} has unsupported limits flags 0x${flags.toString(16)}`);
+    const initial = reader.u32();
+    if (flags & HAS_MAX) reader.u32();
+    content.push(HAS_MAX);
+    writeLeb(content, initial);
+    writeLeb(content, initial);
+    elements += initial;
+  }
+  reader.expectEnd('table section');
+  return { content, tables: count, elements };
+}
+
+/** The Footprint capModule wrote into a compiled module. @throws Error when there is none (not capped by this host). */
+export function footprintOf(module: WebAssembly.Module): Footprint {
+  const sections = WebAssembly.Module.customSections(module, FOOTPRINT_SECTION);
+  if (sections.length !== 1) throw new Error(`core module has ${sections.length} ${FOOTPRINT_SECTION} sections, expected the one the host writes`);
+  const bytes = new Uint8Array(sections[0]!);
+  const reader = new Reader(bytes, 0, bytes.length);
+  return { memories: reader.u32(), tables: reader.u32(), pages: reader.u32() };
+}
+
+/** The running total of a component instance's core instances, checked against the host caps and the budget. */
+export class FootprintTally {
+  instances = 0;
+  memories = 0;
+  tables = 0;
+  pages = 0;
+
+  constructor(readonly budgetPages: number) {}
+
+  /** Adds one core instance. @returns why it does not fit (a sentence naming the numbers and the fix), or undefined. */
+  add(footprint: Footprint): string | undefined {
+    this.instances += 1;
+    this.memories += footprint.memories;
+    this.tables += footprint.tables;
+    this.pages += footprint.pages;
+    return this.check();
+  }
+
+  /** Why the instances added so far do not fit, or undefined. */
+  check(): string | undefined {
+    if (this.instances > MAX_CORE_INSTANCES) return `it creates more than ${MAX_CORE_INSTANCES} core instances, the host's limit per component`;
+    if (this.memories > MAX_MEMORIES) return `it defines more than ${MAX_MEMORIES} linear memories, the host's limit per component`;
+    if (this.tables > MAX_TABLES) return `it defines more than ${MAX_TABLES} tables, the host's limit per component`;
+    if (this.pages > this.budgetPages) {
+      return (
+        `its core instances need at least ${mib(this.pages)} MiB of memories and tables at instantiation, over limits.memoryMiB ` +
+        `(${mib(this.budgetPages)} MiB, the budget of the whole component): raise limits.memoryMiB in the policy`
+      );
+    }
+    return undefined;
+  }
+}
+
+function mib(pages: number): number {
+  return Math.ceil(pages / PAGES_PER_MIB);
 }
 
 // ---- Reading the binary format (https://webassembly.github.io/spec/core/binary/modules.html) ----

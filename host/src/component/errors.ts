@@ -20,7 +20,9 @@ export type LoadErrorCode =
   | 'missing-secret'
   /** A grants.wasi.filesystem mount whose host directory does not exist. */
   | 'bad-mount'
-  | 'memory-limit';
+  | 'memory-limit'
+  /** Larger than the host's maxComponentBytes; refused before it is parsed. */
+  | 'too-large';
 
 export class LoadError extends Error {
   override readonly name = 'LoadError';

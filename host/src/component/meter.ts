@@ -6,9 +6,12 @@
  * - `log-execution` places a hook at every function entry, function exit/return and loop header; the hook
  *   takes one unit from the `ice:meter.fuel` global and traps once it is below zero. Fuel is counted per
  *   control-flow point rather than per instruction: coarser, but it bounds every loop and every recursion.
- * - `instrument-memory`, restricted to `memory.grow`, wraps each grow; the hook raises
- *   `ice:meter.memory_refused` when the grow returned -1, so the host can tell a guest that ran out of
+ * - `instrument-memory`, restricted to `memory.grow`, wraps each grow: the pre hook charges the delta
+ *   to `ice:meter.memory_budget`, the pages left of limits.memoryMiB for the whole component instance,
+ *   and turns a grow past it into one the engine refuses; the post hook gives the pages back when the
+ *   grow failed and raises `ice:meter.memory_refused`, so the host can tell a guest that ran out of
  *   memory from one that trapped for another reason.
+ * - meter-bulk.ts charges memory.fill/copy/init by length (one unit per BULK_BYTES_PER_FUEL bytes).
  * The output is not byte-for-byte reproducible: log-execution numbers its points with a process-wide
  * counter, and that number is the (ignored) argument of every fuel hook call.
  *
@@ -20,6 +23,7 @@ import {
   FUEL_GLOBAL,
   FUNCTION_SECTION,
   IMPORT_SECTION,
+  MEMORY_BUDGET_GLOBAL,
   MEMORY_REFUSED_GLOBAL,
   MEMORY_SECTION,
   METER_MODULE,
@@ -31,8 +35,9 @@ import {
   sectionsOf,
   type Section,
 } from './core-binary.js';
+import { BULK_HOOK, meterBulkOps } from './meter-bulk.js';
 
-export { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, REFUEL_FUNCTION, capMemories, type MeterVariant } from './core-binary.js';
+export { FUEL_GLOBAL, MEMORY_BUDGET_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, MemoryCapError, MeterError, REFUEL_FUNCTION, capMemories, capModule, type MeterVariant } from './core-binary.js';
 
 // The hooks the passes call, by the fixed internal (and `env.*` import) names binaryen gives them.
 const LOG_EXECUTION = 'log_execution';
@@ -43,6 +48,10 @@ const NAMED_HOOKS: readonly string[] = [LOG_EXECUTION, MEMORY_GROW_PRE, MEMORY_G
 const FUEL_INTERNAL = '__ice_meter_fuel';
 const REFUSED_INTERNAL = '__ice_meter_memory_refused';
 const REFUEL_INTERNAL = '__ice_meter_refuel';
+const BUDGET_INTERNAL = '__ice_meter_memory_budget';
+/** Module-local: the pages the grow in flight took from the budget, given back if the engine refuses it. */
+const PENDING_INTERNAL = '__ice_meter_grow_pending';
+const METER_GLOBALS: readonly string[] = [FUEL_INTERNAL, REFUSED_INTERNAL, BUDGET_INTERNAL, PENDING_INTERNAL];
 
 /**
  * Instruments a core module (binary) with fuel metering and a flag on refused `memory.grow`.
@@ -55,6 +64,19 @@ const REFUEL_INTERNAL = '__ice_meter_refuel';
  *   instrumented module does not validate.
  */
 export function meterCoreModule(bytes: Uint8Array, variant: MeterVariant = 'trap'): Uint8Array {
+  try {
+    return meter(bytes, variant);
+  } catch (error) {
+    // binaryen recurses on nesting (its binary writer, at a depth of some thousands of blocks); V8
+    // reports that as a RangeError, and binaryen stays usable afterwards.
+    if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      throw new MeterError('its code is nested too deeply to be metered (binaryen ran out of stack): flatten the nesting of blocks, loops and ifs');
+    }
+    throw error;
+  }
+}
+
+function meter(bytes: Uint8Array, variant: MeterVariant): Uint8Array {
   const sections = sectionsOf(bytes);
   for (const section of sections) {
     if (section.id === IMPORT_SECTION) checkImports(bytes, section);
@@ -67,8 +89,12 @@ export function meterCoreModule(bytes: Uint8Array, variant: MeterVariant = 'trap
     if (!definesFunctions(bytes, sections)) return bytes;
     module.addGlobalImport(FUEL_INTERNAL, METER_MODULE, FUEL_GLOBAL, binaryen.i64, true);
     module.addGlobalImport(REFUSED_INTERNAL, METER_MODULE, MEMORY_REFUSED_GLOBAL, binaryen.i32, true);
+    module.addGlobalImport(BUDGET_INTERNAL, METER_MODULE, MEMORY_BUDGET_GLOBAL, binaryen.i32, true);
+    module.addGlobal(PENDING_INTERNAL, binaryen.i32, true, module.i32.const(0));
     if (variant === 'preemptible') module.addFunctionImport(REFUEL_INTERNAL, METER_MODULE, REFUEL_FUNCTION, binaryen.none, binaryen.none);
-    defineHooks(module, instrument(module), variant);
+    const added = instrument(module);
+    meterBulkOps(module, FUEL_INTERNAL, variant === 'preemptible' ? REFUEL_INTERNAL : undefined);
+    defineHooks(module, added, variant);
     inlineHooks(module);
     if (!module.validate()) throw new MeterError('the module does not validate once instrumented (binaryen wrote why to stderr)');
     return emit(module, sections.some((s) => s.customName === 'name'));
@@ -134,11 +160,11 @@ function skipImportDescription(reader: Reader, what: string): void {
 function refuseNameClashes(module: binaryen.Module): void {
   const hooks = passHookNames();
   for (const { name } of functionInfos(module)) {
-    if (hooks.has(name)) throw new MeterError(`it has a function named ${name}, a name the metering passes use`);
+    if (hooks.has(name) || name === BULK_HOOK) throw new MeterError(`it has a function named ${name}, a name the metering passes use`);
   }
   for (let i = 0; i < module.getNumGlobals(); i++) {
     const { name } = binaryen.getGlobalInfo(module.getGlobalByIndex(i));
-    if (name === FUEL_INTERNAL || name === REFUSED_INTERNAL) throw new MeterError(`it has a global named ${name}, a name metering uses`);
+    if (METER_GLOBALS.includes(name)) throw new MeterError(`it has a global named ${name}, a name metering uses`);
   }
   if (functionInfos(module).some((f) => f.name === REFUEL_INTERNAL)) throw new MeterError(`it has a function named ${REFUEL_INTERNAL}, a name metering uses`);
 }
@@ -196,7 +222,7 @@ function hookBody(module: binaryen.Module, hook: binaryen.FunctionInfo, variant:
     case LOG_EXECUTION:
       return takeFuel(module, variant);
     case MEMORY_GROW_PRE: // (id, delta) -> delta
-      return module.local.get(1, hook.results);
+      return chargeGrow(module, hook.results);
     case MEMORY_GROW_POST: // (id, result) -> result
       return flagRefusedGrow(module, hook.results);
     default:
@@ -218,12 +244,39 @@ function takeFuel(module: binaryen.Module, variant: MeterVariant): binaryen.Expr
   return module.block(null, [module.global.set(FUEL_INTERNAL, module.i64.sub(fuel(), module.i64.const(1n))), module.if(spent(), outOfSlice)]);
 }
 
-/** `if (result == -1) memory_refused = 1; return result` */
-function flagRefusedGrow(module: binaryen.Module, type: binaryen.Type): binaryen.ExpressionRef {
-  const refused = module.i32.eq(module.local.get(1, type), module.i32.const(-1));
+/**
+ * `if (delta >u budget) { pending = 0; return -1 } budget -= delta; pending = delta; return delta`.
+ * The hook's result is the delta the grow uses: -1 (4 Gi pages) is a grow no wasm32 memory can take,
+ * so the engine refuses it and the guest sees memory.grow return -1, as at a memory's own maximum.
+ */
+function chargeGrow(module: binaryen.Module, type: binaryen.Type): binaryen.ExpressionRef {
+  const delta = (): binaryen.ExpressionRef => module.local.get(1, type);
+  const budget = (): binaryen.ExpressionRef => module.global.get(BUDGET_INTERNAL, binaryen.i32);
   return module.block(
     null,
-    [module.if(refused, module.global.set(REFUSED_INTERNAL, module.i32.const(1))), module.local.get(1, type)],
+    [
+      module.if(
+        module.i32.gt_u(delta(), budget()),
+        module.block(null, [module.global.set(PENDING_INTERNAL, module.i32.const(0)), module.return(module.i32.const(-1))]),
+      ),
+      module.global.set(BUDGET_INTERNAL, module.i32.sub(budget(), delta())),
+      module.global.set(PENDING_INTERNAL, delta()),
+      delta(),
+    ],
+    type,
+  );
+}
+
+/** `if (result == -1) { memory_refused = 1; budget += pending } return result` */
+function flagRefusedGrow(module: binaryen.Module, type: binaryen.Type): binaryen.ExpressionRef {
+  const refused = module.i32.eq(module.local.get(1, type), module.i32.const(-1));
+  const refund = module.global.set(
+    BUDGET_INTERNAL,
+    module.i32.add(module.global.get(BUDGET_INTERNAL, binaryen.i32), module.global.get(PENDING_INTERNAL, binaryen.i32)),
+  );
+  return module.block(
+    null,
+    [module.if(refused, module.block(null, [module.global.set(REFUSED_INTERNAL, module.i32.const(1)), refund])), module.local.get(1, type)],
     type,
   );
 }

@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { renewableDecoder } from './decoder.js';
 import { LoadError } from './errors.js';
-import { MemoryCapError, MeterError, capMemories, type MeterVariant } from './core-binary.js';
+import { FootprintTally, MemoryCapError, MeterError, capModule, footprintOf, type MeterVariant } from './core-binary.js';
 import { sha256Hex } from '../core/digest.js';
 import { inspectComponent, type ComponentInfo } from './inspect.js';
 import { importSignatures, signatureMismatches, type ImportSignatures } from './signatures.js';
@@ -36,6 +36,8 @@ export interface Meter {
   readonly fuel: WebAssembly.Global;
   /** i32, mutable: set to 1 when a memory.grow was refused. */
   readonly memoryRefused: WebAssembly.Global;
+  /** i32, mutable: pages the component instance may still take; starts at limits.memoryMiB (core-binary.ts). */
+  readonly memoryBudget: WebAssembly.Global;
   /** Adds the next slice of fuel, leaves fuel negative when the budget is spent, or throws at the deadline. */
   readonly refuel: () => void;
 }
@@ -67,7 +69,7 @@ const JCO_VERSION: string = JSON.parse(
   readFileSync(join(dirname(require.resolve('@bytecodealliance/jco')), '..', 'package.json'), 'utf8'),
 ).version;
 /** Bump when the transpile options, the metering or the cache layout change. */
-const CACHE_FORMAT = 3;
+const CACHE_FORMAT = 4;
 const TRANSPILE_OPTIONS = { name: 'agent', instantiation: 'sync', noTypescript: false } as const;
 
 interface Entry {
@@ -77,6 +79,8 @@ interface Entry {
   cores: Map<string, Uint8Array>;
   /** Compiled core modules per memory cap (pages). */
   compiled: Map<number, Map<string, WebAssembly.Module>>;
+  /** The core module each instantiation in the glue uses, in order (see instantiationPlan). */
+  plan: readonly string[];
 }
 
 /** jco (and its wasm-tools build) is large: loaded only when a component is not in the cache. */
@@ -145,7 +149,7 @@ export class ComponentCache {
       source = cached ? 'disk' : 'transpiled';
       const files = cached ?? (await this.transpile(bytes, origin, variant));
       if (!cached && this.dir) writeCached(this.dir, key, files, info);
-      entry = await load(files, this.dir ? join(this.dir, key) : undefined);
+      entry = await load(files, this.dir ? join(this.dir, key) : undefined, origin);
       this.entries.set(key, entry);
       this.infos.set(key, info);
     }
@@ -159,6 +163,19 @@ export class ComponentCache {
       generated: ready.instantiate,
       modules,
     };
+  }
+
+  /**
+   * Drops what prepare cached for this digest (memory and disk): a component refused after it was
+   * prepared (over the memory budget of the policy it came with) leaves nothing behind.
+   */
+  forget(digest: string): void {
+    for (const variant of METER_VARIANTS) {
+      const key = cacheKey(digest, variant);
+      this.entries.delete(key);
+      this.infos.delete(key);
+      if (this.dir) rmSync(join(this.dir, key), { recursive: true, force: true });
+    }
   }
 
   private async transpile(bytes: Uint8Array, origin: string, variant: MeterVariant): Promise<Record<string, Uint8Array>> {
@@ -271,7 +288,7 @@ function cacheName(name: string): string {
   return name === 'agent.js' ? 'agent.mjs' : name;
 }
 
-async function load(files: Record<string, Uint8Array>, dir: string | undefined): Promise<Entry> {
+async function load(files: Record<string, Uint8Array>, dir: string | undefined, origin: string): Promise<Entry> {
   const cores = new Map<string, Uint8Array>();
   for (const [name, bytes] of Object.entries(files)) {
     if (name.endsWith('.wasm')) cores.set(name, bytes);
@@ -282,11 +299,39 @@ async function load(files: Record<string, Uint8Array>, dir: string | undefined):
     dir && existsSync(join(dir, 'agent.mjs'))
       ? pathToFileURL(join(dir, 'agent.mjs')).href
       : `data:text/javascript;base64,${Buffer.from(glue).toString('base64')}`;
+  const plan = instantiationPlan(Buffer.from(glue).toString('utf8'), cores, origin);
   const module = (await import(glueUrl)) as { instantiate: GeneratedInstantiate };
-  return { instantiate: module.instantiate, glueUrl, cores, compiled: new Map() };
+  return { instantiate: module.instantiate, glueUrl, cores, compiled: new Map(), plan };
 }
 
-/** @throws LoadError (memory-limit) when a core module needs more initial memory than the cap. */
+const DECLARED_MODULE = /\bconst (module\d+) = getCoreModule\('([^']+)'\);/g;
+const INSTANTIATION = /\binstantiateCore\(([^,)]*)/g;
+
+/**
+ * The core module of each instantiation jco's glue performs, in order. In `sync` mode the glue is
+ * straight-line code with one `instantiateCore(moduleN, ...)` per core instance of the component, so
+ * the component's footprint is known at load, before anything is instantiated. A glue this does not
+ * recognise is refused: the load-time check must not be silently skipped (instantiateGenerated checks
+ * again at run time regardless).
+ */
+function instantiationPlan(glue: string, cores: ReadonlyMap<string, Uint8Array>, origin: string): string[] {
+  const declared = new Map<string, string>();
+  for (const [, variable, path] of glue.matchAll(DECLARED_MODULE)) declared.set(variable!, path!);
+  const plan: string[] = [];
+  for (const [, argument] of glue.matchAll(INSTANTIATION)) {
+    const path = declared.get(argument!.trim());
+    if (path === undefined || !cores.has(path)) {
+      throw new LoadError('prepare-failed', origin, `${origin} could not be prepared: jco's generated glue instantiates a core module this host cannot account for (jco ${JCO_VERSION})`);
+    }
+    plan.push(path);
+  }
+  return plan;
+}
+
+/**
+ * @throws LoadError (memory-limit) when a core module needs more initial memory than the cap, or the
+ *   component's core instances together are over the budget or the host's count caps.
+ */
 function compiledFor(entry: Entry, memoryMiB: number, origin: string): Map<string, WebAssembly.Module> {
   const pages = memoryMiB * PAGES_PER_MIB;
   let modules = entry.compiled.get(pages);
@@ -294,8 +339,11 @@ function compiledFor(entry: Entry, memoryMiB: number, origin: string): Map<strin
   modules = new Map();
   for (const [name, bytes] of entry.cores) {
     try {
-      modules.set(name, new WebAssembly.Module(capMemories(bytes, pages) as Uint8Array<ArrayBuffer>));
+      modules.set(name, new WebAssembly.Module(capModule(bytes, pages) as Uint8Array<ArrayBuffer>));
     } catch (error) {
+      if (error instanceof MeterError) {
+        throw new LoadError('prepare-failed', origin, `${origin} could not be prepared (memory cap of ${name}): ${error.message}`);
+      }
       if (!(error instanceof MemoryCapError)) throw error;
       throw new LoadError(
         'memory-limit',
@@ -305,6 +353,11 @@ function compiledFor(entry: Entry, memoryMiB: number, origin: string): Map<strin
       );
     }
   }
+  const tally = new FootprintTally(pages);
+  // Totals over every instance, so the message names what the whole component needs.
+  for (const name of entry.plan) tally.add(footprintOf(modules.get(name)!));
+  const refusal = tally.check();
+  if (refusal !== undefined) throw new LoadError('memory-limit', origin, `${origin} is refused: ${refusal}`);
   entry.compiled.set(pages, modules);
   return modules;
 }

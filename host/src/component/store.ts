@@ -3,9 +3,11 @@
  * be replayed later from its run-start record alone. Written atomically; read back only if the bytes
  * still have the digest they are filed under.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from '../core/digest.js';
+import { LoadError } from './errors.js';
+import { readComponentFile } from './source.js';
 
 export class ComponentStore {
   constructor(readonly dir: string) {}
@@ -19,12 +21,16 @@ export class ComponentStore {
     renameSync(temporary, path);
   }
 
-  /** The component with this digest, or undefined when it was never stored or no longer matches. */
-  get(digest: string): Uint8Array | undefined {
+  /**
+   * The component with this digest, or undefined when it was never stored or no longer matches.
+   * @throws LoadError (too-large) when the stored file is over `maxBytes` (it is not read past it)
+   */
+  get(digest: string, maxBytes: number): Uint8Array | undefined {
     try {
-      const bytes = readFileSync(this.pathOf(digest));
+      const bytes = readComponentFile(this.pathOf(digest), maxBytes);
       return sha256Hex(bytes) === digest ? bytes : undefined;
-    } catch {
+    } catch (error) {
+      if (error instanceof LoadError && error.code === 'too-large') throw error;
       return undefined;
     }
   }

@@ -32,13 +32,17 @@ export interface RunMeter {
   memoryRefused(): boolean;
 }
 
-/** `deadline` is a `performance.now()` time; undefined means no deadline is checked here. */
-export function runMeter(budget: number, deadline?: number): RunMeter {
+/**
+ * `deadline` is a `performance.now()` time; undefined means no deadline is checked here. `memoryPages`:
+ * the component's memory budget (limits.memoryMiB in pages; core-binary.ts MEMORY_BUDGET_GLOBAL).
+ */
+export function runMeter(budget: number, deadline?: number, memoryPages = 65_536): RunMeter {
   const slice = deadline === undefined ? budget : Math.min(budget, DEADLINE_SLICE);
   // Fuel not yet handed to the guest.
   let reserve = budget - slice;
   const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(slice));
   const memoryRefused = new WebAssembly.Global({ value: 'i32', mutable: true }, 0);
+  const memoryBudget = new WebAssembly.Global({ value: 'i32', mutable: true }, memoryPages);
   let stopped = false;
   // Never throws: leaving fuel negative makes the metered code trap, which the guest cannot catch.
   const refuel = (): void => {
@@ -54,7 +58,7 @@ export function runMeter(budget: number, deadline?: number): RunMeter {
     fuel.value = (fuel.value as bigint) + BigInt(give);
   };
   return {
-    meter: { fuel, memoryRefused, refuel },
+    meter: { fuel, memoryRefused, memoryBudget, refuel },
     used: () => {
       const left = fuel.value as bigint;
       // Handed out minus what is left (negative when stopped at the deadline: the guest overdrew by that much).

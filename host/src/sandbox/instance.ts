@@ -15,7 +15,7 @@ import { runMeter } from './fuel.js';
 import { DeadlineReached, HostFault, LedgerBudgetSpent, type RunKernel } from '../kernel/kernel.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
-import type { ImportProvider } from './instantiate.js';
+import { FootprintError, type ImportProvider } from './instantiate.js';
 
 export type RunEnding =
   | { readonly outcome: 'ok'; readonly output: string }
@@ -34,13 +34,15 @@ export type Instantiate = (provider: ImportProvider, meter: Meter) => AgentExpor
 /** The kernel's side of a run, as the instance needs it. */
 type Kernel = Pick<RunKernel, 'importObject' | 'coreImports' | 'hostFault' | 'stopAt'>;
 
+const PAGES_PER_MIB = 16;
+
 /**
  * `deadline` (a `performance.now()` time): for a run on the calling thread, which nothing else can stop;
  * the guest is stopped at its next refuel once past it (see fuel.ts). Worker runs pass none: their
  * worker is terminated at the deadline, which the host pauses while a human answers an ask.
  */
 export function runInstance(instantiate: Instantiate, admitted: Admitted, kernel: Kernel, limits: RunLimits, input: string, deadline?: number): InstanceRun {
-  const metered = runMeter(limits.fuel, deadline);
+  const metered = runMeter(limits.fuel, deadline, limits.memoryMiB * PAGES_PER_MIB);
   if (deadline !== undefined) kernel.stopAt(deadline, metered.expire);
   let ending: RunEnding;
   try {
@@ -98,6 +100,7 @@ export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): Run
   if (kernel.hostFault) return { outcome: 'trap', blame: 'host', reason: kernel.hostFault.message };
   // wasi:cli/exit ends the run, never the process: success is an ok run with empty output.
   if (error instanceof WasiExit) return error.ok ? { outcome: 'ok', output: '' } : { outcome: 'error', error: error.message };
+  if (error instanceof FootprintError) return { outcome: 'limit', limit: 'memory', reason: error.message };
   if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof LedgerBudgetSpent) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };

@@ -5,7 +5,7 @@
  */
 import type { GuestMemory, CoreFunction } from '../capabilities/abi.js';
 import { ICE_PACKAGE } from '../core/world.js';
-import { FUEL_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, REFUEL_FUNCTION } from '../component/core-binary.js';
+import { FUEL_GLOBAL, FootprintTally, MEMORY_BUDGET_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, REFUEL_FUNCTION, footprintOf, type Footprint } from '../component/core-binary.js';
 import type { AgentExports, GeneratedInstantiate, Meter } from '../component/prepare.js';
 
 /** What serves a run's imports: the kernel. */
@@ -18,13 +18,37 @@ export interface ImportProvider {
 
 const ICE_IMPORT_PREFIX = `${ICE_PACKAGE}/`;
 
+/** A component instance whose core instances do not fit the budget or the host's caps (load refuses these first). */
+export class FootprintError extends Error {
+  override readonly name = 'FootprintError';
+}
+
+const footprints = new WeakMap<WebAssembly.Module, Footprint>();
+
+function footprint(module: WebAssembly.Module): Footprint {
+  let known = footprints.get(module);
+  if (!known) {
+    known = footprintOf(module);
+    footprints.set(module, known);
+  }
+  return known;
+}
+
 export function instantiateGenerated(
   generated: GeneratedInstantiate,
   modules: ReadonlyMap<string, WebAssembly.Module>,
   provider: ImportProvider,
   meter: Meter,
 ): AgentExports {
-  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused, [REFUEL_FUNCTION]: meter.refuel };
+  const metering = { [FUEL_GLOBAL]: meter.fuel, [MEMORY_REFUSED_GLOBAL]: meter.memoryRefused, [MEMORY_BUDGET_GLOBAL]: meter.memoryBudget, [REFUEL_FUNCTION]: meter.refuel };
+  // Charged before each core instance exists, so memory over the budget is never allocated; what is
+  // left is the budget every metered memory.grow draws on.
+  const tally = new FootprintTally(meter.memoryBudget.value as number);
+  const charge = (module: WebAssembly.Module): void => {
+    const refusal = tally.add(footprint(module));
+    if (refusal !== undefined) throw new FootprintError(`the component is refused at instantiation: ${refusal}`);
+    meter.memoryBudget.value = tally.budgetPages - tally.pages;
+  };
   return generated(
     (path) => {
       const module = modules.get(path);
@@ -34,6 +58,7 @@ export function instantiateGenerated(
     provider.imports,
     (module, given) => {
       const coreImports = given ?? {};
+      charge(module);
       if (!Object.keys(coreImports).some((name) => name.startsWith(ICE_IMPORT_PREFIX))) {
         return new WebAssembly.Instance(module, { ...coreImports, [METER_MODULE]: metering });
       }

@@ -78,6 +78,37 @@ fn grow_raw() -> Result<String, String> {
     Ok(format!("grow refused after {} pages", pages))
 }
 
+/// fill-loop / copy-loop: write_bytes / copy_nonoverlapping of 16 MiB, forever. Rust 1.63 cannot
+/// enable bulk-memory for a function (`#[target_feature(enable = "bulk-memory")]` is unstable), so
+/// these compile to compiler-builtins' memset/memcpy loops, metered per iteration; the memory.fill /
+/// memory.copy form of this attack is a crafted component in test/load-bounds.test.ts.
+const BULK_BYTES: usize = 16 << 20;
+
+unsafe fn fill_forever(block: *mut u8) -> ! {
+    loop {
+        let value = read_volatile(block).wrapping_add(1);
+        core::ptr::write_bytes(block, value, BULK_BYTES);
+    }
+}
+
+unsafe fn copy_forever(from: *mut u8, to: *mut u8) -> ! {
+    loop {
+        core::ptr::copy_nonoverlapping(from, to, BULK_BYTES);
+        write_volatile(from, read_volatile(to).wrapping_add(1));
+    }
+}
+
+fn fill_loop() -> Result<String, String> {
+    let mut block = vec![0u8; BULK_BYTES];
+    unsafe { fill_forever(block.as_mut_ptr()) }
+}
+
+fn copy_loop() -> Result<String, String> {
+    let mut from = vec![0u8; BULK_BYTES];
+    let mut to = vec![0u8; BULK_BYTES];
+    unsafe { copy_forever(from.as_mut_ptr(), to.as_mut_ptr()) }
+}
+
 /// recurse: unbounded non-tail recursion. The volatile store after the call keeps it out of tail
 /// position (no loop conversion), and the volatile `NEVER` check keeps the compiler from proving it
 /// never returns; the wasm call stack overflows, a trap in the engine before any host code runs.
@@ -237,6 +268,8 @@ fn run(input: String) -> Result<String, String> {
         "loop-imports" => spin_with_imports(),
         "grow" => grow_heap(),
         "grow-raw" => grow_raw(),
+        "fill-loop" => fill_loop(),
+        "copy-loop" => copy_loop(),
         "recurse" => recurse(),
         "callback-trap" => callback_trap(),
         "big-log" => big_log(),
