@@ -77,6 +77,15 @@ describe.each(EXECUTIONS)('WASI bounds (%s)', (execution) => {
     expect(calls(host, result.runId).at(-1)).toMatchObject({ decision: 'deny', rule: 'grants.wasi.maxRandomBytes' });
   });
 
+  it('bounds random bytes by default (1 MiB) when the policy sets no knob', async () => {
+    const defaults = await host.load(AGENT, policy());
+    expect(await defaults.run('random-bytes 1048576')).toMatchObject({ ok: true, output: 'bytes=1048576' });
+    const result = await defaults.run('random-bytes 2000000000');
+    expect(result).toMatchObject({ ok: false, outcome: 'trap', blame: 'guest' });
+    expect(result.ok ? '' : result.error).toContain('over grants.wasi.maxRandomBytes (1048576)');
+    expect(await defaults.run('read-len 4000000000')).toMatchObject({ ok: true, output: 'bytes=26' });
+  });
+
   it('answers a 4 GB descriptor read with a short read of at most grants.wasi.maxReadBytes', async () => {
     expect(await agent.run('read-len 4000000000')).toMatchObject({ ok: true, output: 'bytes=8' });
     expect(await agent.run('stream-read-len 4000000000')).toMatchObject({ ok: true, output: 'bytes=8' });
