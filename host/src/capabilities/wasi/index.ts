@@ -7,6 +7,8 @@
  * Nothing of the host's authority is reachable: the environment, arguments and cwd are the policy's;
  * stdout/stderr are captured; stdin is empty; `exit` ends the run, never the process; the filesystem is
  * the policy's mounts with read-only mounts and path escapes refused; sockets and wasi:http are refused.
+ * Every size a guest passes is bounded before the shim allocates (bounds.ts), and a clock pollable never
+ * blocks the thread past the run's deadline.
  * A denied function that has an error result answers with the WASI error; one without traps the run with
  * the reason (a clock or random source that lies would be worse).
  */
