@@ -20,7 +20,17 @@ function issues(wasi: object): string {
 describe('grants.wasi', () => {
   it('compiles with no defaults: an absent key stays absent (its interfaces are then refused at load)', () => {
     const wasi = compilePolicy(base({ stdout: 'capture', env: { A: '1' } })).grants.wasi as WasiGrant;
-    expect(wasi).toEqual({ mode: 'grant', rule: 'grants.wasi', stdout: 'capture', env: [['A', '1']], maxCalls: 100_000 });
+    expect(wasi).toEqual({
+      mode: 'grant',
+      rule: 'grants.wasi',
+      stdout: 'capture',
+      env: [['A', '1']],
+      maxCalls: 100_000,
+      maxReadBytes: 1024 * 1024,
+      maxWriteBytes: 1024 * 1024,
+      maxRandomBytes: 1024 * 1024,
+      maxPathBytes: 4096,
+    });
   });
 
   it('resolves mount host paths against the policy file, and an inline policy against the working directory', () => {
@@ -43,6 +53,14 @@ describe('grants.wasi', () => {
     [{ filesystem: [{ guest: '/a/../b', host: './d', mode: 'read-only' }] }, 'must not contain "." or ".." segments'],
     [{ filesystem: [{ guest: '/d', host: './d', mode: 'read-only' }, { guest: '/d', host: './e', mode: 'read-only' }] }, '/d is mounted twice'],
     [{ preopens: {} }, 'grants.wasi.preopens: unknown key'],
+    // Nested guest paths: what /data/ro/x means would depend on the descriptor used.
+    [{ filesystem: [{ guest: '/data', host: './d', mode: 'read-write' }, { guest: '/data/ro', host: './e', mode: 'read-only' }] }, '/data/ro and /data are nested'],
+    [{ filesystem: [{ guest: '/', host: './d', mode: 'read-only' }, { guest: '/data', host: './e', mode: 'read-only' }] }, '/data and / are nested'],
+    [{ maxRandomBytes: 0 }, 'grants.wasi.maxRandomBytes'],
+    [{ maxRandomBytes: 2_000_000_000 }, 'grants.wasi.maxRandomBytes'],
+    [{ maxReadBytes: 1.5 }, 'grants.wasi.maxReadBytes'],
+    [{ maxWriteBytes: '1MB' }, 'grants.wasi.maxWriteBytes'],
+    [{ maxPathBytes: 1_000_000 }, 'grants.wasi.maxPathBytes'],
   ])('refuses %j', (wasi, message) => {
     expect(issues(wasi)).toContain(message);
   });

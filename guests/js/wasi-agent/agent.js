@@ -6,10 +6,17 @@ import { get as kvGet, set as kvSet } from 'ice:agent/kv@0.1.0';
 import { getEnvironment, getArguments, initialCwd } from 'wasi:cli/environment@0.2.12';
 import { exit } from 'wasi:cli/exit@0.2.12';
 import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
+import { getRandomBytes } from 'wasi:random/random@0.2.12';
+import { getInsecureRandomBytes } from 'wasi:random/insecure@0.2.12';
+import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.12';
+import { poll } from 'wasi:io/poll@0.2.12';
 import { instanceNetwork } from 'wasi:sockets/instance-network@0.2.12';
 import { createTcpSocket } from 'wasi:sockets/tcp-create-socket@0.2.12';
 import { Fields, OutgoingRequest } from 'wasi:http/types@0.2.12';
 import { handle } from 'wasi:http/outgoing-handler@0.2.12';
+
+/** The number after the action name, as a u64. */
+const arg = (input) => BigInt(input.split(' ')[1] ?? '0');
 
 const text = (bytes) => new TextDecoder().decode(bytes);
 
@@ -82,6 +89,44 @@ const actions = {
     }),
   clock: () => `now=${Date.now() > 0}`,
   random: () => `random=${crypto.getRandomValues(new Uint8Array(4)).length}`,
+  // Exact sizes from the input ("random-bytes 2000000000"): what a hostile guest asks the host to allocate.
+  'random-bytes': (input) => `bytes=${getRandomBytes(arg(input)).length}`,
+  'insecure-random-bytes': (input) => `bytes=${getInsecureRandomBytes(arg(input)).length}`,
+  'read-len': (input) => attempt(() => `bytes=${dir('/data').openAt({ symlinkFollow: false }, 'hello.txt', {}, { read: true }).read(arg(input), 0n)[0].length}`),
+  'stream-read-len': (input) =>
+    attempt(() => `bytes=${dir('/data').openAt({ symlinkFollow: false }, 'hello.txt', {}, { read: true }).readViaStream(0n).blockingRead(arg(input)).length}`),
+  'write-len': (input) =>
+    attempt(() => {
+      const file = dir('/scratch').openAt({ symlinkFollow: false }, 'big.bin', { create: true, truncate: true }, { write: true });
+      return `written=${file.write(new Uint8Array(Number(arg(input))), 0n)}`;
+    }),
+  'stream-zeroes-len': (input) =>
+    attempt(() => {
+      const stream = dir('/scratch').openAt({ symlinkFollow: false }, 'zeroes.bin', { create: true, truncate: true }, { write: true }).writeViaStream(0n);
+      return `permit=${stream.checkWrite()} ${stream.blockingWriteZeroesAndFlush(arg(input)) ?? 'written'}`;
+    }),
+  'path-len': (input) => attempt(() => dir('/scratch').openAt({ symlinkFollow: false }, 'a'.repeat(Number(arg(input))), {}, { read: true }) && 'opened'),
+  // Sleeps on the monotonic clock for the input's milliseconds (through block, or through poll).
+  'sleep-block': (input) => {
+    subscribeDuration(arg(input) * 1_000_000n).block();
+    return 'woke';
+  },
+  'sleep-poll': (input) => `ready=${poll([subscribeDuration(arg(input) * 1_000_000n)]).length}`,
+  // A read-write mount with a read-only mount nested inside it: writes through the outer one, and
+  // removing or renaming mount roots.
+  'nested-write': () =>
+    [
+      attempt(() => dir('/outer').openAt({ symlinkFollow: false }, 'ro/x.txt', { create: true }, { write: true }) && 'created'),
+      attempt(() => dir('/outer').unlinkFileAt('ro/keep.txt') ?? 'unlinked'),
+      attempt(() => dir('/outer').renameAt('ro/keep.txt', dir('/outer'), 'moved.txt') ?? 'renamed'),
+      attempt(() => dir('/outer').removeDirectoryAt('ro') ?? 'removed'),
+    ].join(' '),
+  'remove-root': () =>
+    [
+      attempt(() => dir('/scratch').removeDirectoryAt('.') ?? 'removed'),
+      attempt(() => dir('/scratch').renameAt('.', dir('/scratch'), 'elsewhere') ?? 'renamed'),
+      attempt(() => dir('/outer').renameAt('ro', dir('/outer'), 'gone') ?? 'renamed'),
+    ].join(' '),
   ice: (input) => {
     log('info', `js agent: ${input}`);
     const count = Number(kvGet('count') ?? '0') + 1;

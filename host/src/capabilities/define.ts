@@ -239,6 +239,13 @@ export interface Mediation {
   site(spec: SiteSpec): CallSite;
   /** Decides, records and performs (or answers from a recording) one call at `site`. */
   invoke(site: CallSite, args: unknown[]): Answer;
+  /**
+   * Milliseconds until the run's deadline (Infinity where none is kept here, as in a worker, which is
+   * terminated instead): a capability that blocks the thread (a WASI clock pollable) waits no longer.
+   */
+  timeLeft(): number;
+  /** Ends the run with its timeout, as an import call past the deadline does, if the deadline has passed. */
+  stopIfPastDeadline(): void;
 }
 
 /** How the kernel answers a guest: the WIT result, as jco lowers it (`payload` never reaches the ABI). */

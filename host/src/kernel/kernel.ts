@@ -72,6 +72,17 @@ export class RunKernel implements Mediation {
     this.expire = expire;
   }
 
+  timeLeft(): number {
+    return this.deadline - performance.now();
+  }
+
+  stopIfPastDeadline(): void {
+    if (performance.now() >= this.deadline) {
+      this.expire();
+      throw new DeadlineReached('deadline');
+    }
+  }
+
   private answer(site: CallSite, args: unknown[]): Answer {
     // A guest looping over cheap-in-fuel import calls would otherwise reach the next slice of fuel only
     // after many (recorded) calls; one clock read per call is noise next to recording one.

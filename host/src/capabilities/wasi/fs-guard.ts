@@ -2,7 +2,9 @@
  * The filesystem checks preview2-shim does not make: a path must stay inside its mount (no absolute path,
  * no `..`, no symlink whose target leaves the mount's real directory), and a read-only mount refuses every
  * write, create, rename, delete and truncate with the WASI error code `read-only`. Each descriptor handed
- * to the guest is tied to its mount and its host path here.
+ * to the guest is tied to its mount and its host path here. Mounts' host directories may overlap: a change
+ * is checked against every mount, so a read-only directory stays read-only when it is also reachable inside
+ * a read-write mount, and no mount's root directory can be removed or renamed away.
  */
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join, sep } from 'node:path';
@@ -14,6 +16,12 @@ export interface FsPlace {
   readonly root: () => string;
   /** This descriptor's host path. */
   readonly host: string;
+}
+
+/** A mount of the run with its real root (shared by every descriptor of that mount). */
+export interface MountRoot {
+  readonly mount: WasiMount;
+  readonly root: () => string;
 }
 
 export type FsVerdict = { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
@@ -55,6 +63,9 @@ const PATHS: Readonly<Record<string, readonly { index: number; follow: 'flags' |
   metadataHashAt: [{ index: 1, follow: 'flags' }],
 };
 
+/** Methods whose path names an entry that goes away (or is replaced): a mount root must not be one. */
+const REMOVING: ReadonlySet<string> = new Set(['removeDirectoryAt', 'renameAt', 'unlinkFileAt', 'linkAt', 'symlinkAt']);
+
 /** For linkAt and renameAt: which argument is the second directory (its path is checked against it). */
 const SECOND_DESCRIPTOR: Readonly<Record<string, number>> = { linkAt: 2, renameAt: 1 };
 
@@ -93,16 +104,29 @@ function pathProblem(path: unknown): string | undefined {
  * Checks a descriptor method before it runs. `places` finds the place of a descriptor argument (for
  * linkAt/renameAt). Never throws: a path that cannot be resolved is refused.
  */
-export function checkFsCall(method: string, place: FsPlace | undefined, args: readonly unknown[], placeOf: (value: unknown) => FsPlace | undefined): FsVerdict {
+export function checkFsCall(
+  method: string,
+  place: FsPlace | undefined,
+  args: readonly unknown[],
+  placeOf: (value: unknown) => FsPlace | undefined,
+  mounts: readonly MountRoot[] = [],
+): FsVerdict {
   if (!place) return refuse('access', 'this descriptor is not one ICE handed out');
   const readOnly = place.mount.mode === 'read-only';
   if (readOnly && MUTATING.has(method)) return refuse('read-only', `${place.mount.guest} is mounted read-only (grants.wasi.filesystem)`);
-  if (method === 'openAt' && readOnly) {
+  let writes = MUTATING.has(method);
+  if (method === 'openAt') {
     const open = (args[2] ?? {}) as Record<string, boolean>;
     const flags = (args[3] ?? {}) as Record<string, boolean>;
-    if (open.create || open.truncate || open.exclusive || flags.write || flags.mutateDirectory) {
+    writes = Boolean(open.create || open.truncate || open.exclusive || flags.write || flags.mutateDirectory);
+    if (writes && readOnly) {
       return refuse('read-only', `${place.mount.guest} is mounted read-only (grants.wasi.filesystem): opening to create, truncate or write is refused`);
     }
+  }
+  // A change through this descriptor itself (write, set-size, …): refused where its file is under a read-only mount.
+  if (writes && !PATHS[method]) {
+    const under = readOnlyOver(mounts, place.host, true);
+    if (under) return under;
   }
   if (method === 'symlinkAt') {
     const target = args[0];
@@ -127,8 +151,43 @@ export function checkFsCall(method: string, place: FsPlace | undefined, args: re
     if (!inside(base.root(), real)) {
       return refuse('not-permitted', `the path ${JSON.stringify(String(path).slice(0, 200))} resolves outside ${base.mount.guest} (through a symlink)`);
     }
+    const changes = writes && (method !== 'linkAt' || index === 3);
+    if (changes) {
+      const under = readOnlyOver(mounts, real, false);
+      if (under) return under;
+    }
+    if (changes && REMOVING.has(method)) {
+      const root = mounts.find((m) => safeRoot(m) === real);
+      if (root) return refuse('not-permitted', `${root.mount.guest} is a mount root (grants.wasi.filesystem); it cannot be removed, renamed or replaced`);
+    }
   }
   return { ok: true };
+}
+
+function safeRoot(m: MountRoot): string | undefined {
+  try {
+    return m.root();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A refusal when `host` lies under a read-only mount's real directory (another mount of the same tree included). */
+function readOnlyOver(mounts: readonly MountRoot[], host: string, resolve: boolean): FsVerdict | undefined {
+  let real = host;
+  if (resolve) {
+    try {
+      real = realish(host, true);
+    } catch {
+      return refuse('no-entry', 'the path cannot be resolved');
+    }
+  }
+  for (const m of mounts) {
+    if (m.mount.mode !== 'read-only') continue;
+    const root = safeRoot(m);
+    if (root !== undefined && inside(root, real)) return refuse('read-only', `${m.mount.guest} is mounted read-only (grants.wasi.filesystem), and this path is inside its directory`);
+  }
+  return undefined;
 }
 
 /** The place of a descriptor `openAt` returns. */

@@ -7,6 +7,8 @@
  * Nothing of the host's authority is reachable: the environment, arguments and cwd are the policy's;
  * stdout/stderr are captured; stdin is empty; `exit` ends the run, never the process; the filesystem is
  * the policy's mounts with read-only mounts and path escapes refused; sockets and wasi:http are refused.
+ * Every size a guest passes is bounded before the shim allocates (bounds.ts), and a clock pollable never
+ * blocks the thread past the run's deadline.
  * A denied function that has an error result answers with the WASI error; one without traps the run with
  * the reason (a clock or random source that lies would be worse).
  */
@@ -15,7 +17,8 @@ import type { Capturable, Captured } from '../../core/capture.js';
 import { allow, deny, type Decided } from '../../core/verdict.js';
 import type { Answer, Budget, CallSite, ForeignCapability, LedgerForm, Mediation, RunContext } from '../define.js';
 import { Unrecorded } from '../define.js';
-import { checkFsCall, childPlace, rootOf, type FsPlace } from './fs-guard.js';
+import { boundedPermit, checkBounds, shortened } from './bounds.js';
+import { checkFsCall, childPlace, rootOf, type FsPlace, type MountRoot } from './fs-guard.js';
 import { covers, KEY_EXAMPLES, wasiImport, type WasiImport, type WasiKey } from './interfaces.js';
 import { compileWasi, WasiSettings, WASI_EXAMPLE, type WasiGrant, type WasiMount } from './policy.js';
 import { kebab, ResourceTable, type Wrapper } from './resources.js';
@@ -110,6 +113,7 @@ class WasiRun implements WasiCallRouter {
   private readonly resources = new ResourceTable(this);
   private readonly places = new WeakMap<object, FsPlace>();
   private readonly mounts: readonly WasiMount[];
+  private readonly roots: readonly MountRoot[];
   private readonly sites = new Map<string, WasiSite>();
   private readonly budget: Budget;
   private shim: Record<string, Record<string, unknown>> = {};
@@ -120,6 +124,7 @@ class WasiRun implements WasiCallRouter {
     private readonly mediation: Mediation,
   ) {
     this.mounts = Array.isArray(grant.filesystem) ? grant.filesystem : [];
+    this.roots = this.mounts.map((mount) => ({ mount, root: rootOf(mount) }));
     this.budget = { made: 0, max: grant.maxCalls, rule: `${grant.rule}.maxCalls`, name: 'wasi' };
   }
 
@@ -212,6 +217,28 @@ class WasiRun implements WasiCallRouter {
         const shimPoll = shim.poll as ((list: unknown[]) => Uint32Array) | undefined;
         return { poll: (list) => pollMixed(this.resources.unwrap(list) as unknown[], shimPoll) };
       }
+      case 'wasi:clocks/monotonic-clock': {
+        // A pollable of the shim blocks this thread until it is ready: never past the run's deadline
+        // (after which the guest's next step ends the run with its timeout).
+        const clock = shim as { subscribeDuration(d: bigint): unknown; subscribeInstant(t: bigint): unknown; now(): bigint };
+        const untilDeadline = () => {
+          const left = this.mediation.timeLeft();
+          return Number.isFinite(left) ? BigInt(Math.max(0, Math.ceil(left))) * 1_000_000n + 1_000_000n : undefined;
+        };
+        return {
+          subscribeDuration: (duration) => {
+            const left = untilDeadline();
+            const d = BigInt(duration as bigint);
+            return clock.subscribeDuration(left !== undefined && d > left ? left : d);
+          },
+          subscribeInstant: (instant) => {
+            const left = untilDeadline();
+            const t = BigInt(instant as bigint);
+            const latest = left === undefined ? undefined : clock.now() + left;
+            return clock.subscribeInstant(latest !== undefined && t > latest ? latest : t);
+          },
+        };
+      }
       case 'wasi:filesystem/preopens': {
         const get = shim.getDirectories as () => [unknown, string][];
         return { getDirectories: () => (this.grant.filesystem === 'deny' ? [] : get()) };
@@ -228,7 +255,8 @@ class WasiRun implements WasiCallRouter {
       const inner = (wrapper as Wrapper).inner as Record<string, (...a: unknown[]) => unknown>;
       const target = inner[method];
       if (typeof target !== 'function') throw new Error(`${resource} has no method ${method}`);
-      return target.apply(inner, this.resources.unwrap(rest) as unknown[]);
+      const args = shortened(this.grant, method, this.resources.unwrap(rest) as unknown[], resource === 'descriptor');
+      return boundedPermit(this.grant, method, target.apply(inner, args));
     });
     return this.call(site, [self, ...args]);
   }
@@ -294,6 +322,8 @@ class WasiRun implements WasiCallRouter {
       throw new WasiDenied(answer.val.val.replace(/^trap: /u, ''));
     }
     const value = answer.val;
+    // A pollable that waited up to the deadline: the run ends with its timeout, not with the guest's next step.
+    if (site.jsName === 'block' || site.jsName === 'poll') this.mediation.stopIfPastDeadline();
     if (value instanceof WasiErrorResult) throw value.payload;
     const self = site.hasSelf ? (args[0] as Wrapper) : undefined;
     this.placeResults(site.jsName, self, site.hasSelf ? args.slice(1) : args, value);
@@ -339,6 +369,8 @@ class WasiRun implements WasiCallRouter {
     const refuse = (rule: string, reason: string, payload?: unknown) =>
       deny(rule, payload === undefined ? `trap: ${reason}` : `wasi error ${JSON.stringify(payload)}: ${reason}`);
     const inner = self?.inner;
+    const over = checkBounds(g, iface, jsName, args, member.startsWith('[method]descriptor.'));
+    if (over) return refuse(over.rule, over.reason, over.payload);
     if (inner instanceof CaptureSink) {
       const rule = `grants.wasi.${inner.stream}`;
       if (jsName === 'subscribe') return allow(rule);
@@ -371,7 +403,7 @@ class WasiRun implements WasiCallRouter {
     if (iface.startsWith('wasi:filesystem/')) {
       if (g.filesystem === 'deny' && member !== 'get-directories') return refuse('grants.wasi.filesystem', 'grants.wasi.filesystem is deny', 'access');
       if (self && member.startsWith('[method]descriptor.')) {
-        const verdict = checkFsCall(jsName, this.places.get(self), args, (value) => (typeof value === 'object' && value ? this.places.get(value) : undefined));
+        const verdict = checkFsCall(jsName, this.places.get(self), args, (value) => (typeof value === 'object' && value ? this.places.get(value) : undefined), this.roots);
         return verdict.ok ? allow('grants.wasi.filesystem') : refuse('grants.wasi.filesystem', verdict.reason, verdict.code);
       }
       return allow('grants.wasi.filesystem');
@@ -385,7 +417,8 @@ class WasiRun implements WasiCallRouter {
     if (jsName === 'getDirectories' && Array.isArray(value)) {
       for (const entry of value as [object, string][]) {
         const mount = this.mounts.find((m) => m.guest === entry[1]);
-        if (mount && entry[0]) this.places.set(entry[0], { mount, root: rootOf(mount), host: mount.host });
+        const known = this.roots.find((r) => r.mount === mount);
+        if (mount && known && entry[0]) this.places.set(entry[0], { mount, root: known.root, host: mount.host });
       }
     } else if (jsName === 'openAt' && self && value && typeof value === 'object') {
       const parent = this.places.get(self);

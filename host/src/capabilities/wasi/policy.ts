@@ -17,10 +17,17 @@
  *     sockets: deny
  *     http: deny
  *     maxCalls: 100000                # WASI calls per run (default); the next one traps the run
+ *     maxReadBytes: 1048576           # bytes one read (descriptor, stream, splice) answers (default 1 MiB): a short read
+ *     maxWriteBytes: 1048576          # bytes one write takes (default 1 MiB): a descriptor write is short, a stream write over it traps
+ *     maxRandomBytes: 1048576         # bytes one get-random-bytes call may ask (default 1 MiB); more traps the run
+ *     maxPathBytes: 4096              # UTF-8 bytes of a path argument (default); longer answers name-too-long
+ *
+ * Mounts may not nest in the guest's namespace (/data and /data/ro): what a path means would depend on
+ * the descriptor used. Host directories may overlap; a read-only one stays read-only through every mount.
  */
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { deepFreeze, describeValue, maxCalls, messages, strictObject, type CompileContext } from '../../policy/index.js';
+import { deepFreeze, describeValue, maxCalls, messages, MiB, size, strictObject, type CompileContext } from '../../policy/index.js';
 import type { Grant } from '../define.js';
 
 export const WASI_EXAMPLE = 'wasi: { env: {}, stdout: capture, stderr: capture, stdin: empty, clocks: allow, random: allow }';
@@ -65,6 +72,22 @@ const Mount = strictObject(
   (got) => messages.grantNotSettings('{ guest: /data, host: ./data, mode: read-only }', got),
 );
 
+/** Defaults and ceilings of the per-call size knobs: every length a guest passes is bounded before the host allocates. */
+export const WASI_SIZES = Object.freeze({
+  maxReadBytes: { default: MiB, max: 256 * MiB },
+  maxWriteBytes: { default: MiB, max: 256 * MiB },
+  maxRandomBytes: { default: MiB, max: 64 * MiB },
+  maxPathBytes: { default: 4096, max: 65536 },
+} as const);
+
+const sizeKnob = (name: keyof typeof WASI_SIZES) => size(WASI_SIZES[name].max, WASI_SIZES[name].default);
+
+/** `/data` and `/data/ro`: one is inside the other. */
+function nested(a: string, b: string): boolean {
+  const dir = (p: string) => (p.endsWith('/') ? p : `${p}/`);
+  return dir(b).startsWith(dir(a)) || dir(a).startsWith(dir(b));
+}
+
 const choice = <T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: (issue) => `expected ${values.join(' or ')}, got ${describeValue(issue.input)}` }).optional();
 
@@ -87,6 +110,10 @@ export const WasiSettings = strictObject(
         const seen = new Set<string>();
         mounts.forEach((m, i) => {
           if (seen.has(m.guest)) ctx.addIssue({ code: 'custom', path: [i, 'guest'], message: `${m.guest} is mounted twice` });
+          else {
+            const outer = [...seen].find((g) => nested(g, m.guest));
+            if (outer) ctx.addIssue({ code: 'custom', path: [i, 'guest'], message: `${m.guest} and ${outer} are nested; mount them side by side (like /data and /data-ro)` });
+          }
           seen.add(m.guest);
         });
       })
@@ -95,6 +122,10 @@ export const WasiSettings = strictObject(
     http: z.literal('deny', { error: (issue) => `only deny is supported for wasi:http for now; use ice:agent/http (grants.http) for governed HTTP; got ${describeValue(issue.input)}` }).optional(),
     // Every WASI call is a ledger record: a guest looping on them is stopped here (the run traps).
     maxCalls: maxCalls(),
+    maxReadBytes: sizeKnob('maxReadBytes'),
+    maxWriteBytes: sizeKnob('maxWriteBytes'),
+    maxRandomBytes: sizeKnob('maxRandomBytes'),
+    maxPathBytes: sizeKnob('maxPathBytes'),
   },
   (got) => messages.grantNotSettings(WASI_EXAMPLE, got),
 );
@@ -123,6 +154,11 @@ export interface WasiGrant extends Grant {
   readonly filesystem?: readonly WasiMount[] | 'deny';
   readonly sockets?: 'deny';
   readonly http?: 'deny';
+  readonly maxCalls: number;
+  readonly maxReadBytes: number;
+  readonly maxWriteBytes: number;
+  readonly maxRandomBytes: number;
+  readonly maxPathBytes: number;
 }
 
 export function compileWasi(wasi: z.output<typeof WasiSettings>, { rule, base }: CompileContext): WasiGrant {
