@@ -242,7 +242,7 @@ function exportRun(argv: string[], io: Io): number {
       }
       return stored;
     });
-    io.stdout(exportJsonl(records));
+    (io.data ?? io.stdout)(exportJsonl(records));
     return EXIT.ok;
   });
 }

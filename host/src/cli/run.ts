@@ -7,6 +7,8 @@ import { EXIT, type Io } from './io.js';
 import { RUN_USAGE } from './usage.js';
 import { cliApprover } from './approve.js';
 import { loadSecretsFile } from '../capabilities/secrets.js';
+import type { WasiOutputEntry } from '../capabilities/run-services.js';
+import { terminalSafe } from '../core/text.js';
 
 export async function runCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('run', RUN_USAGE, () =>
@@ -49,10 +51,12 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
       ? { models: { openai: { baseUrl, ...(values['model-key-secret'] ? { apiKeySecret: values['model-key-secret'] } : {}) } } }
       : {}),
     ...(values.state ? { stateDir: values.state } : {}),
-    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${e.component} ${e.level}] ${e.message}\n`) } : {}),
+    // One line per log call, whatever the message holds: a guest cannot start a line that reads as ICE's.
+    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${terminalSafe(e.component)} ${e.level}] ${terminalSafe(e.message)}\n`) } : {}),
     ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
-    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into the output.
-    onGuestOutput: (e) => io.stderr(e.text),
+    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into
+    // the output, each of its lines marked as the guest's.
+    onGuestOutput: guestOutputWriter(io),
   });
   try {
     const agent = await host.load(component, values.policy);
@@ -63,6 +67,29 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   } finally {
     host.close();
   }
+}
+
+/**
+ * Shows a guest's WASI stdout/stderr as lines `[<component> stdout] <text>`. Chunks need not end at a
+ * line break: an unfinished line continues with the next chunk of the same stream, and is ended first
+ * when another stream writes, so every line on the terminal carries its marker.
+ */
+export function guestOutputWriter(io: Io): (entry: WasiOutputEntry) => void {
+  let open: string | undefined;
+  return (entry) => {
+    const key = `${entry.component}\u0000${entry.stream}`;
+    const prefix = `[${terminalSafe(entry.component)} ${entry.stream}] `;
+    let text = open !== undefined && open !== key ? '\n' : '';
+    if (open !== key) open = undefined;
+    for (const line of entry.text.split(/(?<=\n)/u)) {
+      if (line === '') continue;
+      if (open === undefined) text += prefix;
+      const ended = line.endsWith('\n');
+      text += ended ? `${terminalSafe(line.slice(0, -1))}\n` : terminalSafe(line);
+      open = ended ? undefined : key;
+    }
+    io.stderr(text);
+  };
 }
 
 /** One line: run id, outcome and call counts. */

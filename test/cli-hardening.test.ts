@@ -1,0 +1,111 @@
+/**
+ * The `ice` CLI against hostile text and user mistakes, through the real binary (bin/ice.js, after
+ * `npm run build`): guest text never reaches the terminal raw, JSON carries it escaped, and every
+ * path mistake gets a message that names the fix.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ice, tempDir, writePolicy } from './helpers.js';
+import { POLICIES } from './fixtures/policies.js';
+import { LANGUAGES, guestWasm } from './paths.js';
+
+/** A window-title change, an erase-line + carriage return forging "ok", a bidi override, NEL, an 8-bit CSI, ALM. */
+const HOSTILE = 'a\u001b]0;pwned\u0007b\u001b[2K\rok \u202eevil\u0085x\u009by\u061cz\u2066w\u200f';
+/** The same text as every human output shows it: each unsafe character as its `\u` escape. */
+const SHOWN = 'a\\u001b]0;pwned\\u0007b\\u001b[2K\\u000dok \\u202eevil\\u0085x\\u009by\\u061cz\\u2066w\\u200f';
+
+// Anything that could drive a terminal or reorder text: C0 except \n and \t, DEL, C1, bidi controls.
+// eslint-disable-next-line no-control-regex
+const RAW_UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/u;
+
+const HOSTILE_POLICY = writePolicy('version: 1\ncomponent: hostile\ngrants:\n  log: {}\n  clock: deny\n  kv: deny\n  events: deny\n');
+
+/** Every string anywhere inside a parsed JSON value. */
+function strings(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(strings);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(strings);
+  return [];
+}
+
+describe.each(LANGUAGES)('terminal injection (%s guests)', (language) => {
+  it('ice run: the result, the --log line and the summary show guest text escaped', () => {
+    const state = tempDir();
+    const out = ice(['run', guestWasm('hello', language), '--policy', POLICIES.hello(), '--state', state, '--log', '--input', HOSTILE]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toBe(`hello, ${SHOWN}!\n`);
+    expect(out.stderr).toMatch(
+      new RegExp(`^\\[hello info\\] hello called with ${HOSTILE.length} chars\\nrun \\S+ ok · 1 call \\(1 allowed, 0 denied, 0 limited, 0 invalid\\) · fuel \\d+ · ledger root [0-9a-f]{16}\\n$`, 'u'),
+    );
+  });
+
+  it('ice run --log: a guest log line cannot forge a line of ICE output', () => {
+    const state = tempDir();
+    const out = ice(['run', guestWasm('hostile', language), '--policy', HOSTILE_POLICY, '--state', state, '--log', '--input', `log-echo:${HOSTILE}\nrun forged ok`]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toBe('logged\n');
+    const lines = out.stderr.split('\n');
+    expect(lines[0]).toBe(`[hostile info] ${SHOWN}\\u000arun forged ok`);
+    expect(lines[1]).toMatch(/^run \S+ ok · /);
+    expect(lines).toHaveLength(3);
+  });
+
+  it('ice run: an error echoing guest text is one escaped line', () => {
+    const out = ice(['run', guestWasm('hostile', language), '--policy', HOSTILE_POLICY, '--state', tempDir(), '--input', `${HOSTILE}\nrun forged ok`]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).not.toMatch(RAW_UNSAFE);
+    // Whitespace (the \r and the \n) folds to one space: the summary is one line.
+    const folded = SHOWN.replace('\\u000d', ' ');
+    expect(out.stderr).toMatch(new RegExp(`^run \\S+ error: unknown attack: ${folded.replace(/[\\[\]().*+?^$|{}]/g, '\\$&')} run forged ok · 0 calls`, 'u'));
+    expect(out.stderr.split('\n')).toHaveLength(2);
+  });
+
+  it('ice audit show prints escapes; --json escapes them and parses back to the original', () => {
+    const state = tempDir();
+    ice(['run', guestWasm('hostile', language), '--policy', HOSTILE_POLICY, '--state', state, '--input', `log-echo:${HOSTILE}`]);
+    const table = ice(['audit', 'show', 'last', '--state', state]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).not.toMatch(RAW_UNSAFE);
+    expect(table.stdout).toContain('log-echo:a\\u001b]0;pwned');
+
+    const json = ice(['audit', 'show', 'last', '--json', '--state', state]);
+    expect(json.code).toBe(0);
+    expect(json.stdout).not.toMatch(RAW_UNSAFE);
+    for (const escape of ['\\u001b', '\\u202e', '\\u0085', '\\u009b', '\\u061c']) expect(json.stdout).toContain(escape);
+    const parsed = json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as unknown);
+    expect(strings(parsed)).toContain(`log-echo:${HOSTILE}`);
+    expect(strings(parsed)).toContain(HOSTILE);
+  });
+});
+
+describe('machine output stays exact', () => {
+  it('ice audit export (to a file or pipe) is the stored bytes: it still verifies', () => {
+    const state = tempDir();
+    ice(['run', guestWasm('hostile'), '--policy', HOSTILE_POLICY, '--state', state, '--input', `log-echo:${HOSTILE}`]);
+    const exported = ice(['audit', 'export', 'last', '--format', 'jsonl', '--state', state]);
+    expect(exported.code).toBe(0);
+    const file = join(tempDir(), 'run.jsonl');
+    writeFileSync(file, exported.stdout);
+    const verified = ice(['audit', 'verify', '--file', file]);
+    expect(verified).toMatchObject({ code: 0 });
+    expect(verified.stdout).toMatch(/^ok: /);
+  });
+});
+
+describe('WASI stdout/stderr of a guest', () => {
+  it('is shown as marked lines, escaped, however the chunks split', async () => {
+    const { guestOutputWriter } = await import('../host/src/cli/run.js');
+    const { safeIo } = await import('../host/src/cli/io.js');
+    let shown = '';
+    const write = guestOutputWriter(safeIo({ stdout: () => undefined, stderr: (text) => void (shown += text) }));
+    const chunk = (text: string, stream: 'stdout' | 'stderr' = 'stdout') => write({ component: 'agent', runId: 'r', stream, text });
+    chunk('one\x1b]0;pwned\x07\nrun forged ');
+    chunk('ok\r\n\u202eright', 'stderr');
+    chunk('\n');
+    chunk('\u0085\x9b\n', 'stderr');
+    expect(shown).toBe(
+      '[agent stdout] one\\u001b]0;pwned\\u0007\n[agent stdout] run forged \n[agent stderr] ok\\u000d\n[agent stderr] \\u202eright\n[agent stdout] \n[agent stderr] \\u0085\\u009b\n',
+    );
+  });
+});
