@@ -109,3 +109,34 @@ describe('WASI stdout/stderr of a guest', () => {
     );
   });
 });
+
+describe('path and argument mistakes: a message with the fix, exit 2, never a raw code', () => {
+  const dir = tempDir();
+  const aDir = join(dir, 'adir');
+  const aFile = join(dir, 'afile');
+  mkdirSync(aDir);
+  writeFileSync(aFile, 'x');
+  const hello = guestWasm('hello');
+  const cases: Array<[string, string[], RegExp]> = [
+    ['build -o <dir>', ['build', join('guests', 'hello'), '-o', aDir], /^ice build: cannot write -o .*adir: it is a directory; name a file in it, e\.g\. -o .*adir\/out\.wasm\n$/],
+    ['build -o <file>/x.wasm', ['build', join('guests', 'hello'), '-o', join(aFile, 'x.wasm')], /^ice build: cannot create the directory .*afile for -o .*: it is a file, not a directory; choose another path\n$/],
+    ['run --state <file>', ['run', hello, '--policy', POLICIES.hello(), '--state', aFile, '--input', 'x'], /^ice run: --state .*afile is a file, not a directory: pass --state <dir> with a directory/],
+    ['audit list --state <file>', ['audit', 'list', '--state', aFile], /^ice audit list: --state .*afile is a file, not a directory/],
+    ['events list --state <file>', ['events', 'list', '--state', aFile], /^ice events list: --state .*afile is a file, not a directory/],
+    ['run --policy <dir>', ['run', hello, '--policy', aDir], /^policy file .*adir could not be read: it is a directory: pass the policy file itself \(e\.g\. .*adir\/policy\.yaml\)\n$/],
+    ['run --input-file <dir>', ['run', hello, '--policy', POLICIES.hello(), '--input-file', aDir], /^ice run: cannot read --input-file .*adir: it is a directory: pass a file, not a directory\n$/],
+    ['run --input-file <missing>', ['run', hello, '--policy', POLICIES.hello(), '--input-file', join(dir, 'nope.txt')], /^ice run: cannot read --input-file .*nope\.txt: no such file \(check the path\)\n$/],
+    ['inspect <missing>', ['inspect', 'nope.wasm'], /^cannot read component nope\.wasm: no such file \(check the path; `ice build` makes a component from a guest\)\n$/],
+    ['run <missing>', ['run', 'nope.wasm', '--policy', POLICIES.hello()], /^cannot read component nope\.wasm: no such file \(check the path; `ice build` makes a component from a guest\)\n$/],
+    ['inspect <dir>', ['inspect', aDir], /^cannot read component .*adir: it is a directory: pass the \.wasm file/],
+    ['audit verify --file <dir>', ['audit', 'verify', '--file', aDir], /^ice audit verify: cannot read --file .*adir: it is a directory; pass the file `ice audit export` wrote\n$/],
+    ['policy version "1"', ['run', hello, '--policy', writePolicy('version: "1"\ncomponent: hello\ngrants:\n  log: {}\n')], /version: expected a number, got the string "1": write "version: 1" without quotes/],
+    ['run x.wasm --policy p extra', ['run', hello, '--policy', POLICIES.hello(), 'extra', 'words'], /pass it with --input "extra words" \(or --input-file <path>\)\nusage: ice run /],
+  ];
+  it.each(cases)('%s', (_name, args, message) => {
+    const out = ice(args);
+    expect(out.stderr).toMatch(message);
+    expect(out.stderr).not.toMatch(/internal error|\bE[A-Z]{3,}\b/);
+    expect(out.code).toBe(2);
+  });
+});

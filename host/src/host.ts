@@ -3,6 +3,7 @@
  * cache; `host.load` inspects, admits and prepares a component under a policy; `agent.run` executes
  * one governed, recorded run.
  */
+import { componentUnreadable } from './component/errors.js';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -359,9 +360,7 @@ function readComponent(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? error);
-    throw new LoadError('not-found', path, `cannot read component ${path}: ${why}`);
+    throw new LoadError('not-found', path, componentUnreadable(path, error));
   }
 }
 

@@ -1,6 +1,6 @@
 /** `ice inspect <component.wasm> [--json]`: what a component imports and exports, and the policy keys it needs. */
 import { readFileSync } from 'node:fs';
-import { LoadError } from '../component/errors.js';
+import { componentUnreadable, LoadError } from '../component/errors.js';
 import { inspectComponent, type WorldItem } from '../component/inspect.js';
 import { capabilityOfImport } from '../capabilities/registry.js';
 import { ICE_PACKAGE, ICE_WIT_VERSION, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../core/world.js';
@@ -18,7 +18,7 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new LoadError('not-found', path, `cannot read component ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new LoadError('not-found', path, componentUnreadable(path, error));
   }
   const info = await inspectComponent(bytes, path, await import('@bytecodealliance/jco'));
   const imports = info.imports.map((item) => ({ ...item, ...classify(item) }));

@@ -1,5 +1,5 @@
 /** `ice run <component.wasm> --policy <file> [--input …] [--secrets <file>] [--approve all|none] [--model-base-url <url>] ...` */
-import { readFileSync } from 'node:fs';
+import { checkStateDir, readUserFile } from './paths.js';
 import { createHost, type RunResult } from '../host.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
@@ -30,6 +30,13 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
       strict: true,
     }),
   );
+  if (positionals.length > 1) {
+    const extra = positionals.slice(1).join(' ');
+    throw new UsageError(
+      `ice run: expected one component file, got ${positionals.length}: ${positionals.join(' ')}\n` +
+        `  the run's input is not a positional argument: pass it with --input ${JSON.stringify(extra)} (or --input-file <path>)\nusage: ${RUN_USAGE}`,
+    );
+  }
   const component = onePositional('run', positionals, 'component file', RUN_USAGE);
   if (!values.policy) throw new UsageError(`ice run: --policy <file> is required: a run without a policy has no authority to check\nusage: ${RUN_USAGE}`);
   if (values.input !== undefined && values['input-file'] !== undefined) {
@@ -50,7 +57,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     ...(baseUrl !== undefined
       ? { models: { openai: { baseUrl, ...(values['model-key-secret'] ? { apiKeySecret: values['model-key-secret'] } : {}) } } }
       : {}),
-    ...(values.state ? { stateDir: values.state } : {}),
+    stateDir: checkStateDir('run', values.state, true),
     // One line per log call, whatever the message holds: a guest cannot start a line that reads as ICE's.
     ...(values.log ? { onGuestLog: (e) => io.stderr(`[${terminalSafe(e.component)} ${e.level}] ${terminalSafe(e.message)}\n`) } : {}),
     ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
@@ -114,12 +121,7 @@ function oneLine(text: string): string {
 }
 
 function readInputFile(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new UsageError(`ice run: cannot read --input-file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const bytes = readUserFile('run', '--input-file', path);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
