@@ -5,8 +5,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { ice, tempDir, writePolicy } from './helpers.js';
+import { PassThrough } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cliApprover } from '../host/src/cli/approve.js';
+import type { Host } from '../host/src/index.js';
+import { freshHost, ice, tempDir, writePolicy } from './helpers.js';
 import { POLICIES } from './fixtures/policies.js';
 import { LANGUAGES, guestWasm } from './paths.js';
 
@@ -138,5 +141,54 @@ describe('path and argument mistakes: a message with the fix, exit 2, never a ra
     expect(out.stderr).toMatch(message);
     expect(out.stderr).not.toMatch(/internal error|\bE[A-Z]{3,}\b/);
     expect(out.code).toBe(2);
+  });
+});
+
+describe('the terminal approver shows the data it lets through', () => {
+  const hosts: Host[] = [];
+  afterAll(() => hosts.forEach((h) => h.close()));
+
+  /** A fake terminal that answers `n` and keeps what the prompt showed. */
+  function terminal() {
+    const input = Object.assign(new PassThrough(), { isTTY: true });
+    const output = Object.assign(new PassThrough(), { isTTY: true });
+    let shown = '';
+    output.on('data', (d: Buffer) => {
+      shown += d.toString();
+      if (shown.endsWith('[y/N] ')) input.write('n\n');
+    });
+    return { input, output, shown: () => shown };
+  }
+
+  async function askedRun(guest: string, policy: object, input: string): Promise<string> {
+    const t = terminal();
+    const { host } = await freshHost(undefined, { approve: cliApprover(undefined, t).approve });
+    hosts.push(host);
+    const result = await (await host.load(guestWasm(guest), policy)).run(input);
+    expect(result.counts.denied).toBeGreaterThan(0);
+    return t.shown();
+  }
+
+  it('an http body: escaped, its first 200 characters, with its size', async () => {
+    const body = `${HOSTILE}${'b'.repeat(500)}`;
+    const shown = await askedRun(
+      'http-driver',
+      { version: 1, component: 'asker', grants: { log: {}, http: { ask: [{ url: 'http://127.0.0.1:9/*', methods: ['POST'], askTimeoutMs: 5000 }] } } },
+      `POST\thttp://127.0.0.1:9/issues\tb:${body}`,
+    );
+    // readline positions the cursor itself (ESC [ 1 G ...): only the question is the guest's to shape.
+    expect(shown.slice(shown.indexOf('ice: asker asks:'), shown.indexOf('[y/N]'))).not.toMatch(RAW_UNSAFE);
+    const head = Array.from(body).slice(0, 200).join('');
+    const size = Buffer.byteLength(body, 'utf8');
+    expect(shown).toContain(`asks: http.fetch POST http://127.0.0.1:9/issues\n     body (${size} bytes, first 200 characters shown): "${head.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}…"\n`);
+  });
+
+  it('a kv value, whole when short', async () => {
+    const shown = await askedRun(
+      'counter',
+      { version: 1, component: 'counter', grants: { log: 'deny', kv: { read: ['count', 'history/*'], ask: ['count'] } } },
+      '',
+    );
+    expect(shown).toContain('asks: kv.set set "count"\n     value (1 byte): "1"\n     rule grants.kv.ask[0]');
   });
 });
