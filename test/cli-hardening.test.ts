@@ -3,7 +3,7 @@
  * `npm run build`): guest text never reaches the terminal raw, JSON carries it escaped, and every
  * path mistake gets a message that names the fix.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -79,6 +79,31 @@ describe.each(LANGUAGES)('terminal injection (%s guests)', (language) => {
     const parsed = json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as unknown);
     expect(strings(parsed)).toContain(`log-echo:${HOSTILE}`);
     expect(strings(parsed)).toContain(HOSTILE);
+  });
+});
+
+describe('JSON outputs carry hostile text escaped', () => {
+  it('ice events list --json and ice inspect --json: escapes only, parsed back to the original', () => {
+    const state = tempDir();
+    const policy = writePolicy('version: 1\ncomponent: event-emitter\ngrants:\n  log: {}\n  events: { kinds: ["*"] }\n');
+    const payload = HOSTILE.replace('\r', '');
+    const run = ice(['run', guestWasm('event-emitter'), '--policy', policy, '--state', state, '--input', `note.added ${payload}`]);
+    expect(run.code).toBe(0);
+    const events = ice(['events', 'list', '--json', '--state', state]);
+    expect(events.code).toBe(0);
+    expect(events.stdout).not.toMatch(RAW_UNSAFE);
+    expect((JSON.parse(events.stdout) as { payload: string }).payload).toBe(payload);
+    const table = ice(['events', 'list', '--state', state]);
+    expect(table.stdout).not.toMatch(RAW_UNSAFE);
+
+    const named = join(tempDir(), 'x\u202egpj.wasm');
+    writeFileSync(named, readFileSync(guestWasm('hello')));
+    const inspected = ice(['inspect', named, '--json']);
+    expect(inspected.code).toBe(0);
+    expect(inspected.stdout).not.toMatch(RAW_UNSAFE);
+    expect(inspected.stdout).toContain('x\\u202egpj.wasm');
+    expect((JSON.parse(inspected.stdout) as { component: string }).component).toBe(named);
+    expect(ice(['inspect', named]).stdout).toContain('component ' + named.replace('\u202e', '\\u202e'));
   });
 });
 
