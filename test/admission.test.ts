@@ -171,7 +171,7 @@ describe('admission', () => {
 
     it('refuses a missing file', async () => {
       const error = await loadError(host, join(dir, 'nope.wasm'), logOnly);
-      expect(error.message).toBe(`cannot read component ${join(dir, 'nope.wasm')}: no such file`);
+      expect(error.message).toBe(`cannot read component ${join(dir, 'nope.wasm')}: no such file (check the path; \`ice build\` makes a component from a guest)`);
     });
   });
 });

@@ -96,7 +96,7 @@ describe('policy: hostile and malformed input is refused with a message naming t
         'version: unsupported policy version 2; this host reads version 1',
       ]);
       expect(yamlIssues('version: "1"\ncomponent: counter\ngrants: {}\n')).toEqual([
-        'version: unsupported policy version "1"; this host reads version 1',
+        'version: expected a number, got the string "1": write "version: 1" without quotes',
       ]);
     });
     it('reports every missing required key with what to add', () => {
@@ -587,7 +587,7 @@ describe('policy: loadPolicyFile', () => {
   it('reports a directory as unreadable', () => {
     const path = join(dir, 'a-directory.yaml');
     mkdirSync(path);
-    expect(policyError(() => loadPolicyFile(path)).message).toMatch(new RegExp(`^policy file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: EISDIR`));
+    expect(policyError(() => loadPolicyFile(path)).message).toMatch(new RegExp(`^policy file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: it is a directory: pass the policy file itself`));
   });
 
   it('rejects an empty file, invalid UTF-8, and an oversized file', () => {

@@ -224,7 +224,15 @@ function eventFlood(): Result<string, string> {
   return ok("event-flood: " + n.toString() + " emitted");
 }
 
+// log-echo:<text>: logs <text> verbatim (escape sequences, bidi overrides, a forged "ok" line), so the
+// tests can check every human output of the host neutralizes guest text.
+function logEcho(text: string): Result<string, string> {
+  log.info(text);
+  return ok("logged");
+}
+
 export function run(input: string): Result<string, string> {
+  if (input.startsWith("log-echo:")) return logEcho(input.substring(9));
   if (input == "loop") return spin();
   if (input == "denied-then-loop") return deniedThenLoop();
   if (input == "loop-imports") return spinWithImports();

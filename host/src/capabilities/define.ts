@@ -13,7 +13,7 @@
  */
 import type { z } from 'zod';
 import type { Capturable, Captured, CaptureMode } from '../core/capture.js';
-import type { ApprovalRecord, Decided, IceError } from '../core/verdict.js';
+import type { ApprovalRecord, AskDetail, Decided, IceError } from '../core/verdict.js';
 import type { LoadErrorCode } from '../component/errors.js';
 import type { CompileContext, RunLimits } from '../policy/index.js';
 import type { Abi, CoreFunction } from './abi.js';
@@ -180,6 +180,8 @@ export interface ApprovalRequest {
   readonly rule: string;
   /** What is asked for, e.g. `POST https://api.example.com/v1/issues`. */
   readonly summary: string;
+  /** The value or body asked about (bounded), when there is one. */
+  readonly detail?: AskDetail;
   readonly timeoutMs: number;
 }
 

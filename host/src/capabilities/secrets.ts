@@ -4,6 +4,7 @@
  * else in its environment. Values never go to a worker, a guest, the ledger or a log: only the host
  * thread's egress reads them, after the decision, to build the outgoing header.
  */
+import { pathProblem } from '../core/path-problem.js';
 import { readFileSync, statSync } from 'node:fs';
 import { parse } from 'yaml';
 
@@ -48,8 +49,7 @@ export function loadSecretsFile(path: string): Record<string, string> {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if (error instanceof SecretsError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new SecretsError(`secrets file ${path} could not be read: ${code === 'ENOENT' ? 'no such file' : String(code ?? error)}`);
+    throw new SecretsError(`secrets file ${path} could not be read: ${pathProblem(error)}`);
   }
   let data: unknown;
   try {

@@ -6,6 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import type { ApprovalRequest } from '../capabilities/define.js';
+import type { AskDetail } from '../core/verdict.js';
 import { terminalSafe } from '../core/text.js';
 import type { Approver } from '../sandbox/host-gateway.js';
 import { UsageError } from './args.js';
@@ -32,11 +33,24 @@ export function cliApprover(mode: string | undefined, terminal: { input: NodeJS.
   return { approve, name: 'terminal' };
 }
 
+/** Characters of a kv value or http body a prompt shows; the rest is counted, not shown. */
+export const PROMPT_DETAIL_CHARS = 200;
+
+/** `value (1234 bytes): "first 200 characters…"`, escaped: what the approver lets through. */
+function showDetail(detail: AskDetail): string {
+  const chars = Array.from(detail.head);
+  const cut = chars.length > PROMPT_DETAIL_CHARS || Buffer.byteLength(detail.head, 'utf8') < detail.bytes;
+  const shown = terminalSafe(chars.slice(0, PROMPT_DETAIL_CHARS).join(''));
+  const size = `${detail.bytes} byte${detail.bytes === 1 ? '' : 's'}${cut ? `, first ${Math.min(chars.length, PROMPT_DETAIL_CHARS)} characters shown` : ''}`;
+  return `${safe(detail.what)} (${size}): "${shown}${cut ? '…' : ''}"`;
+}
+
 function prompt(request: ApprovalRequest, terminal: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream }): Promise<{ approved: boolean; by: string }> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: terminal.input, output: terminal.output, terminal: true });
     const question =
       `\nice: ${safe(request.component)} asks: ${safe(request.call)} ${safe(request.summary)}\n` +
+      (request.detail ? `     ${showDetail(request.detail)}\n` : '') +
       `     rule ${safe(request.rule)} · no answer in ${Math.round(request.timeoutMs / 1000)} s means no\n` +
       '     allow? [y/N] ';
     const timer = setTimeout(() => {

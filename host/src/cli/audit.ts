@@ -24,6 +24,8 @@ import { openStateDb, type StateDb } from '../storage/db.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { AUDIT_USAGE } from './usage.js';
+import { checkStateDir } from './paths.js';
+import { pathProblem } from '../core/path-problem.js';
 
 type Subcommand = (argv: string[], io: Io) => number;
 
@@ -205,8 +207,7 @@ function verifyFile(path: string, io: Io): number {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new UsageError(`ice audit verify: cannot read --file ${path}: ${reason}`);
+    throw new UsageError(`ice audit verify: cannot read --file ${path}: ${pathProblem(error)}; pass the file \`ice audit export\` wrote`);
   }
   const result = verifyExport(text);
   if (result.ok) {
@@ -242,7 +243,7 @@ function exportRun(argv: string[], io: Io): number {
       }
       return stored;
     });
-    io.stdout(exportJsonl(records));
+    (io.data ?? io.stdout)(exportJsonl(records));
     return EXIT.ok;
   });
 }
@@ -265,7 +266,7 @@ function positiveInteger(command: string, flag: string, text: string): number {
 
 /** Opens `<state>/ice.db` (default ./.ice), runs `fn`, closes it. No state dir is a usage error. */
 function withLedger(command: string, stateOption: string | undefined, fn: (ledger: LedgerStore, state: StateDb) => number): number {
-  const stateDir = resolve(stateOption ?? '.ice');
+  const stateDir = checkStateDir(command, stateOption, false);
   if (!existsSync(join(stateDir, 'ice.db'))) {
     throw new UsageError(`ice ${command}: no ICE state in ${stateDir} (no ice.db): run a component first, or pass --state <dir>`);
   }

@@ -1,6 +1,7 @@
 /** `ice build <guest source file or dir> -o <out.wasm>` */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { writeUserFile } from './paths.js';
 import { buildGuest } from '../build/index.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
@@ -13,11 +14,22 @@ export async function buildCommand(argv: string[], io: Io): Promise<number> {
   );
   const source = onePositional('build', positionals, 'guest source', BUILD_USAGE);
   if (!values.out) throw new UsageError(`ice build: -o <out.wasm> is required\nusage: ${BUILD_USAGE}`);
+  // Before the build (seconds): an -o that names a directory fails now, not after.
+  if (isDirectory(values.out)) {
+    throw new UsageError(`ice build: cannot write -o ${values.out}: it is a directory; name a file in it, e.g. -o ${values.out.replace(/\/+$/u, '')}/out.wasm`);
+  }
   const result = await buildGuest(resolve(source));
-  mkdirSync(dirname(resolve(values.out)), { recursive: true });
-  writeFileSync(values.out, result.component);
+  writeUserFile('build', '-o', values.out, result.component);
   io.stderr(
     `built ${source} (${result.language}) → ${values.out}: component ${result.componentBytes} bytes${result.coreBytes > 0 ? `, core module ${result.coreBytes} bytes` : ''}, ${Math.round(result.ms)} ms\n`,
   );
   return EXIT.ok;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

@@ -7,7 +7,7 @@ import { LoadError } from '../component/errors.js';
 import { PolicyError } from '../policy/errors.js';
 import { SecretsError } from '../capabilities/secrets.js';
 import { UsageError } from './args.js';
-import { EXIT, processIo, type Io } from './io.js';
+import { EXIT, processIo, safeIo, type Io } from './io.js';
 import { AUDIT_USAGE, BUILD_USAGE, EVENTS_USAGE, INSPECT_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';
 
 const HELP = `ice — run untrusted agents as WebAssembly components under explicit, audited authority
@@ -39,7 +39,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   events: async () => (await import('./events.js')).eventsCommand,
 };
 
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
+export async function main(argv: string[], rawIo: Io = processIo): Promise<number> {
+  const io = safeIo(rawIo);
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     io.stdout(HELP);

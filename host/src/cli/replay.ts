@@ -8,6 +8,7 @@ import { ReplayError } from '../replay/replay.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { REPLAY_USAGE } from './usage.js';
+import { checkStateDir } from './paths.js';
 
 export async function replayCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('replay', REPLAY_USAGE, () =>
@@ -19,7 +20,7 @@ export async function replayCommand(argv: string[], io: Io): Promise<number> {
     }),
   );
   const wanted = onePositional('replay', positionals, 'run id (or `last`)', REPLAY_USAGE);
-  const stateDir = resolve(values.state ?? '.ice');
+  const stateDir = checkStateDir('replay', values.state, false);
   if (!existsSync(join(stateDir, 'ice.db'))) {
     throw new UsageError(`ice replay: no ICE state in ${stateDir} (no ice.db): pass --state <dir>`);
   }

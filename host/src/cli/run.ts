@@ -1,5 +1,5 @@
 /** `ice run <component.wasm> --policy <file> [--input …] [--secrets <file>] [--approve all|none] [--model-base-url <url>] ...` */
-import { readFileSync } from 'node:fs';
+import { checkStateDir, readUserFile } from './paths.js';
 import { createHost, type RunResult } from '../host.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
@@ -8,6 +8,8 @@ import { EXIT, type Io } from './io.js';
 import { RUN_USAGE } from './usage.js';
 import { cliApprover } from './approve.js';
 import { loadSecretsFile } from '../capabilities/secrets.js';
+import type { WasiOutputEntry } from '../capabilities/run-services.js';
+import { terminalSafe } from '../core/text.js';
 
 export async function runCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = withUsage('run', RUN_USAGE, () =>
@@ -30,6 +32,13 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
       strict: true,
     }),
   );
+  if (positionals.length > 1) {
+    const extra = positionals.slice(1).join(' ');
+    throw new UsageError(
+      `ice run: expected one component file, got ${positionals.length}: ${positionals.join(' ')}\n` +
+        `  the run's input is not a positional argument: pass it with --input ${JSON.stringify(extra)} (or --input-file <path>)\nusage: ${RUN_USAGE}`,
+    );
+  }
   const component = onePositional('run', positionals, 'component file', RUN_USAGE);
   if (!values.policy) throw new UsageError(`ice run: --policy <file> is required: a run without a policy has no authority to check\nusage: ${RUN_USAGE}`);
   if (values.input !== undefined && values['input-file'] !== undefined) {
@@ -52,11 +61,13 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     ...(baseUrl !== undefined
       ? { models: { openai: { baseUrl, ...(values['model-key-secret'] ? { apiKeySecret: values['model-key-secret'] } : {}) } } }
       : {}),
-    ...(values.state ? { stateDir: values.state } : {}),
-    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${e.component} ${e.level}] ${e.message}\n`) } : {}),
+    stateDir: checkStateDir('run', values.state, true),
+    // One line per log call, whatever the message holds: a guest cannot start a line that reads as ICE's.
+    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${terminalSafe(e.component)} ${e.level}] ${terminalSafe(e.message)}\n`) } : {}),
     ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
-    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into the output.
-    onGuestOutput: (e) => io.stderr(e.text),
+    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into
+    // the output, each of its lines marked as the guest's.
+    onGuestOutput: guestOutputWriter(io),
   });
   try {
     const agent = await host.load(component, values.policy);
@@ -67,6 +78,29 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   } finally {
     host.close();
   }
+}
+
+/**
+ * Shows a guest's WASI stdout/stderr as lines `[<component> stdout] <text>`. Chunks need not end at a
+ * line break: an unfinished line continues with the next chunk of the same stream, and is ended first
+ * when another stream writes, so every line on the terminal carries its marker.
+ */
+export function guestOutputWriter(io: Io): (entry: WasiOutputEntry) => void {
+  let open: string | undefined;
+  return (entry) => {
+    const key = `${entry.component}\u0000${entry.stream}`;
+    const prefix = `[${terminalSafe(entry.component)} ${entry.stream}] `;
+    let text = open !== undefined && open !== key ? '\n' : '';
+    if (open !== key) open = undefined;
+    for (const line of entry.text.split(/(?<=\n)/u)) {
+      if (line === '') continue;
+      if (open === undefined) text += prefix;
+      const ended = line.endsWith('\n');
+      text += ended ? `${terminalSafe(line.slice(0, -1))}\n` : terminalSafe(line);
+      open = ended ? undefined : key;
+    }
+    io.stderr(text);
+  };
 }
 
 /** One line: run id, outcome and call counts. */
@@ -91,12 +125,7 @@ function oneLine(text: string): string {
 }
 
 function readInputFile(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new UsageError(`ice run: cannot read --input-file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const bytes = readUserFile('run', '--input-file', path);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {

@@ -12,6 +12,7 @@ import { describeDifference, diffKv, KvFoldError, rebuildKv, type KvDiff, type R
 import { UsageError, withUsage } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { STATE_USAGE } from './usage.js';
+import { checkStateDir } from './paths.js';
 
 
 export async function stateCommand(argv: string[], io: Io): Promise<number> {
@@ -33,7 +34,7 @@ export async function stateCommand(argv: string[], io: Io): Promise<number> {
 
 /** The state database in `dir`; a missing one is a usage error (opening would create an empty one). */
 export function openExistingState(command: string, dir: string | undefined): StateDb {
-  const stateDir = resolve(dir ?? '.ice');
+  const stateDir = checkStateDir(command, dir, false);
   if (!existsSync(join(stateDir, STATE_DB_FILE))) {
     throw new UsageError(`ice ${command}: no ICE state in ${stateDir} (no ${STATE_DB_FILE}): run a component first, or pass --state <dir>`);
   }

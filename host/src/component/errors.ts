@@ -2,6 +2,8 @@
  * Load-time refusals. Each names the component, what was refused and how to fix it, so the CLI can
  * print the message as is (exit 2) and embedders can branch on `code`.
  */
+import { pathProblem } from '../core/path-problem.js';
+
 export type LoadErrorCode =
   | 'not-found'
   | 'empty'
@@ -33,4 +35,11 @@ export class LoadError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The one message for a component file that cannot be read, for `ice run` and `ice inspect` alike. */
+export function componentUnreadable(path: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const hint = code === 'EISDIR' ? ': pass the .wasm file (`ice build <dir> -o <out.wasm>` makes one from a guest directory)' : code === 'ENOENT' ? ' (check the path; `ice build` makes a component from a guest)' : '';
+  return `cannot read component ${path}: ${pathProblem(error)}${hint}`;
 }

@@ -6,7 +6,7 @@
  * that grows); on bytes, before hashing them.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { LoadError } from './errors.js';
+import { LoadError, componentUnreadable } from './errors.js';
 
 /**
  * Default cap, for the library and the CLI. ICE's own guests are well under 1 MiB and a
@@ -58,9 +58,7 @@ export function readComponentFile(path: string, maxBytes: number): Uint8Array {
 }
 
 function unreadable(path: string, error: unknown): LoadError {
-  const code = (error as NodeJS.ErrnoException).code;
-  const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : String(code ?? error);
-  return new LoadError('not-found', path, `cannot read component ${path}: ${why}`);
+  return new LoadError('not-found', path, componentUnreadable(path, error));
 }
 
 function tooLarge(origin: string, what: string, maxBytes: number): LoadError {

@@ -4,14 +4,29 @@
  * flood an error string). One sanitizer for every view, so they cannot drift apart.
  */
 
-// C0 and C1 controls, DEL, line/paragraph separators, bidi marks, embeddings, overrides and isolates:
-// each could move the cursor, recolour the terminal, or reorder what a reader sees.
+// C0 and C1 controls (U+0085 NEL and the 8-bit CSI U+009B among them), DEL, line/paragraph separators,
+// bidi marks (LRM, RLM, ALM), embeddings, overrides and isolates: each could move the cursor, recolour
+// or retitle the terminal, or reorder what a reader sees.
 // eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+// The same, but newline and tab pass: for text that is several lines (a table, a guest's output).
+// eslint-disable-next-line no-control-regex
+const UNSAFE_KEEPING_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
 
-/** Escapes every character that could alter a terminal's display (`\u202e`, `\u001b`, ...). */
+const escape = (ch: string): string => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** One line: escapes every character that could alter a terminal's display (`\u202e`, `\u001b`, `\u000a`, ...). */
 export function terminalSafe(text: string): string {
-  return text.replace(UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNSAFE, escape);
+}
+
+/**
+ * Like `terminalSafe`, but newlines and tabs pass. The escape is a JSON escape too, so JSON text passed
+ * through it (where `JSON.stringify` left U+0080–U+009F and the bidi controls raw) still parses to the
+ * same values: the CLI's one output writer applies it to everything it prints.
+ */
+export function terminalText(text: string): string {
+  return text.replace(UNSAFE_KEEPING_LINES, escape);
 }
 
 /** Display width in code points (wide CJK glyphs are counted as one). */

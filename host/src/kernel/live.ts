@@ -214,6 +214,7 @@ export class LiveAnswerer implements Answerer {
       call: label,
       rule: asked.rule,
       summary: asked.summary,
+      ...(asked.detail ? { detail: asked.detail } : {}),
       timeoutMs: asked.timeoutMs,
     };
     const answer = bridge.call(APPROVAL, { runId: this.run.runId, seq: undefined, request }) as ApprovalAnswer;

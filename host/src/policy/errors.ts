@@ -79,7 +79,10 @@ export const messages = {
   unknownKey: (allowed: readonly string[]) =>
     allowed.length === 0 ? 'unknown key; no keys are allowed here' : `unknown key; allowed keys: ${allowed.join(', ')}`,
   versionMissing: () => 'missing; add "version: 1"',
-  versionUnsupported: (got: unknown) => `unsupported policy version ${describeValue(got)}; this host reads version 1`,
+  versionUnsupported: (got: unknown) =>
+    typeof got === 'string' && /^\s*\d+(\.\d+)?\s*$/u.test(got)
+      ? `expected a number, got the string ${describeValue(got)}: write "version: 1" without quotes`
+      : `unsupported policy version ${describeValue(got)}; this host reads version 1`,
   componentMissing: () =>
     'missing; add "component: <name>" (the component\'s name in the ledger, also its kv namespace)',
   componentNotString: (got: unknown) => `expected the component name as a string, got ${describeValue(got)}`,
@@ -119,6 +122,7 @@ export const messages = {
   jsonSyntax: (message: string) => `JSON syntax error: ${message}`,
   fileNotFound: (path: string) => `policy file ${path} not found`,
   fileUnreadable: (path: string, reason: string) => `policy file ${path} could not be read: ${reason}`,
+  fileIsDirectory: (path: string) => `policy file ${path} could not be read: it is a directory: pass the policy file itself (e.g. ${path.replace(/\/+$/u, '')}/policy.yaml)`,
 } as const;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -4,6 +4,7 @@
  * (a policy is plain data), and every syntax error carries its line:column. Validation and compiling
  * are the registry's (capabilities/policy.ts), which knows the grants.
  */
+import { pathProblem } from '../core/path-problem.js';
 import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 import { PolicyError, formatPath, messages, type PolicyIssue } from './errors.js';
@@ -26,7 +27,8 @@ export function readPolicyFile(path: string): string {
     if (code === 'ENOENT') {
       throw new PolicyError(path, [{ path: '', message: 'file not found' }], messages.fileNotFound(path));
     }
-    const reason = error instanceof Error ? error.message : String(error);
+    if (code === 'EISDIR') throw new PolicyError(path, [{ path: '', message: 'it is a directory' }], messages.fileIsDirectory(path));
+    const reason = pathProblem(error);
     throw new PolicyError(path, [{ path: '', message: reason }], messages.fileUnreadable(path, reason));
   }
   try {

@@ -261,7 +261,17 @@ fn event_flood() -> Result<String, String> {
     Ok(format!("event-flood: {} emitted", n))
 }
 
+// log-echo:<text>: logs <text> verbatim (escape sequences, bidi overrides, a forged "ok" line), so the
+// tests can check every human output of the host neutralizes guest text.
+fn log_echo(text: &str) -> Result<String, String> {
+    let _ = ice::log::info(text);
+    Ok("logged".to_string())
+}
+
 fn run(input: String) -> Result<String, String> {
+    if input.starts_with("log-echo:") {
+        return log_echo(&input["log-echo:".len()..]);
+    }
     match input.as_str() {
         "loop" => spin(),
         "denied-then-loop" => denied_then_loop(),

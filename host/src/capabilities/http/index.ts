@@ -5,6 +5,7 @@
  * recorded), and adds secrets and the idempotency key. The guest gets the final response; each hop is a
  * ledger record, after the call's intent and result.
  */
+import { askDetail } from '../../core/verdict.js';
 import type * as HttpInterface from '../../generated/interfaces/ice-agent-http.js';
 import { fail, type AbiAnswer } from '../abi.js';
 import { hostEffect, Steps, type IceCapability, type LedgerForm, type StepResult } from '../define.js';
@@ -84,7 +85,8 @@ export const http: IceCapability<'http', typeof HttpInterface, HttpGrant> = {
             headers: request.headers,
             bodyBytes: request.body?.byteLength ?? 0,
           });
-          return checked.ok ? checked.decided : checked.refusal;
+          if (!checked.ok) return checked.refusal;
+          return checked.decided.decision === 'ask' && request.body ? { ...checked.decided, detail: askDetail('body', request.body) } : checked.decided;
         },
         perform([request], call) {
           const reply = call.host(FETCH, toWire(request));

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type * as KvInterface from '../../generated/interfaces/ice-agent-kv.js';
 import { quote, utf8Bytes } from '../../core/text.js';
-import { allow, ask, deny, invalid, overLimit, type Decided, type Refusal, type Verdict } from '../../core/verdict.js';
+import { allow, ask, askDetail, deny, invalid, overLimit, type Decided, type Refusal, type Verdict } from '../../core/verdict.js';
 import { askTimeout, compileMatchers, firstMatch, maxCalls, messages, patternList, size, strictObject, type Matcher } from '../../policy/index.js';
 import type { KvStore } from '../../views/kv-store.js';
 import { fail, unit, type AbiAnswer } from '../abi.js';
@@ -171,7 +171,7 @@ export const kv: IceCapability<'kv', typeof KvInterface, KvGrant> = {
           if (bytes > grant.maxValueBytes) {
             return overLimit(`${grant.rule}.maxValueBytes`, `kv.set(${quote(key)}): the value is ${bytes} bytes, over ${grant.rule}.maxValueBytes (${grant.maxValueBytes})`);
           }
-          return verdict;
+          return verdict.decision === 'ask' ? { ...verdict, detail: askDetail('value', value) } : verdict;
         },
         perform([key, value]) {
           // Inside the write's transaction (a state effect): the usage read, the check and the write see
