@@ -220,7 +220,7 @@ export class Host {
         `the component of run ${start.run} (sha256:${start.component.digest}) is not kept in ${this.components.dir}: pass it with --component <path>`,
       );
     }
-    return replayRun(records, bytes, origin, this.cache, options);
+    return replayRun(records, bytes, origin, this.cache, { ledgerKey: this.state.ledgerKey.key, ...options });
   }
 
   /** Closes the state database and stops the worker pool (runs in flight are cut off). */

@@ -28,8 +28,9 @@ import {
   emptyCounts,
   queuedType,
   isoNow,
+  KEYED_CHAIN,
+  recordHasher,
   serializeRecord,
-  sha256Hex,
   type CallInput,
   type CallRecord,
   type IntentInput,
@@ -116,8 +117,12 @@ export class LedgerStore {
     { start: string; end: string | null; root: string | null; callsSoFar: number | null }
   >;
 
+  /** The hash of a record of a keyed run (every run this store starts is keyed). */
+  private readonly keyed: (body: string) => string;
+
   constructor(readonly state: StateDb) {
     const { db } = state;
+    this.keyed = recordHasher(state.ledgerKey.key);
     this.insertStmt = db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)');
     this.lastRunStartStmt = db.prepare(
       "SELECT run, hash FROM ledger WHERE type = 'run-start' ORDER BY id DESC LIMIT 1",
@@ -156,9 +161,10 @@ export class LedgerStore {
         policy: start.policy,
         input: start.input,
         host: start.host,
+        chain: KEYED_CHAIN,
       };
       const body = serializeRecord(record);
-      const hash = sha256Hex(body);
+      const hash = this.keyed(body);
       try {
         this.insertStmt.run(record.run, 0, record.type, hash, body);
       } catch (err) {
@@ -167,7 +173,7 @@ export class LedgerStore {
       }
       // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
       this.state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)').run(start.run, process.pid, record.at);
-      const writer = new SqliteRunWriter(this.state, this.insertStmt, start.run, 0, hash, emptyCounts(), false);
+      const writer = new SqliteRunWriter(this.state, this.insertStmt, this.keyed, start.run, 0, hash, emptyCounts(), false);
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
       return writer;
@@ -187,7 +193,10 @@ export class LedgerStore {
     const counts = emptyCounts();
     const open = new Set<number>();
     for (const { record } of records) tally(counts, open, record);
-    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.record.seq, last.hash, counts, false, open);
+    // A run continues with its own chain's hash: an unkeyed run (written before keys) stays unkeyed.
+    const start = records[0]!.record;
+    const hasher = start.type === 'run-start' && start.chain === KEYED_CHAIN ? this.keyed : recordHasher(undefined);
+    return new SqliteRunWriter(this.state, this.insertStmt, hasher, runId, last.record.seq, last.hash, counts, false, open);
   }
 
   /** A run's records in seq order (empty if unknown). Bodies are parsed, not verified: see `verifyRun`. */
@@ -293,6 +302,7 @@ class SqliteRunWriter implements RunWriter {
   constructor(
     private readonly state: StateDb,
     private readonly insertStmt: Statement<[string, number, string, string, string]>,
+    private readonly hashBody: (body: string) => string,
     readonly run: string,
     private seqValue: number,
     private headValue: string,
@@ -420,7 +430,7 @@ class SqliteRunWriter implements RunWriter {
         record = this.callRecord(input as CallInput);
       }
       const body = serializeRecord(record);
-      const hash = sha256Hex(body);
+      const hash = this.hashBody(body);
       this.insertStmt.run(record.run, record.seq, record.type, hash, body);
       this.seqValue = record.seq;
       this.headValue = hash;
@@ -455,6 +465,7 @@ class SqliteRunWriter implements RunWriter {
       fuel: input.fuel,
       durationUs: input.durationUs,
       ...(this.openValue.size > 0 ? { unknown: [...this.openValue].sort((a, b) => a - b) } : {}),
+      ...(input.recovered === undefined ? {} : { recovered: input.recovered }),
     };
     // The run-end and the end of "in flight" commit together: a crash leaves either both or neither.
     const hash = this.state.transaction(() => {
@@ -501,7 +512,7 @@ class SqliteRunWriter implements RunWriter {
   private insert(record: CallRecord | IntentRecord | ResultRecord | RunEndRecord): string {
     if (record.type !== 'intent') checkDuration(record.type, record.durationUs);
     const body = serializeRecord(record);
-    const hash = sha256Hex(body);
+    const hash = this.hashBody(body);
     this.insertStmt.run(record.run, record.seq, record.type, hash, body);
     this.snapshotForRollback();
     this.seqValue = record.seq;
