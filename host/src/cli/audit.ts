@@ -179,12 +179,17 @@ function verify(argv: string[], io: Io): number {
   const wanted = positionals[0];
   return withLedger('audit verify', values.state, (ledger, state) => {
     const { key, legacyRuns } = state.ledgerKey;
-    const running = runningRows(state);
-    const result = readConsistently(state, () =>
-      wanted === undefined
-        ? verifyStore(ledger, { inFlight: new Set(running.keys()), key, ...(legacyRuns === undefined ? {} : { legacyRuns }) })
-        : verifyOneRun(ledger, state, wanted, running),
-    );
+    // The `running` rows in the same snapshot as the ledger rows (see readConsistently).
+    const { running, result } = readConsistently(state, () => {
+      const rows = runningRows(state);
+      return {
+        running: rows,
+        result:
+          wanted === undefined
+            ? verifyStore(ledger, { inFlight: new Set(rows.keys()), key, ...(legacyRuns === undefined ? {} : { legacyRuns }) })
+            : verifyOneRun(ledger, state, wanted, rows),
+      };
+    });
     if (values.root !== undefined && result.ok) {
       const run = ledger.resolveRunId(wanted!)!;
       const root = ledger.readRun(run).at(-1)!;
