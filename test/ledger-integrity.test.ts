@@ -7,7 +7,9 @@ import { chmodSync, copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../host/src/ledger/index.js';
+import { LedgerStore, capture, newRunId, recordHasher, sha256Hex } from '../host/src/ledger/index.js';
+import { readLedgerKey } from '../host/src/storage/ledger-key.js';
+import { openStateDb } from '../host/src/storage/db.js';
 import { freshHost, ice, tempDir, writePolicy } from './helpers.js';
 import { guestWasm } from './paths.js';
 
@@ -96,6 +98,27 @@ describe('ledger integrity against write access to ice.db', () => {
     expect(out.code).toBe(4);
     // The base runs are seconds old: within their 10 s limit plus margin they read as in flight, older as stale.
     expect(out.stdout).toMatch(new RegExp(`(in flight|stale): run ${runs[1]} \\(pid 1 alive\\)`));
+  });
+
+  it('a run whose live process holds it past its own timeoutMs is stale, not in flight (exit 4)', () => {
+    const state = tampered(() => undefined);
+    const db = openStateDb(state);
+    try {
+      const ledger = new LedgerStore(db);
+      const run = newRunId();
+      ledger.startRun({ run, component: { name: 'counter', digest: sha256Hex('c') }, policy: { digest: sha256Hex('p'), source: 'p.yaml', document: { limits: { timeoutMs: 1 } } }, input: capture('', 'full'), host: { ice: '0.1.0' } });
+      // pid 1 is alive. The run started an hour ago (rewritten with the key, as a host that started it then would
+      // have written it), against its own limit of 1 ms: stale, not in flight.
+      db.db.prepare('UPDATE running SET pid = 1 WHERE run = ?').run(run);
+      for (const { name } of db.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]) db.db.exec(`DROP TRIGGER "${name}"`);
+      const body = (db.db.prepare('SELECT body FROM ledger WHERE run = ? AND seq = 0').pluck().get(run) as string).replace(/"at":"[^"]+"/, `"at":"${new Date(Date.now() - 3_600_000).toISOString()}"`);
+      db.db.prepare('UPDATE ledger SET body = ?, hash = ? WHERE run = ? AND seq = 0').run(body, recordHasher(readLedgerKey(state)!.key)(body), run);
+      const out = ice(['audit', 'verify', '--state', state]);
+      expect(out.code).toBe(4);
+      expect(out.stdout).toContain(`stale: run ${run} (pid 1 alive) started 3600 s ago, past its own limit of 0 s`);
+    } finally {
+      db.close();
+    }
   });
 
   it('rewriting a decision and rehashing the rest with SHA-256 fails (exit 1)', () => {
