@@ -6,7 +6,8 @@ import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LedgerStore, capture, newRunId, sha256Hex } from '../host/src/ledger/index.js';
+import { LedgerStore, capture, newRunId, recordHasher, sha256Hex } from '../host/src/ledger/index.js';
+import { readLedgerKey } from '../host/src/storage/ledger-key.js';
 import { openStateDb } from '../host/src/storage/db.js';
 import { freshHost, ice, tempDir, writePolicy, type CliResult } from './helpers.js';
 import { guestWasm } from './paths.js';
@@ -72,6 +73,8 @@ function row(state: string, run: string, seq: number): Row {
 function tampered(edit: (db: Database.Database) => void): string {
   const state = tempDir('ice-audit-tampered-');
   copyFileSync(join(base, 'ice.db'), join(state, 'ice.db'));
+  // The key goes with the database: the attacker here holds the database, not the key.
+  copyFileSync(join(base, 'ledger.key'), join(state, 'ledger.key'));
   const db = new Database(join(state, 'ice.db'));
   try {
     for (const { name } of db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]) {
@@ -85,6 +88,9 @@ function tampered(edit: (db: Database.Database) => void): string {
 }
 
 const copy = (): string => tampered(() => undefined);
+
+/** A record hash as an attacker who also stole the ledger key would make it: reaches the checks behind the hash. */
+const keyedHash = (body: string): string => recordHasher(readLedgerKey(base)!.key)(body);
 
 function audit(...args: string[]): CliResult {
   return ice(['audit', ...args]);
@@ -182,7 +188,7 @@ describe('ice audit verify', () => {
     const state = tampered((db) => {
       db.prepare('UPDATE ledger SET seq = -seq - 1 WHERE run = ? AND seq >= 2').run(runs[1]);
       db.prepare('UPDATE ledger SET seq = -seq WHERE run = ? AND seq < 0').run(runs[1]);
-      db.prepare("INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, 2, 'call', ?, ?)").run(runs[1], sha256Hex(forged), forged);
+      db.prepare("INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, 2, 'call', ?, ?)").run(runs[1], keyedHash(forged), forged);
     });
     // In append order the displaced original comes first, at the seq the forgery took.
     expectFailed(audit('verify', '--state', state), runs[1]!, 2, 'seq column 3 does not match body seq 2');
@@ -194,7 +200,7 @@ describe('ice audit verify', () => {
     // Rewritten (and rehashed) to skip the run before it, as if that run had never been.
     const start = row(base, runs[2]!, 0);
     const body = JSON.stringify({ ...JSON.parse(start.body), prev: row(base, runs[0]!, 0).hash });
-    const state = tampered((db) => db.prepare('UPDATE ledger SET body = ?, hash = ? WHERE id = ?').run(body, sha256Hex(body), start.id));
+    const state = tampered((db) => db.prepare('UPDATE ledger SET body = ?, hash = ? WHERE id = ?').run(body, keyedHash(body), start.id));
     const reason = 'run-start prev does not match the previous run-start in the store';
     expectFailed(audit('verify', '--state', state), runs[2]!, 0, reason);
     expectFailed(audit('verify', runs[2]!, '--state', state), runs[2]!, 0, reason);
@@ -208,12 +214,14 @@ describe('ice audit verify', () => {
   it('checks a run in flight up to its newest record, and calls it truncated once nothing is writing it', () => {
     const state = copy();
     const inFlight = startRunInFlight(state);
+    // In flight is not a plain ok: exit 4, and the run and the process that claims it are named.
+    const alive = `in flight: run ${inFlight} (pid ${process.pid} alive)\n`;
     expect(audit('verify', '--state', state)).toEqual({
-      code: 0,
-      stdout: `ok: ${BASE_RECORDS + 3} records in 5 runs verified (1 run in flight, not checked to its end)\n`,
+      code: 4,
+      stdout: `ok: ${BASE_RECORDS + 3} records in 5 runs verified (1 run in flight, not checked to its end)\n${alive}`,
       stderr: '',
     });
-    expect(audit('verify', inFlight, '--state', state).stdout).toBe('ok: 3 records in 1 run verified (1 run in flight, not checked to its end)\n');
+    expect(audit('verify', inFlight, '--state', state)).toMatchObject({ code: 4, stdout: `ok: 3 records in 1 run verified (1 run in flight, not checked to its end)\n${alive}` });
     expectUsage(audit('export', inFlight, '--format', 'jsonl', '--state', state), `run ${inFlight} is still in flight`);
     const db = new Database(join(state, 'ice.db'));
     db.prepare('DELETE FROM running WHERE run = ?').run(inFlight);
@@ -279,7 +287,7 @@ describe('ice audit export', () => {
     expect(out).toEqual({ code: 0, stdout: stored.map((r) => `${r.body}\n`).join(''), stderr: '' });
     const file = join(tempDir(), 'run.jsonl');
     writeFileSync(file, out.stdout);
-    expect(audit('verify', '--file', file)).toEqual({
+    expect(audit('verify', '--file', file, '--state', base)).toEqual({
       code: 0,
       stdout:
         `ok: 5 records of run ${runs[0]} verified (exported; its link to the previous run is not checked)\n` +
@@ -294,10 +302,10 @@ describe('ice audit export', () => {
     lines[2] = lines[2]!.replace('"args":[{"value":"count"},{"value":"1"}]', '"args":[{"value":"count"},{"value":"100"}]');
     const file = join(tempDir(), 'run.jsonl');
     writeFileSync(file, lines.join('\n'));
-    expectFailed(audit('verify', '--file', file), runs[0]!, 2, 'the line does not hash to the prev recorded by seq 3: it was changed');
+    expectFailed(audit('verify', '--file', file, '--state', base), runs[0]!, 2, 'the line does not hash to the prev recorded by seq 3: it was changed');
     // A deleted line: at the missing seq, as in the store.
     writeFileSync(file, lines.filter((_, i) => i !== 2).join('\n'));
-    expectFailed(audit('verify', '--file', file), runs[0]!, 2, 'expected seq 2, found 3');
+    expectFailed(audit('verify', '--file', file, '--state', base), runs[0]!, 2, 'expected seq 2, found 3');
   });
 
   it('says FAILED for a file that is not an export', () => {

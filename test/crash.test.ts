@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { verifyRun } from '../host/src/ledger/index.js';
+import { readLedgerKey } from '../host/src/storage/ledger-key.js';
 import { line } from './driver.js';
 import { echoServer } from './egress-servers.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
@@ -60,7 +61,7 @@ describe('a host process killed mid-run', () => {
       expect(records.map((r) => r.record.seq)).toEqual(records.map((_, i) => i));
       expect(records.length - 2).toBeGreaterThanOrEqual(200);
       expect(end.type === 'run-end' && end.counts.calls).toBe(records.length - 2);
-      expect(verifyRun(records)).toMatchObject({ ok: true });
+      expect(verifyRun(records, { key: readLedgerKey(stateDir)!.key })).toMatchObject({ ok: true, recovered: [expect.objectContaining({ run: expect.any(String) })] });
 
       // Opening again changes nothing: the run is ended once.
       const { host: again } = await freshHost(stateDir);
@@ -116,7 +117,7 @@ describe('a host process killed mid-run', () => {
         expect(records.map((r) => r.record.type)).toEqual(['run-start', 'intent', 'run-end']);
         expect(records[1]!.record).toMatchObject({ type: 'intent', decision: 'allow', rule: 'grants.http.allow[0]' });
         expect(records[2]!.record).toMatchObject({ outcome: 'incomplete', unknown: [1], counts: { calls: 1, unknown: 1 } });
-        expect(verifyRun(records)).toMatchObject({ ok: true });
+        expect(verifyRun(records, { key: readLedgerKey(stateDir)!.key })).toMatchObject({ ok: true, recovered: [expect.objectContaining({ run: expect.any(String) })] });
       } finally {
         host.close();
       }

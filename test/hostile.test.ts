@@ -6,7 +6,7 @@
 import { renameSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../host/src/index.js';
-import { LEDGER_RESERVE_BYTES, verifyRun, type CallRecord, type RunEndRecord, type RunStartRecord } from '../host/src/ledger/index.js';
+import { LEDGER_RESERVE_BYTES, type CallRecord, type RunEndRecord, type RunStartRecord } from '../host/src/ledger/index.js';
 import { EXECUTIONS, freshHost, ice, tempDir, writePolicy, type Execution } from './helpers.js';
 import { LANGUAGES, guestWasm } from './paths.js';
 
@@ -239,7 +239,7 @@ describe.each(LANGUAGES.flatMap((language) => EXECUTIONS.map((execution) => [lan
           const end = records.at(-1)!.record as RunEndRecord;
           expect(end.type).toBe('run-end');
           c.expect(result, calls, end);
-          expect(verifyRun(records)).toMatchObject({ ok: true });
+          expect(host.verify(result.runId)).toMatchObject({ ok: true });
           expect(records.at(-1)!.hash).toBe(result.ledgerRoot);
           // Whatever the attack, the run's ledger stays within limits.maxLedgerBytes and its reserve.
           const bytes = records.reduce((sum, r) => sum + Buffer.byteLength(r.body, 'utf8'), 0);
@@ -301,7 +301,7 @@ describe.each(LANGUAGES)('the deadline on the calling thread (%s)', (language) =
       expect(result.fuel).toBeGreaterThan(0);
       const records = host.readRun(result.runId);
       expect(records.at(-1)!.record).toMatchObject({ type: 'run-end', outcome: 'limit', limit: 'timeout', fuel: result.fuel });
-      expect(verifyRun(records)).toMatchObject({ ok: true });
+      expect(host.verify(result.runId)).toMatchObject({ ok: true });
       expect(await (await host.load(guestWasm('hostile', language), policy('{}'))).run('ok')).toMatchObject({ ok: true });
     } finally {
       host.close();

@@ -85,7 +85,7 @@ describe('records', () => {
     expect(h.committed().map((r) => r.type)).toEqual(['run-start', 'call', 'call']);
     expect(h.kv.get('probe', 'count')).toBe('1');
     const records = h.end();
-    expect(verifyRun(records)).toMatchObject({ ok: true, records: 4 });
+    expect(verifyRun(records, { key: h.state.ledgerKey.key })).toMatchObject({ ok: true, records: 4 });
   });
 
   it('keeps a state write\'s arguments whole, whatever audit.maxCaptureBytes says (the fold needs them)', () => {
@@ -144,7 +144,7 @@ describe('intent before effect', () => {
     const [intent, result] = [records[1]!.record as IntentRecord, records[2]!.record as ResultRecord];
     expect(intent).toMatchObject({ type: 'intent', seq: 1, call: 'ice:agent/http@0.1.0#fetch', decision: 'allow', rule: 'grants.http.allow[0]' });
     expect(result).toMatchObject({ type: 'result', seq: 2, intent: 1, decision: 'allow', outcome: { ok: { fields: { status: { value: 201 }, address: { value: '203.0.113.7' } } } } });
-    expect(verifyRun(records)).toMatchObject({ ok: true });
+    expect(verifyRun(records, { key: h.state.ledgerKey.key })).toMatchObject({ ok: true });
   });
 
   it('records a refusal the host thread found, and a failure, as the result of the intent', () => {

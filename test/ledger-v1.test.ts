@@ -4,7 +4,7 @@
  * (counter twice: kv reads and writes, one denied; http-driver: a redirect hop, a POST, a denial). They
  * are put into a fresh state directory row by row, as that ICE stored them, and read back by this one.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../host/src/core/digest.js';
@@ -27,6 +27,8 @@ function oldStateDir(): string {
     for (const { body, record } of parseExport(text(name))) insert.run(record.run, record.seq, record.type, sha256Hex(body), body);
   }
   state.close();
+  // The earlier ICE had no ledger key: the next open makes one, counting these runs as older than it.
+  rmSync(join(dir, 'ledger.key'));
   return dir;
 }
 
@@ -37,7 +39,7 @@ describe('a ledger written before intent records', () => {
 
   it('verifies as a store, and shows every call with its decision', () => {
     const dir = oldStateDir();
-    expect(ice(['audit', 'verify', '--all', '--state', dir])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ok: \d+ records in 3 runs verified\n$/u) });
+    expect(ice(['audit', 'verify', '--all', '--state', dir])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ok: \d+ records in 3 runs verified\n$/u), stderr: expect.stringContaining('unkeyed: 3 runs') });
     const shown = ice(['audit', 'show', 'last', '--state', dir]).stdout;
     expect(shown).toMatch(/^\s+2\s+↪1 http\.fetch\(GET http:\/\/127\.0\.0\.1:\d+…\s+allow\s+grants\.http\.allow\[0\]\s+[\d.]+ ms\s+200 · 21 B · 127\.0\.0\.1$/mu);
     expect(shown).toContain('4 calls: 3 allowed, 1 denied, 0 limited, 0 invalid');
@@ -69,7 +71,12 @@ describe('a ledger written before intent records', () => {
       for (const [name, guest] of [['counter-second', 'counter'], ['http-driver', 'http-driver']] as const) {
         const run = parseExport(text(name))[0]!.record.run;
         const report = await host.replay(run, guestWasm(guest), { otherComponent: true });
-        expect(report, name).toMatchObject({ matches: true });
+        // Every call replays; only the fuel of the run-end may differ, as bulk memory operations now
+        // cost fuel by length (this ICE meters the same guest differently from the one that recorded).
+        if (!report.matches) {
+          expect(report.expected.replace(/ fuel \d+$/u, ''), name).toBe(report.actual.replace(/ fuel \d+$/u, ''));
+          expect(report.expected, name).toMatch(/^run-end /u);
+        }
       }
     } finally {
       host.close();

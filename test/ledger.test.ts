@@ -18,12 +18,21 @@ import {
   formatRunTable,
   formatStoredRunTable,
   newRunId,
+  recordHasher,
   sha256Hex,
-  verifyRun,
-  verifyStore,
+  verifyRun as verifyRunWithKey,
+  verifyStore as verifyStoreWithKey,
   type CallInput,
   type RunWriter,
 } from '../host/src/ledger/index.js';
+
+// One ledger key for every state these tests open (ICE_LEDGER_KEY), so the tampering helpers can
+// rehash as an attacker who holds the key would, and reach the checks behind the hash.
+const LEDGER_KEY = 'ledger-test-key-0123456789abcdef0123456789';
+process.env.ICE_LEDGER_KEY = LEDGER_KEY;
+const keyedHash = recordHasher(Buffer.from(LEDGER_KEY, 'utf8'));
+const verifyRun: typeof verifyRunWithKey = (records, options = {}) => verifyRunWithKey(records, { key: Buffer.from(LEDGER_KEY, 'utf8'), ...options });
+const verifyStore: typeof verifyStoreWithKey = (store, options = {}) => verifyStoreWithKey(store, { key: Buffer.from(LEDGER_KEY, 'utf8'), ...options });
 
 const dirs: string[] = [];
 const opened: StateDb[] = [];
@@ -96,7 +105,7 @@ function row(state: StateDb, run: string, seq: number): { id: number; hash: stri
 
 function setBody(state: StateDb, run: string, seq: number, body: string, rehash = false): void {
   if (rehash) {
-    state.db.prepare('UPDATE ledger SET body = ?, hash = ? WHERE run = ? AND seq = ?').run(body, sha256Hex(body), run, seq);
+    state.db.prepare('UPDATE ledger SET body = ?, hash = ? WHERE run = ? AND seq = ?').run(body, keyedHash(body), run, seq);
   } else {
     state.db.prepare('UPDATE ledger SET body = ? WHERE run = ? AND seq = ?').run(body, run, seq);
   }
@@ -243,7 +252,7 @@ describe('ledger tampering is detected at the right record', () => {
     const { run, root } = writeRun(ledger, 2);
     dropTriggers(state);
     const forged = JSON.stringify({ ...JSON.parse(row(state, run, 1).body), seq: 4, prev: root, at: new Date().toISOString() });
-    state.db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, 4, ?, ?, ?)').run(run, 'call', sha256Hex(forged), forged);
+    state.db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, 4, ?, ?, ?)').run(run, 'call', keyedHash(forged), forged);
     const expected = { ok: false, run, seq: 4, reason: 'record after run-end' };
     expect(verifyStore(ledger)).toEqual(expected);
     expect(verifyRun(ledger.readRun(run))).toEqual(expected);
@@ -259,7 +268,7 @@ describe('ledger tampering is detected at the right record', () => {
     state.db.prepare('UPDATE ledger SET seq = -seq WHERE run = ? AND seq < 0').run(run);
     const forgedRecord = { ...JSON.parse(row(state, run, 1).body), seq: 3, prev: row(state, run, 2).hash };
     const forged = JSON.stringify(forgedRecord);
-    state.db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, 3, ?, ?, ?)').run(run, 'call', sha256Hex(forged), forged);
+    state.db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, 3, ?, ?, ?)').run(run, 'call', keyedHash(forged), forged);
     // Append order reaches the displaced record first; seq order accepts the forgery and breaks right after it.
     expect(verifyStore(ledger)).toEqual({ ok: false, run, seq: 3, reason: 'seq column 4 does not match body seq 3' });
     expect(verifyRun(ledger.readRun(run))).toEqual({ ok: false, run, seq: 4, reason: 'expected seq 4, found 3' });
@@ -364,7 +373,7 @@ describe('ledger runs', () => {
     ]);
     expect(a[0]!.record.prev).toBeNull();
     for (let i = 1; i < a.length; i++) expect(a[i]!.record.prev).toBe(a[i - 1]!.hash);
-    for (const r of [...a, ...b]) expect(r.hash).toBe(sha256Hex(r.body));
+    for (const r of [...a, ...b]) expect(r.hash).toBe(keyedHash(r.body));
     expect(b[0]!.record.prev).toBe(a[0]!.hash);
     expect(a[4]!.hash).toBe(first.root);
     expect(a[4]!.record).toMatchObject({ outcome: 'ok', counts: { calls: 3, allowed: 2, denied: 1, limited: 0, invalid: 0 } });
@@ -380,7 +389,7 @@ describe('ledger runs', () => {
     writer.appendCall(kvGet('count', '41'));
     writer.end({ outcome: 'trap', blame: 'guest', reason: 'unreachable', counts: writer.counts, durationUs: 5 });
     const [start, call, end] = ledger.readRun(writer.run).map((r) => r.record);
-    expect(Object.keys(start!)).toEqual(['v', 'type', 'run', 'seq', 'at', 'prev', 'component', 'policy', 'input', 'host']);
+    expect(Object.keys(start!)).toEqual(['v', 'type', 'run', 'seq', 'at', 'prev', 'component', 'policy', 'input', 'host', 'chain']);
     expect(call).toEqual({
       v: 1,
       type: 'call',

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Host, RunResult } from '../host/src/index.js';
-import { verifyRun, type CallRecord, type RunEndRecord, type StoredRecord } from '../host/src/ledger/index.js';
+import { type CallRecord, type RunEndRecord, type StoredRecord } from '../host/src/ledger/index.js';
 import { LEDGER_RESERVE_BYTES } from '../host/src/ledger/budget.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
 import { LANGUAGES, guestWasm, type Language } from './paths.js';
@@ -26,7 +26,7 @@ async function attack(host: Host, language: Language, policyPath: string, input:
   const result = await agent.run(input);
   const records = host.readRun(result.runId);
   expect(records.at(-1)!.record.type).toBe('run-end');
-  expect(verifyRun(records)).toMatchObject({ ok: true });
+  expect(host.verify(result.runId)).toMatchObject({ ok: true });
   return { result, records };
 }
 

@@ -7,7 +7,6 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createHost, RunInputError } from '../host/src/index.js';
-import { verifyRun } from '../host/src/ledger/index.js';
 import { freshHost, tempDir, writePolicy } from './helpers.js';
 import { POLICIES } from './fixtures/policies.js';
 import { LANGUAGES, guestWasm as wasmOf, type Language } from './paths.js';
@@ -49,7 +48,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
     expect(guestLog.at(-1)).toMatch(/^error: guest gave up: abort \(.+:\d+:\d+\)$/);
     const records = host.readRun(result.runId);
     expect(records.at(-1)!.record).toMatchObject({ type: 'run-end', outcome: 'trap', blame: 'guest' });
-    expect(verifyRun(records)).toMatchObject({ ok: true });
+    expect(host.verify(result.runId)).toMatchObject({ ok: true });
 
     const again = await trap.run('abort');
     expect(again.runId).not.toBe(result.runId);
@@ -75,7 +74,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
     const records = host.readRun(result.runId).map((r) => r.record);
     expect(records[1]).toMatchObject({ call: 'ice:agent/log@0.1.0#write', decision: 'allow', outcome: { err: { kind: 'failed', message: 'host fault in log.write: log sink is down' } } });
     expect(records[2]).toMatchObject({ type: 'run-end', outcome: 'trap', blame: 'host' });
-    expect(verifyRun(host.readRun(result.runId))).toMatchObject({ ok: true });
+    expect(host.verify(result.runId)).toMatchObject({ ok: true });
     failing = false;
     expect(await hello.run('again')).toMatchObject({ ok: true, output: 'hello, again!' });
     host.close();
@@ -164,7 +163,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
   it('detects an edited ledger record at its seq', async () => {
     const { host, stateDir } = await freshHost();
     const result = await (await host.load(guestWasm('counter'), COUNTER_POLICY)).run('first');
-    expect(verifyRun(host.readRun(result.runId))).toMatchObject({ ok: true });
+    expect(host.verify(result.runId)).toMatchObject({ ok: true });
     host.close();
 
     // An attacker with the file: drop the append-only guards and rewrite a decision.
@@ -176,7 +175,7 @@ describe.each(LANGUAGES)('runs (%s)', (language: Language) => {
     db.close();
 
     const { host: reopened } = await freshHost(stateDir);
-    expect(verifyRun(reopened.readRun(result.runId))).toMatchObject({ ok: false, seq: 2 });
+    expect(reopened.verify(result.runId)).toMatchObject({ ok: false, seq: 2 });
     reopened.close();
   });
 });

@@ -16,7 +16,7 @@ import { DEFAULT_MAX_COMPONENT_BYTES, checkComponentSize, readComponentFile } fr
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
-import { endInterruptedRuns, LedgerStore, newRunId, type LimitKind, type RunCounts, type StoredRecord } from './ledger/index.js';
+import { endInterruptedRuns, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
 import { ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { HostGateway, type Approver } from './sandbox/host-gateway.js';
@@ -221,6 +221,11 @@ export class Host {
     return id ? this.ledger.readRun(id) : [];
   }
 
+  /** Checks one run's chain (`last` for the most recent) with this state's ledger key (see `ice audit verify`). */
+  verify(runId: string): VerifyResult {
+    return verifyRun(this.readRun(runId), { key: this.state.ledgerKey.key });
+  }
+
   /**
    * Replays a recorded run (`last` for the newest): the same component, checked by digest (`component`,
    * or the copy kept when it was loaded), with the recorded input and every import answered from the
@@ -238,7 +243,7 @@ export class Host {
         `the component of run ${start.run} (sha256:${start.component.digest}) is not kept in ${this.components.dir}: pass it with --component <path>`,
       );
     }
-    return replayRun(records, bytes, origin, this.cache, options);
+    return replayRun(records, bytes, origin, this.cache, { ledgerKey: this.state.ledgerKey.key, ...options });
   }
 
   private get maxComponentBytes(): number {

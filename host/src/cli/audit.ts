@@ -21,6 +21,8 @@ import {
   type VerifyResult,
 } from '../ledger/index.js';
 import { openStateDb, type StateDb } from '../storage/db.js';
+import { LedgerKeyError, readLedgerKey } from '../storage/ledger-key.js';
+import { processAlive } from '../ledger/recover.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { EXIT, type Io } from './io.js';
 import { AUDIT_USAGE } from './usage.js';
@@ -150,47 +152,92 @@ function callFilter(denied: boolean, iface: string | undefined): CallFilter | un
   return { keep: (c) => tests.every((test) => test(c)), label: labels.join(' ') };
 }
 
-/** `ice audit verify [<run-id> | --all | --file <export.jsonl>] [--state <dir>]` */
+/**
+ * `ice audit verify [<run-id> [--root <hex>] | --all | --file <export.jsonl>] [--state <dir>]`
+ *
+ * Exit codes: 0 every run checked, keyed and ended by its own host; 1 a check failed (tampering, a
+ * truncation, a --root mismatch); 2 usage; 4 the chain is intact but needs a look: a run ended by
+ * recovery, or a run in flight (or stale: its process alive past its own time limit). Unkeyed runs older
+ * than the ledger key (its file's `legacyRuns`) pass, with a note on stderr; a later unkeyed run fails.
+ */
 function verify(argv: string[], io: Io): number {
   const { values, positionals } = parse(
     'audit verify',
     argv,
-    { all: { type: 'boolean', default: false }, file: { type: 'string' }, state: { type: 'string' } },
+    { all: { type: 'boolean', default: false }, file: { type: 'string' }, state: { type: 'string' }, root: { type: 'string' } },
     true,
   );
+  if (values.root !== undefined && (positionals.length !== 1 || !/^[0-9a-fA-F]{16,64}$/.test(values.root))) {
+    throw new UsageError(`ice audit verify: --root takes the hex ledger root a run printed (at least 16 hex digits) and one run id\nusage: ${AUDIT_USAGE}`);
+  }
   const chosen = [positionals.length > 0, values.all === true, values.file !== undefined].filter(Boolean).length;
   if (chosen > 1 || positionals.length > 1) {
     throw new UsageError(`ice audit verify: give one of a run id, --all or --file <export.jsonl>\nusage: ${AUDIT_USAGE}`);
   }
   if (values.file !== undefined) {
-    if (values.state !== undefined) {
-      throw new UsageError(`ice audit verify: --file checks the exported file alone; drop --state\nusage: ${AUDIT_USAGE}`);
-    }
-    return verifyFile(values.file, io);
+    // --state names only where the key is (its ledger.key); the file is checked alone.
+    return verifyFile(values.file, exportKey(values.state), io);
   }
   const wanted = positionals[0];
   return withLedger('audit verify', values.state, (ledger, state) => {
-    const result = readConsistently(state, () =>
-      wanted === undefined ? verifyStore(ledger, { inFlight: runsInFlight(state) }) : verifyOneRun(ledger, state, wanted),
-    );
-    return report(result, io);
+    const { key, legacyRuns } = state.ledgerKey;
+    // The `running` rows in the same snapshot as the ledger rows (see readConsistently).
+    const { running, result } = readConsistently(state, () => {
+      const rows = runningRows(state);
+      return {
+        running: rows,
+        result:
+          wanted === undefined
+            ? verifyStore(ledger, { inFlight: new Set(rows.keys()), key, ...(legacyRuns === undefined ? {} : { legacyRuns }) })
+            : verifyOneRun(ledger, state, wanted, rows),
+      };
+    });
+    if (values.root !== undefined && result.ok) {
+      const run = ledger.resolveRunId(wanted!)!;
+      const root = ledger.readRun(run).at(-1)!;
+      const wantedRoot = values.root.toLowerCase();
+      if (root.record.type !== 'run-end') {
+        io.stdout(`FAILED run ${run}: it has no run-end, so no root to compare with --root ${wantedRoot}\n`);
+        return EXIT.checkFailed;
+      }
+      if (!root.hash.startsWith(wantedRoot)) {
+        io.stdout(`FAILED run ${run}: its ledger root is ${root.hash}, not the --root ${wantedRoot} you kept: the run was rewritten, or the root is another run's\n`);
+        return EXIT.checkFailed;
+      }
+    }
+    return report(result, running, io, values.root);
   });
 }
 
-/** One stored run, its run-start checked against the run-start appended before it. */
-function verifyOneRun(ledger: LedgerStore, state: StateDb, wanted: string): VerifyResult {
-  const { run, records } = readWantedRun('audit verify', ledger, wanted);
-  const previousRunStart = state.db
-    .prepare(
-      `SELECT hash FROM ledger WHERE type = 'run-start' AND id < (SELECT min(id) FROM ledger WHERE run = ?)
-        ORDER BY id DESC LIMIT 1`,
-    )
-    .pluck()
-    .get(run) as string | undefined;
-  return verifyRun(records, { run, previousRunStart: previousRunStart ?? null, inFlight: runsInFlight(state).has(run) });
+/** The key to check an exported keyed run with: ICE_LEDGER_KEY, or --state's ledger.key (never created here). */
+function exportKey(stateOption: string | undefined): Buffer | undefined {
+  try {
+    return readLedgerKey(resolve(stateOption ?? '.ice'))?.key;
+  } catch (error) {
+    if (error instanceof LedgerKeyError) throw new UsageError(`ice audit verify: ${error.message}`);
+    throw error;
+  }
 }
 
-function report(result: VerifyResult, io: Io): number {
+/** One stored run, its run-start checked against the run-start appended before it. */
+function verifyOneRun(ledger: LedgerStore, state: StateDb, wanted: string, running: ReadonlyMap<string, RunningRow>): VerifyResult {
+  const { run, records } = readWantedRun('audit verify', ledger, wanted);
+  const before = state.db
+    .prepare(
+      `SELECT hash, (SELECT count(*) FROM ledger b WHERE b.type = 'run-start' AND b.id <= a.id) AS n FROM ledger a
+        WHERE type = 'run-start' AND id < (SELECT min(id) FROM ledger WHERE run = ?) ORDER BY id DESC LIMIT 1`,
+    )
+    .get(run) as { hash: string; n: number } | undefined;
+  const { key, legacyRuns } = state.ledgerKey;
+  // Unkeyed only if the key file says the ledger held this run before keys (an env key: reported, not refused).
+  const allowUnkeyed = legacyRuns === undefined || (before?.n ?? 0) < legacyRuns;
+  return verifyRun(records, { run, previousRunStart: before?.hash ?? null, inFlight: running.has(run), key, allowUnkeyed });
+}
+
+/** After its own time limit plus this, a run whose process is alive is stale, not in flight. */
+const STALE_MARGIN_MS = 60_000;
+
+function report(result: VerifyResult, running: ReadonlyMap<string, RunningRow>, io: Io, root?: string): number {
   if (!result.ok) {
     io.stdout(`FAILED run ${result.run} at seq ${result.seq}: ${result.reason}\n`);
     return EXIT.checkFailed;
@@ -198,23 +245,47 @@ function report(result: VerifyResult, io: Io): number {
   const inFlight = result.inFlight ?? 0;
   const note =
     inFlight === 0 ? '' : ` (${plural(inFlight, 'run')} in flight, not checked to ${inFlight === 1 ? 'its' : 'their'} end)`;
-  io.stdout(`ok: ${plural(result.records, 'record')} in ${plural(result.runs, 'run')} verified${note}\n`);
-  return EXIT.ok;
+  const lines = [`ok: ${plural(result.records, 'record')} in ${plural(result.runs, 'run')} verified${note}`];
+  if (root !== undefined) lines.push(`root: matches --root ${root.toLowerCase()}`);
+  for (const found of result.recovered ?? []) {
+    lines.push(
+      `recovered: run ${found.run} was ended by recovery (its process stopped); recovery found ${plural(found.records, 'record')}, ` +
+        `the last seq ${found.lastSeq} hash ${found.lastHash.slice(0, 16)}: records after it, if any, are gone`,
+    );
+  }
+  const now = Date.now();
+  for (const open of result.open ?? []) {
+    const pid = running.get(open.run)?.pid;
+    const age = now - Date.parse(open.startedAt);
+    const alive = pid !== undefined && processAlive(pid);
+    if (!alive) lines.push(`in flight: run ${open.run} (pid ${pid ?? '?'} not running): the next host to open this state ends it incomplete`);
+    else if (!(age <= open.timeoutMs + STALE_MARGIN_MS)) {
+      lines.push(`stale: run ${open.run} (pid ${pid} alive) started ${Math.round(age / 1000)} s ago, past its own limit of ${Math.round(open.timeoutMs / 1000)} s: not a run in flight; its records may have been cut`);
+    } else lines.push(`in flight: run ${open.run} (pid ${pid} alive)`);
+  }
+  io.stdout(`${lines.join('\n')}\n`);
+  // Runs the key file accepts as older than the key: intact and allowed, but not keyed; said, never passed off as keyed.
+  if (result.unkeyed) io.stderr(`unkeyed: ${plural(result.unkeyed, 'run')} written before ledger keys: a plain SHA-256 chain, which anyone with write access could have rewritten\n`);
+  return lines.length > 1 + (root === undefined ? 0 : 1) ? EXIT_VERIFY_NOTICE : EXIT.ok;
 }
 
-function verifyFile(path: string, io: Io): number {
+/** `ice audit verify`: the chain is intact, but some run was recovered, is in flight or stale, or is unkeyed. */
+const EXIT_VERIFY_NOTICE = 4;
+
+function verifyFile(path: string, key: Buffer | undefined, io: Io): number {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new UsageError(`ice audit verify: cannot read --file ${path}: ${pathProblem(error)}; pass the file \`ice audit export\` wrote`);
   }
-  const result = verifyExport(text);
+  const result = verifyExport(text, key ? { key } : {});
   if (result.ok) {
     io.stdout(
       `ok: ${plural(result.records, 'record')} of run ${result.run} verified (exported; its link to the previous run is not checked)\n` +
         `ledger root ${result.root} (compare it with the root the run reported: a file can be rewritten whole)\n`,
     );
+    if (!result.keyed) io.stderr('unkeyed: a plain SHA-256 chain (written before ledger keys), which anyone could have rewritten\n');
     return EXIT.ok;
   }
   if ('line' in result) {
@@ -270,7 +341,13 @@ function withLedger(command: string, stateOption: string | undefined, fn: (ledge
   if (!existsSync(join(stateDir, 'ice.db'))) {
     throw new UsageError(`ice ${command}: no ICE state in ${stateDir} (no ice.db): run a component first, or pass --state <dir>`);
   }
-  const state = openStateDb(stateDir);
+  let state: StateDb;
+  try {
+    state = openStateDb(stateDir);
+  } catch (error) {
+    if (error instanceof LedgerKeyError) throw new UsageError(`ice ${command}: ${error.message}`);
+    throw error;
+  }
   try {
     return fn(new LedgerStore(state), state);
   } finally {
@@ -290,6 +367,17 @@ function readConsistently<T>(state: StateDb, fn: () => T): T {
 /** Runs being written now (`running`, see ledger/recover.ts): their missing run-end is expected. */
 function runsInFlight(state: StateDb): ReadonlySet<string> {
   return new Set(state.db.prepare('SELECT run FROM running').pluck().all() as string[]);
+}
+
+interface RunningRow {
+  pid: number;
+  started: string;
+}
+
+/** The `running` rows: which process claims each run in flight. */
+function runningRows(state: StateDb): ReadonlyMap<string, RunningRow> {
+  const rows = state.db.prepare('SELECT run, pid, started FROM running').all() as Array<{ run: string } & RunningRow>;
+  return new Map(rows.map(({ run, pid, started }) => [run, { pid, started }]));
 }
 
 /** The records of the run the user named (an id or `last`); an unknown run is a usage error. */

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStateDb, STATE_DB_FILE, type StateDb } from '../storage/db.js';
+import { LedgerKeyError } from '../storage/ledger-key.js';
 import { ledgerComponents, LedgerShapeError } from '../views/events.js';
 import { describeDifference, diffKv, KvFoldError, rebuildKv, type KvDiff, type RebuildResult } from '../views/kv-fold.js';
 import { UsageError, withUsage } from './args.js';
@@ -38,7 +39,12 @@ export function openExistingState(command: string, dir: string | undefined): Sta
   if (!existsSync(join(stateDir, STATE_DB_FILE))) {
     throw new UsageError(`ice ${command}: no ICE state in ${stateDir} (no ${STATE_DB_FILE}): run a component first, or pass --state <dir>`);
   }
-  return openStateDb(stateDir);
+  try {
+    return openStateDb(stateDir);
+  } catch (error) {
+    if (error instanceof LedgerKeyError) throw new UsageError(`ice ${command}: ${error.message}`);
+    throw error;
+  }
 }
 
 /** A --component that names nothing is most likely a typo: say which names exist rather than do nothing. */

@@ -6,7 +6,7 @@ export const BUILD_USAGE = 'ice build <guest: AssemblyScript .ts or dir with ind
 export const AUDIT_USAGE = [
   'ice audit list [--limit <n>] [--state <dir>]',
   'ice audit show <run-id | last> [--json] [--denied] [--interface <name>] [--state <dir>]',
-  'ice audit verify [<run-id> | --all | --file <export.jsonl>] [--state <dir>]',
+  'ice audit verify [<run-id> [--root <hex>] | --all | --file <export.jsonl>] [--state <dir>]',
   'ice audit export <run-id | last> --format jsonl [--state <dir>]',
 ].join('\n  ');
 export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--timeout <ms>] [--state <dir>] [--max-component-bytes <n>]';

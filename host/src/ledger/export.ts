@@ -10,7 +10,7 @@
  * the file), and whether the file is the run at all — anyone can write a self-consistent chain. The
  * last line's hash is the run's ledger root: compare it with the root the run reported.
  */
-import { sha256Hex, type LedgerRecord, type StoredRecord } from './records.js';
+import { KEYED_CHAIN, recordHasher, type LedgerRecord, type StoredRecord } from './records.js';
 import { prevMismatchReason, verifyRun } from './verify.js';
 
 /** The export of a run's records (in seq order, as `LedgerStore.readRun` returns them). */
@@ -34,17 +34,19 @@ export class ExportFormatError extends Error {
  * The records of an export, each with its hash computed from its line. Throws `ExportFormatError` for
  * a text that is not an export. A final newline is optional; every other line must be one record.
  */
-export function parseExport(text: string): StoredRecord[] {
+export function parseExport(text: string, key?: Buffer): StoredRecord[] {
   if (text === '') throw new ExportFormatError(0, 'the file is empty');
   const lines = (text.endsWith('\n') ? text.slice(0, -1) : text).split('\n');
   let run: string | undefined;
+  let hash = recordHasher(undefined);
   return lines.map((body, index) => {
     const record = parseRecordLine(body, index + 1);
+    if (run === undefined && record.type === 'run-start' && record.chain === KEYED_CHAIN && key !== undefined) hash = recordHasher(key);
     run ??= record.run;
     if (record.run !== run) {
       throw new ExportFormatError(index + 1, `a record of run ${record.run} in an export of run ${run} (an export holds one run)`);
     }
-    return { hash: sha256Hex(body), body, record };
+    return { hash: hash(body), body, record };
   });
 }
 
@@ -69,7 +71,7 @@ function parseRecordLine(body: string, line: number): LedgerRecord {
 
 export type ExportVerifyResult =
   /** `root`: the last line's hash, the run's ledger root. */
-  | { ok: true; run: string; records: number; root: string }
+  | { ok: true; run: string; records: number; root: string; /** false: a plain SHA-256 chain (written before ledger keys). */ keyed: boolean }
   | { ok: false; run: string; seq: number; reason: string }
   /** Not an export at all: `line` as in `ExportFormatError`. */
   | { ok: false; line: number; reason: string };
@@ -79,20 +81,20 @@ export type ExportVerifyResult =
  * line is reported at its own seq: in a store the hash column still holds the original hash, but in a
  * file the only trace of it is the next record's prev, so `verifyRun` would see the break one record later.
  */
-export function verifyExport(text: string): ExportVerifyResult {
+export function verifyExport(text: string, options: { key?: Buffer } = {}): ExportVerifyResult {
   let records: StoredRecord[];
   try {
-    records = parseExport(text);
+    records = parseExport(text, options.key);
   } catch (error) {
     if (error instanceof ExportFormatError) return { ok: false, line: error.line, reason: error.message };
     throw error;
   }
   const run = records[0]!.record.run;
-  const result = verifyRun(records, { run });
+  const result = verifyRun(records, { run, ...(options.key ? { key: options.key } : {}) });
   if (!result.ok) {
     return result.reason === prevMismatchReason(result.seq) ? { ...result, ...blameEditedLine(records, result.seq) } : result;
   }
-  return { ok: true, run, records: result.records, root: records[records.length - 1]!.hash };
+  return { ok: true, run, records: result.records, root: records[records.length - 1]!.hash, keyed: result.unkeyed === undefined };
 }
 
 /**

@@ -74,7 +74,11 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
       `${counts.limited} limited, ${counts.invalid} invalid` +
       (counts.unknown ? `, ${counts.unknown} outcome unknown (seq ${(end?.unknown ?? []).join(', ')}: the run stopped during their effect)` : ''),
   );
-  if (end) lines.push(`ledger root ${options.root ?? '(not given)'}`);
+  if (end?.recovered) {
+    const found = end.recovered;
+    lines.push(`recovered: ended by the next host after its process stopped; it found ${found.records} records, the last seq ${found.lastSeq} (hash ${found.lastHash.slice(0, 16)})`);
+  }
+  if (end) lines.push(`ledger root ${options.root ?? '(not given)'} (keep it: \`ice audit verify <run> --root <hex>\` checks the run against it)`);
   return lines.join('\n') + '\n';
 }
 

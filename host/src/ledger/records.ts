@@ -21,6 +21,7 @@ export type { Captured, Capturable, CaptureMode } from '../core/capture.js';
 export { capture } from '../core/capture.js';
 export type { Decision } from '../core/verdict.js';
 export { sha256Hex } from '../core/digest.js';
+import { sha256Hex } from '../core/digest.js';
 
 export const LEDGER_RECORD_VERSION = 1;
 
@@ -56,6 +57,21 @@ export interface RunStartRecord {
   policy: { digest: string; source: string; document: unknown };
   input: Captured;
   host: { ice: string };
+  /**
+   * How this run's record hashes are made. `hmac-sha256`: HMAC-SHA256 of the body with the ledger key
+   * (kept outside the database, storage/ledger-key.ts). Absent: plain SHA-256 (runs written before keys).
+   */
+  chain?: ChainScheme;
+}
+
+export type ChainScheme = 'hmac-sha256';
+export const KEYED_CHAIN: ChainScheme = 'hmac-sha256';
+
+/** What recovery found of a run whose process stopped: the records it had, the last one's seq and hash. */
+export interface RecoveredFound {
+  records: number;
+  lastSeq: number;
+  lastHash: string;
 }
 
 export type CallOutcome = { ok: Captured | null } | { err: { kind: CallErrorKind; message: string } };
@@ -151,6 +167,8 @@ export interface RunEndRecord {
   durationUs: number;
   /** Seqs of the intents without a result: the run stopped during their effect (absent when none). */
   unknown?: number[];
+  /** For a run ended by recovery (outcome incomplete): what the ledger held of it when recovery began. */
+  recovered?: RecoveredFound;
 }
 
 export type LedgerRecord = RunStartRecord | CallRecord | IntentRecord | ResultRecord | RunEndRecord;
@@ -252,6 +270,7 @@ export function serializeRecord(record: LedgerRecord): string {
         policy: { digest: record.policy.digest, source: record.policy.source, document: record.policy.document },
         input: record.input,
         host: { ice: record.host.ice },
+        chain: record.chain,
       });
     case 'call':
       // The hot path (one per import call): the same text JSON.stringify would produce for the object
@@ -323,8 +342,18 @@ export function serializeRecord(record: LedgerRecord): string {
         fuel: record.fuel,
         durationUs: record.durationUs,
         unknown: record.unknown !== undefined && record.unknown.length > 0 ? [...record.unknown] : undefined,
+        recovered: record.recovered && { records: record.recovered.records, lastSeq: record.recovered.lastSeq, lastHash: record.recovered.lastHash },
       });
   }
+}
+
+/**
+ * The hash function of a run's chain: HMAC-SHA256 with `key` for a keyed run, SHA-256 for an unkeyed one.
+ * Rewriting a keyed record and rehashing the rest needs the key, which is not in the database.
+ */
+export function recordHasher(key: Buffer | undefined): (body: string) => string {
+  if (key === undefined) return sha256Hex;
+  return (body) => crypto.createHmac('sha256', key).update(body).digest('hex');
 }
 
 /** Which counter of `RunCounts` a decision increments (besides `calls`). */

@@ -42,6 +42,9 @@ export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (
           state.db.prepare('DELETE FROM running WHERE run = ?').run(run);
           return;
         }
+        // What the ledger held when recovery began, recorded in the run-end: a run truncated before
+        // recovery (records deleted, a `running` row forged) shows what was left, never a plain end.
+        const found = { records: records.length, lastSeq: last.record.seq, lastHash: last.hash };
         const writer = ledger.resumeRun(run);
         // What the run had made durable outside the ledger: its intents, and the records queued before them.
         appendLogged(writer, readIntentLog(state.dir, run));
@@ -52,6 +55,7 @@ export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (
           reason: `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`,
           // What is known: from the run-start to its last committed record.
           durationUs: Math.max(0, (lastAt - first) * 1000),
+          recovered: found,
         });
         recovered.push({ run, pid, calls: writer.counts.calls });
       }),

@@ -28,8 +28,9 @@ import {
   emptyCounts,
   queuedType,
   isoNow,
+  KEYED_CHAIN,
+  recordHasher,
   serializeRecord,
-  sha256Hex,
   type CallInput,
   type CallRecord,
   type IntentInput,
@@ -126,8 +127,12 @@ export class LedgerStore {
     { start: string; end: string | null; root: string | null; callsSoFar: number | null }
   >;
 
+  /** The hash of a record of a keyed run (every run this store starts is keyed). */
+  private readonly keyed: (body: string) => string;
+
   constructor(readonly state: StateDb) {
     const { db } = state;
+    this.keyed = recordHasher(state.ledgerKey.key);
     this.insertStmt = db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)');
     this.lastRunStartStmt = db.prepare(
       "SELECT run, hash FROM ledger WHERE type = 'run-start' ORDER BY id DESC LIMIT 1",
@@ -182,9 +187,10 @@ export class LedgerStore {
         policy: start.policy,
         input: start.input,
         host: start.host,
+        chain: KEYED_CHAIN,
       };
       const body = serializeRecord(record);
-      const hash = sha256Hex(body);
+      const hash = this.keyed(body);
       try {
         this.insertStmt.run(record.run, 0, record.type, hash, body);
       } catch (err) {
@@ -193,7 +199,7 @@ export class LedgerStore {
       }
       // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
       this.state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)').run(start.run, process.pid, record.at);
-      const writer = new SqliteRunWriter(this.state, this.insertStmt, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'));
+      const writer = new SqliteRunWriter(this.state, this.insertStmt, this.keyed, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'));
       writer.saveTally();
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
@@ -219,7 +225,11 @@ export class LedgerStore {
     // The tally must agree with the records; if it does not (written by an older ICE, or edited), count.
     const tallied = counts.calls === calls ? counts : this.aggregateCounts(runId);
     const open = new Set(this.openIntentsStmt.all({ run: runId }).map((row) => row.seq));
-    return new SqliteRunWriter(this.state, this.insertStmt, runId, last.seq, last.hash, tallied, false, open, bytes ?? 0);
+    // A run continues with its own chain's hash: an unkeyed run (written before keys) stays unkeyed.
+    const startBody = this.state.db.prepare('SELECT body FROM ledger WHERE run = ? AND seq = 0').pluck().get(runId) as string | undefined;
+    const start = startBody === undefined ? undefined : (JSON.parse(startBody) as { type?: string; chain?: string });
+    const hasher = start?.type === 'run-start' && start.chain === KEYED_CHAIN ? this.keyed : recordHasher(undefined);
+    return new SqliteRunWriter(this.state, this.insertStmt, hasher, runId, last.seq, last.hash, tallied, false, open, bytes ?? 0);
   }
 
   /** The tallies `tally` keeps record by record, as SQL aggregates (parses every call and result, in SQLite). */
@@ -343,6 +353,7 @@ class SqliteRunWriter implements RunWriter {
   constructor(
     private readonly state: StateDb,
     private readonly insertStmt: Statement<[string, number, string, string, string]>,
+    private readonly hashBody: (body: string) => string,
     readonly run: string,
     private seqValue: number,
     private headValue: string,
@@ -491,7 +502,7 @@ class SqliteRunWriter implements RunWriter {
         record = this.callRecord(input as CallInput);
       }
       const body = serializeRecord(record);
-      const hash = sha256Hex(body);
+      const hash = this.hashBody(body);
       this.insertStmt.run(record.run, record.seq, record.type, hash, body);
       this.seqValue = record.seq;
       this.headValue = hash;
@@ -528,6 +539,7 @@ class SqliteRunWriter implements RunWriter {
       fuel: input.fuel,
       durationUs: input.durationUs,
       ...(this.openValue.size > 0 ? { unknown: [...this.openValue].sort((a, b) => a - b) } : {}),
+      ...(input.recovered === undefined ? {} : { recovered: input.recovered }),
     };
     // The run-end and the end of "in flight" commit together: a crash leaves either both or neither.
     const hash = this.state.transaction(() => {
@@ -578,7 +590,7 @@ class SqliteRunWriter implements RunWriter {
     // Outside a transaction the record and its tally commit together in one of their own.
     if (!this.state.inTransaction && record.type !== 'run-end') return this.state.transaction(() => this.insert(record));
     const body = serializeRecord(record);
-    const hash = sha256Hex(body);
+    const hash = this.hashBody(body);
     this.insertStmt.run(record.run, record.seq, record.type, hash, body);
     this.snapshotForRollback();
     this.seqValue = record.seq;

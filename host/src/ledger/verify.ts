@@ -8,10 +8,13 @@
  * well-formed run at the end. Anchor the ledger root (the run-end hash a run returns) or the newest
  * run-start hash outside the database to detect those.
  */
+import { DEFAULT_LIMITS } from '../policy/schema.js';
 import {
   DECISION_COUNTER,
   emptyCounts,
-  sha256Hex,
+  KEYED_CHAIN,
+  recordHasher,
+  type RecoveredFound,
   type RunCounts,
   type StoredRecord,
 } from './records.js';
@@ -22,8 +25,28 @@ import type { LedgerRow } from './store.js';
  * to their newest record but not to a run-end; present only when not zero.
  */
 export type VerifyResult =
-  | { ok: true; records: number; runs: number; inFlight?: number }
+  | {
+      ok: true;
+      records: number;
+      runs: number;
+      inFlight?: number;
+      /** Runs whose chain is plain SHA-256 (written before ledger keys): intact, but anyone could have rehashed them. */
+      unkeyed?: number;
+      /** Runs ended by recovery, with what recovery found of them. */
+      recovered?: Array<{ run: string } & RecoveredFound>;
+      /** The in-flight runs: when each started and its own time limit (policy limits.timeoutMs). */
+      open?: Array<{ run: string; startedAt: string; timeoutMs: number }>;
+    }
   | { ok: false; seq: number; run: string; reason: string };
+
+/** How a verification knows the key, and which runs may be unkeyed. */
+export interface VerifyKeyOptions {
+  /** The ledger key; without it a keyed run cannot be checked and fails. */
+  key?: Buffer;
+}
+
+/** Hashes of the newest records of a run kept to check a recovered run-end's `lastHash` (recovery appends few after it). */
+const RECENT_HASHES = 4096;
 
 type Failure = { seq: number; reason: string };
 
@@ -46,8 +69,18 @@ class RunChain {
   /** Open intents: seq → call. */
   private readonly openIntents = new Map<number, string>();
   private ended = false;
+  private hash: (body: string) => string = recordHasher(undefined);
+  /** Set by the run-start: whether the run's chain is keyed. */
+  keyed = false;
+  startedAt = '';
+  timeoutMs: number = DEFAULT_LIMITS.timeoutMs;
+  recovered: RecoveredFound | undefined;
+  private recent: string[] | undefined = [];
 
-  constructor(readonly run: string) {}
+  constructor(
+    readonly run: string,
+    private readonly key: Buffer | undefined,
+  ) {}
 
   get expectsRunStart(): boolean {
     return this.next === 0;
@@ -66,7 +99,22 @@ class RunChain {
   ): Failure | undefined {
     const seq = this.next;
     const fail = (reason: string): Failure => ({ seq, reason });
-    if (sha256Hex(body) !== hash) return fail('hash does not match body');
+    let unknownScheme: unknown;
+    if (seq === 0) {
+      const start = startOf(body);
+      let scheme = start?.chain;
+      // A first record that is not a run-start names no chain: read it with the key if that is how it was hashed, so
+      // the failure reported is the missing run-start, not its hash.
+      if (scheme === undefined && start?.type !== 'run-start' && this.key !== undefined && recordHasher(this.key)(body) === hash) scheme = KEYED_CHAIN;
+      if (scheme !== undefined && this.key === undefined) {
+        return fail(`keyed run (chain ${String(scheme)}): checking it needs the ledger key (<state>/ledger.key, or ICE_LEDGER_KEY)`);
+      }
+      if (scheme !== undefined) this.hash = recordHasher(this.key);
+      if (scheme !== undefined && scheme !== KEYED_CHAIN) unknownScheme = scheme;
+      this.keyed = scheme === KEYED_CHAIN;
+    }
+    if (this.hash(body) !== hash) return fail('hash does not match body');
+    if (unknownScheme !== undefined) return fail(`unknown chain scheme ${JSON.stringify(unknownScheme)}`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(body);
@@ -96,6 +144,8 @@ class RunChain {
         if (seq !== 0) return fail('run-start after seq 0');
         const shape = runStartShape(rec);
         if (shape) return fail(`malformed run-start record: ${shape}`);
+        this.startedAt = rec.at as string;
+        this.timeoutMs = policyTimeoutMs(rec.policy);
         break;
       }
       case 'call': {
@@ -136,15 +186,28 @@ class RunChain {
         const listed = JSON.stringify((rec.unknown as number[] | undefined) ?? []);
         const open = JSON.stringify([...this.openIntents.keys()].sort((a, b) => a - b));
         if (listed !== open) return fail(`run-end lists ${listed} as calls of unknown outcome, but the intents without a result are ${open}`);
+        const found = rec.recovered as RecoveredFound | undefined;
+        if (found !== undefined) {
+          if (rec.outcome !== 'incomplete') return fail('run-end says it was recovered, but its outcome is not incomplete');
+          if (found.lastSeq >= seq || found.records !== found.lastSeq + 1) return fail(`recovered run-end: found ${found.records} records up to seq ${found.lastSeq}, which this run does not have before seq ${seq}`);
+          if (this.recentHash(found.lastSeq) !== found.lastHash) return fail(`recovered run-end: the hash it found at seq ${found.lastSeq} is not the hash of that record`);
+          this.recovered = found;
+        }
         this.ended = true;
+        this.recent = undefined;
         break;
       }
       default:
         return fail(`unknown record type ${JSON.stringify(rec.type)}`);
     }
     this.head = hash;
+    if (this.recent !== undefined) this.recent[seq % RECENT_HASHES] = hash;
     this.next++;
     return undefined;
+  }
+
+  private recentHash(seq: number): string | undefined {
+    return seq < this.next && this.next - seq <= RECENT_HASHES ? this.recent?.[seq % RECENT_HASHES] : undefined;
   }
 
   /**
@@ -177,59 +240,98 @@ class RunChain {
  */
 export function verifyRun(
   records: readonly StoredRecord[],
-  options: { previousRunStart?: string | null; run?: string; inFlight?: boolean } = {},
+  options: VerifyKeyOptions & { previousRunStart?: string | null; run?: string; inFlight?: boolean; allowUnkeyed?: boolean } = {},
 ): VerifyResult {
   const first = records[0];
   if (first === undefined) return { ok: false, seq: 0, run: options.run ?? '', reason: 'run has no records' };
-  const chain = new RunChain(options.run ?? claimedRun(first));
+  const chain = new RunChain(options.run ?? claimedRun(first), options.key);
   for (const { hash, body } of records) {
     const failure = chain.check(hash, body, chain.expectsRunStart ? options.previousRunStart : undefined);
     if (failure) return { ok: false, run: chain.run, ...failure };
   }
+  if (!chain.keyed && options.allowUnkeyed === false) return { ok: false, run: chain.run, seq: 0, reason: DOWNGRADED };
   const inFlight = options.inFlight === true;
   const failure = chain.finish(inFlight);
   if (failure) return { ok: false, run: chain.run, ...failure };
-  return withInFlight({ ok: true, records: chain.records, runs: 1 }, inFlight && chain.open ? 1 : 0);
+  return withNotes({ ok: true, records: chain.records, runs: 1 }, [chain], inFlight ? new Set([chain.run]) : undefined);
 }
+
+const DOWNGRADED =
+  'unkeyed run in a keyed ledger: the run-start was rewritten without its key (chain downgraded), or it was written without one';
 
 /**
  * Verifies every record in a store, in append order: each run's chain, and the chain of run-starts
  * (each run-start's prev is the previous run-start's hash). Streams the rows; memory grows with the
  * number of runs, not records. `inFlight`: runs still being written (the `running` table, read in the
  * same snapshot as the rows), whose missing run-end is expected; any other run without one was truncated.
+ * `legacyRuns`: how many runs (in store order) may be unkeyed; if undefined, only those before the first keyed run.
  */
 export function verifyStore(
   store: { rows(): Iterable<LedgerRow> },
-  options: { inFlight?: ReadonlySet<string> } = {},
+  options: VerifyKeyOptions & { inFlight?: ReadonlySet<string>; legacyRuns?: number } = {},
 ): VerifyResult {
   const chains = new Map<string, RunChain>();
   let previousRunStart: string | null = null;
   let records = 0;
+  let keyedSeen = false;
   for (const row of store.rows()) {
     let chain = chains.get(row.run);
     if (chain === undefined) {
-      chain = new RunChain(row.run);
+      chain = new RunChain(row.run, options.key);
       chains.set(row.run, chain);
     }
     const isStart = chain.expectsRunStart;
     const failure = chain.check(row.hash, row.body, isStart ? previousRunStart : undefined, row);
     if (failure) return { ok: false, run: row.run, ...failure };
-    if (isStart) previousRunStart = row.hash;
+    if (isStart) {
+      previousRunStart = row.hash;
+      // A run rewritten unkeyed (rehashed with plain SHA-256) after keys came in is a downgrade.
+      const legacy = options.legacyRuns === undefined ? !keyedSeen : chains.size <= options.legacyRuns;
+      if (!chain.keyed && !legacy) return { ok: false, run: row.run, seq: 0, reason: DOWNGRADED };
+      keyedSeen ||= chain.keyed;
+    }
     records++;
   }
-  let open = 0;
   for (const chain of chains.values()) {
-    const inFlight = options.inFlight?.has(chain.run) === true;
-    const failure = chain.finish(inFlight);
+    const failure = chain.finish(options.inFlight?.has(chain.run) === true);
     if (failure) return { ok: false, run: chain.run, ...failure };
-    if (inFlight && chain.open) open++;
   }
-  return withInFlight({ ok: true, records, runs: chains.size }, open);
+  return withNotes({ ok: true, records, runs: chains.size }, chains.values(), options.inFlight);
 }
 
-/** Adds `inFlight` only when some run was in flight, so results of finished ledgers keep their shape. */
-function withInFlight(result: { ok: true; records: number; runs: number }, inFlight: number): VerifyResult {
-  return inFlight > 0 ? { ...result, inFlight } : result;
+/** Adds the notes (in flight, unkeyed, recovered) only when there are some, so results of plain ledgers keep their shape. */
+function withNotes(result: { ok: true; records: number; runs: number }, chains: Iterable<RunChain>, inFlight: ReadonlySet<string> | undefined): VerifyResult {
+  const open: Array<{ run: string; startedAt: string; timeoutMs: number }> = [];
+  const recovered: Array<{ run: string } & RecoveredFound> = [];
+  let unkeyed = 0;
+  for (const chain of chains) {
+    if (chain.open && inFlight?.has(chain.run)) open.push({ run: chain.run, startedAt: chain.startedAt, timeoutMs: chain.timeoutMs });
+    if (chain.recovered) recovered.push({ run: chain.run, ...chain.recovered });
+    if (!chain.keyed) unkeyed++;
+  }
+  return {
+    ...result,
+    ...(open.length > 0 ? { inFlight: open.length, open } : {}),
+    ...(unkeyed > 0 ? { unkeyed } : {}),
+    ...(recovered.length > 0 ? { recovered } : {}),
+  };
+}
+
+/** The type and `chain` a first record's body names, before its hash is checked (undefined: not a JSON object). */
+function startOf(body: string): { type: unknown; chain: unknown } | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return isObject(parsed) ? { type: parsed.type, chain: parsed.chain } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A run's own time limit, from the policy its run-start recorded. */
+function policyTimeoutMs(policy: unknown): number {
+  const limits = isObject(policy) && isObject(policy.document) ? policy.document.limits : undefined;
+  const timeoutMs = isObject(limits) ? limits.timeoutMs : undefined;
+  return typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : DEFAULT_LIMITS.timeoutMs;
 }
 
 function claimedRun(record: StoredRecord): string {
@@ -341,6 +443,8 @@ function runEndShape(rec: Record<string, unknown>): string | undefined {
   if (!isObject(counts) || !COUNT_KEYS.every((key) => isCount(counts[key]) || (key === 'unknown' && counts[key] === undefined))) return 'counts';
   if (counts.unknown === 0) return 'counts';
   if (!isDuration(rec.durationUs)) return 'durationUs';
+  const found = rec.recovered;
+  if (found !== undefined && !(isObject(found) && isCount(found.records) && isCount(found.lastSeq) && isString(found.lastHash) && /^[0-9a-f]{64}$/.test(found.lastHash))) return 'recovered';
   if (rec.unknown !== undefined && !(Array.isArray(rec.unknown) && rec.unknown.length > 0 && rec.unknown.every((seq) => isCount(seq)))) return 'unknown';
   return undefined;
 }

@@ -39,6 +39,8 @@ export interface ReplayOptions {
    * (a run the original worker was stopped in at its deadline) from hanging the replay.
    */
   readonly timeoutMs?: number;
+  /** The ledger key of the state the records come from: a keyed run's chain is checked with it. */
+  readonly ledgerKey?: Buffer;
 }
 
 export async function replayRun(
@@ -48,7 +50,7 @@ export async function replayRun(
   cache: ComponentCache,
   options: ReplayOptions = {},
 ): Promise<ReplayReport> {
-  const checked = verifyRun(records);
+  const checked = verifyRun(records, options.ledgerKey ? { key: options.ledgerKey } : {});
   if (!checked.ok) throw new ReplayError(`the run's records do not verify (seq ${checked.seq}: ${checked.reason}); run ice audit verify`);
   const start = records[0]!.record as RunStartRecord;
   const end = records.at(-1)!.record;

@@ -17,6 +17,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { ensureLedgerKey, type LedgerKey } from './ledger-key.js';
 
 /** The schema version this build writes and understands (`PRAGMA user_version`). */
 export const STATE_SCHEMA_VERSION = 3;
@@ -56,6 +57,8 @@ export interface StateDb {
    * its commit fsyncs the WAL: it and every earlier commit on the file survive a power loss.
    */
   durable<T>(fn: () => T): T;
+  /** The key of the ledger's keyed chain (storage/ledger-key.ts): kept outside the database. */
+  readonly ledgerKey: LedgerKey;
   /** True while inside `transaction` on this connection. */
   readonly inTransaction: boolean;
   /**
@@ -146,6 +149,7 @@ export function openStateDb(stateDir: string, options: StateDbOptions = {}): Sta
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, STATE_DB_FILE);
   const db = new Database(path);
+  let ledgerKey: LedgerKey;
   try {
     // The busy timeout first: switching to WAL and migrating may wait on another connection.
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
@@ -158,11 +162,12 @@ export function openStateDb(stateDir: string, options: StateDbOptions = {}): Sta
     // checkpoints every few thousand calls. 8000 pages (~32 MB of WAL) cut the per-call cost by a third.
     db.pragma('wal_autocheckpoint = 8000');
     migrate(db, path);
+    ledgerKey = ensureLedgerKey(dir, () => db.prepare("SELECT count(*) FROM ledger WHERE type = 'run-start'").pluck().get() as number);
   } catch (err) {
     db.close();
     throw err;
   }
-  return createStateDb(db, path, dir, options.synchronous === 'full' ? 'FULL' : 'NORMAL');
+  return createStateDb(db, path, dir, options.synchronous === 'full' ? 'FULL' : 'NORMAL', ledgerKey);
 }
 
 function schemaVersion(db: Database.Database): number {
@@ -191,7 +196,7 @@ function migrate(db: Database.Database, path: string): void {
   }).immediate();
 }
 
-function createStateDb(db: Database.Database, path: string, dir: string, synchronous: 'FULL' | 'NORMAL'): StateDb {
+function createStateDb(db: Database.Database, path: string, dir: string, synchronous: 'FULL' | 'NORMAL', ledgerKey: LedgerKey): StateDb {
   // One frame of undo hooks per open `transaction` level on this connection.
   const frames: Array<Array<() => void>> = [];
   // One wrapper for every transaction: better-sqlite3 builds a wrapper per db.transaction() (~6 µs, as
@@ -201,6 +206,7 @@ function createStateDb(db: Database.Database, path: string, dir: string, synchro
     db,
     path,
     dir,
+    ledgerKey,
     close: () => db.close(),
     get inTransaction() {
       return frames.length > 0;
