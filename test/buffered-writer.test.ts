@@ -41,7 +41,7 @@ describe('BufferedRunWriter', () => {
     expect(records[1]!.record.at).toBe(queuedAt);
     expect(writer.counts).toEqual({ calls: 100, allowed: 67, denied: 33, limited: 0, invalid: 0 });
     writer.end({ outcome: 'ok', durationUs: 1 });
-    expect(verifyRun(ledger.readRun(inner.run))).toMatchObject({ ok: true, records: 102 });
+    expect(verifyRun(ledger.readRun(inner.run), { key: state.ledgerKey.key })).toMatchObject({ ok: true, records: 102 });
     state.close();
   });
 

@@ -115,7 +115,7 @@ describe('machine output stays exact', () => {
     expect(exported.code).toBe(0);
     const file = join(tempDir(), 'run.jsonl');
     writeFileSync(file, exported.stdout);
-    const verified = ice(['audit', 'verify', '--file', file]);
+    const verified = ice(['audit', 'verify', '--file', file, '--state', state]);
     expect(verified).toMatchObject({ code: 0 });
     expect(verified.stdout).toMatch(/^ok: /);
   });
