@@ -125,11 +125,27 @@ describe('admission', () => {
     }
   });
 
-  it('refuses a component whose run export has the wrong signature', async () => {
+  it('loads a `run` of another signature as a typed export, but `run(input)` refuses it, naming the expected signature', async () => {
     const wit = `package x:y@0.1.0;\nworld w { export run: func(input: u32) -> string; }`;
+    const agent = await host.load(await componentFor(wit), logOnly);
+    expect(agent.implementsRun).toBe(false);
+    expect(agent.functions.map((f) => f.name)).toEqual(['run']);
+    await expect(agent.run('x')).rejects.toThrow(/does not implement `run: func\(input: string\) -> result<string, string>`; it exports run: call one with `ice call/);
+  });
+
+  it('refuses a component exporting a function that takes a resource, naming the export', async () => {
+    const wit = `package x:y@0.1.0;\ninterface files { resource file { name: func() -> string; } open: func(path: string) -> file; }\nworld w { export files; export ok: func() -> u8; }`;
     const error = await loadError(host, await componentFor(wit), logOnly);
     expect(error.code).toBe('bad-export');
-    expect(error.message).toContain('expected `export run: func(input: string) -> result<string, string>`');
+    expect(error.message).toContain('export `x:y/files@0.1.0` uses');
+    expect(error.message).toContain('resource');
+  });
+
+  it('refuses a component that exports nothing callable', async () => {
+    const wit = `package x:y@0.1.0;\ninterface t { type n = u8; }\nworld w { export t; }`;
+    const error = await loadError(host, await componentFor(wit), logOnly);
+    expect(error.code).toBe('bad-export');
+    expect(error.message).toContain('exports nothing ICE can call');
   });
 
   it('loads a component importing the whole world when every interface is granted or denied', async () => {

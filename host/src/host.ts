@@ -6,7 +6,10 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { admitImports, checkAdmitted, prepareCapabilities, type Admitted } from './capabilities/admit.js';
+import { admitImports, checkAdmitted, hasRunExport, prepareCapabilities, RUN_SIGNATURE, type Admitted } from './capabilities/admit.js';
+import { ArgumentError, argumentsFromJson, type Json } from './component/json-values.js';
+import type { TypedFunction } from './component/wit-types.js';
+import { recordedInput, type Invocation } from './sandbox/invoke.js';
 import type { ModelConfig } from './capabilities/model/index.js';
 import { compilePolicy, loadPolicyFile, type IcePolicy } from './capabilities/policy.js';
 import type { GuestEventSink, GuestLogSink, WasiOutputEntry, WasiOutputSink } from './capabilities/run-services.js';
@@ -180,6 +183,13 @@ export class Host {
     const compiled = typeof policy === 'string' ? loadPolicyFile(policy) : isCompiled(policy) ? policy : compilePolicy(policy);
     checkHeader(bytes, origin);
     const info = await asLoadError(origin, () => this.cache.inspect(bytes, origin));
+    if (compiled.pin !== undefined && compiled.pin !== info.digest) {
+      throw new LoadError(
+        'pin-mismatch',
+        origin,
+        `${origin} is not the component policy ${compiled.source} is pinned to: its sha256 is ${info.digest}, the policy's sha256 is ${compiled.pin} (update the pin only after reviewing the new component)`,
+      );
+    }
     const admitted = admitImports(info, compiled, origin);
     this.checkLoad(compiled, admitted, origin);
     // A run on the calling thread needs metering that lets its deadline stop it (component/core-binary.ts).
@@ -265,16 +275,16 @@ export class Host {
     this.state.close();
   }
 
-  /** @internal one governed run; Agent.run is the public entry. */
-  async execute(agent: Agent, input: string): Promise<RunResult> {
+  /** @internal one governed run; Agent.run, Agent.call and Agent.command are the public entries. */
+  async execute(agent: Agent, invocation: Invocation): Promise<RunResult> {
     const max = this.options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
-    if (typeof input !== 'string') throw new RunInputError('run input must be a string');
-    const inputBytes = Buffer.byteLength(input, 'utf8');
+    const inputBytes = Buffer.byteLength(recordedInput(invocation), 'utf8') + (invocation.kind === 'command' ? Buffer.byteLength(invocation.args.join(' ')) : 0);
     if (inputBytes > max) {
-      throw new RunInputError(`run input is ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
+      const what = invocation.kind === 'call' ? 'the arguments are' : invocation.kind === 'command' ? 'the command line and stdin are' : 'run input is';
+      throw new RunInputError(`${what} ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
     }
     const { policy, info, prepared, admitted } = agent;
-    const request: RunRequest = { runId: newRunId(), input, policy, digest: info.digest, admitted };
+    const request: RunRequest = { runId: newRunId(), invocation, policy, digest: info.digest, admitted };
     let summary: RunSummary;
     if (this.execution === 'in-process') {
       await prepareCapabilities(admitted);
@@ -317,7 +327,7 @@ export class Host {
     const outcome = await this.pool.run({
       job: {
         runId: request.runId,
-        input: request.input,
+        invocation: request.invocation,
         digest: request.digest,
         admitted: request.admitted,
         policy: { document: policy.document, source: policy.source, digest: policy.digest },
@@ -381,9 +391,97 @@ export class Agent {
     return this.admitted.map((a) => a.name);
   }
 
-  /** One governed run on a fresh instance. Resolves with the result; rejects only with RunInputError. */
+  /** The typed functions it exports (world-level, then those of exported interfaces), with their types. */
+  get functions(): readonly TypedFunction[] {
+    return this.info.exported.functions;
+  }
+
+  /** The `wasi:cli/run@…` export when the component is a WASI command. */
+  get commandExport(): string | undefined {
+    return this.info.exported.command;
+  }
+
+  /** Whether it implements the ICE world's `run(input)`. */
+  get implementsRun(): boolean {
+    return hasRunExport(this.info);
+  }
+
+  /**
+   * One governed run of the ICE world's `run(input)` on a fresh instance. Resolves with the result;
+   * rejects only with RunInputError (also when the component has no such `run`).
+   */
   async run(input: string): Promise<RunResult> {
-    return this.host.execute(this, input);
+    if (typeof input !== 'string') throw new RunInputError('run input must be a string');
+    if (!this.implementsRun) {
+      const offers = this.commandExport
+        ? 'it is a WASI command: run it with `ice run <component> --policy <file> -- <args>` (Agent.command)'
+        : `it exports ${this.functions.map((f) => f.name).join(', ')}: call one with \`ice call <component> <function> --args '<json>'\` (Agent.call)`;
+      throw new RunInputError(`${this.name} does not implement \`run: ${RUN_SIGNATURE}\`; ${offers}`);
+    }
+    return this.host.execute(this, { kind: 'run', input });
+  }
+
+  /**
+   * The typed export named `name` (`add`, `geometry.area`, `example:calc/geometry@0.1.0#area`, or a
+   * function name that only one interface has). @throws RunInputError naming what it exports
+   */
+  function(name: string): TypedFunction {
+    const found =
+      this.functions.find((f) => f.name === name || (f.interface !== undefined && `${f.interface}#${f.func}` === name)) ??
+      (this.functions.filter((f) => f.func === name).length === 1 ? this.functions.find((f) => f.func === name) : undefined);
+    if (!found) {
+      const names = this.functions.map((f) => f.name);
+      throw new RunInputError(`${this.name} exports no function ${JSON.stringify(name)}; it exports ${names.length > 0 ? names.join(', ') : 'no typed functions'}`);
+    }
+    return found;
+  }
+
+  /**
+   * One governed run of a typed export with JSON arguments (an object keyed by parameter name). The
+   * result's `output` (ok) or `error` (the function's `err`) is JSON text; `value` is it parsed.
+   * @throws InvalidArguments (a RunInputError) naming the path of the first bad argument, before anything runs
+   */
+  async call(name: string, args: unknown): Promise<CallResult> {
+    const fn = this.function(name);
+    try {
+      argumentsFromJson(fn, args);
+    } catch (error) {
+      if (error instanceof ArgumentError) throw new InvalidArguments(fn.name, error.path, error.problem);
+      throw error;
+    }
+    const result = await this.host.execute(this, { kind: 'call', fn, args: args as Record<string, Json> });
+    if (result.ok) return { ...result, value: JSON.parse(result.output) as Json };
+    return result.outcome === 'error' ? { ...result, value: JSON.parse(result.error) as Json } : result;
+  }
+
+  /**
+   * One governed run of a WASI command: `args` follow the policy's grants.wasi.args; `stdin` is what it
+   * reads when grants.wasi.stdin is `input`; its stdout is the run's output.
+   */
+  async command(args: readonly string[] = [], stdin?: string): Promise<RunResult> {
+    const exported = this.commandExport;
+    if (!exported) throw new RunInputError(`${this.name} is not a WASI command (it does not export wasi:cli/run)`);
+    if (!args.every((a) => typeof a === 'string')) throw new RunInputError('command arguments must be strings');
+    const grant = (this.policy.grants as { wasi?: { mode?: string; stdin?: string } }).wasi;
+    if (stdin !== undefined && grant?.stdin !== 'input') {
+      throw new RunInputError(`policy ${this.policy.source} does not give the command its input as stdin: set grants.wasi.stdin: input (it is ${grant?.stdin ?? 'not set'})`);
+    }
+    return this.host.execute(this, { kind: 'command', export: exported, args: [...args], stdin: stdin ?? '' });
+  }
+}
+
+/** A typed call's result: `value` is the function's JSON result (ok) or its `err` value (error). */
+export type CallResult = RunResult & { readonly value?: Json };
+
+/** A call's arguments do not fit its parameters: nothing ran, nothing was recorded. */
+export class InvalidArguments extends RunInputError {
+  constructor(
+    readonly fn: string,
+    /** Where the first bad value is: `points[2].x`. */
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`invalid arguments for ${fn}: ${path}: ${problem}`);
   }
 }
 

@@ -66,16 +66,26 @@ export function admitImports(info: ComponentInfo, policy: IcePolicy, origin: str
   return admitted;
 }
 
+/**
+ * What a component may export: typed functions (world-level or of exported interfaces) whose types are
+ * all values, and/or `wasi:cli/run`. A function using a resource, a stream or a type ICE cannot read
+ * refuses the load, naming it: ICE never loads what it could only half describe. The ICE world's
+ * `run(input: string) -> result<string, string>` is one such function.
+ */
 function admitExports(info: ComponentInfo, origin: string): void {
+  const { functions, command, problems } = info.exported;
+  if (problems.length > 0) {
+    throw new LoadError('bad-export', origin, `${origin} has exports ICE cannot call: ${problems.join('; ')}. ICE calls functions whose parameters and results are WIT values (bool, integers, floats, char, string, list, option, result, tuple, record, variant, enum, flags)`);
+  }
+  if (functions.length === 0 && command === undefined) {
+    throw new LoadError('bad-export', origin, `${origin} exports nothing ICE can call: expected \`export run: ${RUN_SIGNATURE}\` (the ${ICE_PACKAGE}/${ICE_WORLD} world), typed functions, or wasi:cli/run (a WASI command)`);
+  }
+}
+
+/** Whether the component implements the ICE world's `run` (what `ice run` calls with its input). */
+export function hasRunExport(info: ComponentInfo): boolean {
   const run = info.exports.find((item) => item.name === RUN_EXPORT);
-  const extra = info.exports.filter((item) => item.name !== RUN_EXPORT).map(describe);
-  if (!run || run.kind !== 'function' || normalize(run.signature ?? '') !== RUN_SIGNATURE) {
-    const found = run ? `it exports ${describe(run)}` : 'it exports no `run`';
-    throw new LoadError('bad-export', origin, `${origin} does not implement the ${ICE_PACKAGE}/${ICE_WORLD} world: ${found}; expected \`export run: ${RUN_SIGNATURE}\``);
-  }
-  if (extra.length > 0) {
-    throw new LoadError('bad-export', origin, `${origin} exports ${extra.join(', ')} besides \`run\`; an ICE agent exports only \`run: ${RUN_SIGNATURE}\``);
-  }
+  return run?.kind === 'function' && normalize(run.signature ?? '') === RUN_SIGNATURE;
 }
 
 function describe(item: WorldItem): string {

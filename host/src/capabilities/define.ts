@@ -139,6 +139,19 @@ export interface RunContext {
   readonly maxCaptureBytes: number;
   readonly limits: RunLimits;
   readonly services: RunServices;
+  /** A WASI command run's own inputs and where its stdout goes (absent for other runs). */
+  readonly command?: CommandContext;
+}
+
+/**
+ * `ice run cmd.wasm --input <text> -- <args>`: the arguments follow grants.wasi.args; stdin is the input
+ * when grants.wasi.stdin is `input`; what the guest writes to stdout (live, or replayed from the ledger)
+ * is the run's output.
+ */
+export interface CommandContext {
+  readonly args: readonly string[];
+  readonly stdin: string;
+  readonly stdout: (text: string) => void;
 }
 
 /** The host thread's side of a call: the grant, the run, and the host's own services. */

@@ -1,6 +1,8 @@
 /** `ice inspect <component.wasm> [--json]`: what a component imports and exports, and the policy keys it needs. */
 import { readComponentFile } from '../component/source.js';
 import { inspectComponent, type WorldItem } from '../component/inspect.js';
+import { failureType, parametersSchema, resultSchema, typeSchema } from '../component/json-schema.js';
+import { signatureText } from '../component/wit-types.js';
 import { capabilityOfImport } from '../capabilities/registry.js';
 import { ICE_PACKAGE, ICE_WIT_VERSION, TYPE_ONLY_INTERFACES, qualifiedInterface } from '../core/world.js';
 import { onePositional, withUsage } from './args.js';
@@ -18,8 +20,19 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
   const info = await inspectComponent(bytes, path, await import('@bytecodealliance/jco'));
   const imports = info.imports.map((item) => ({ ...item, ...classify(item) }));
   const policyKeys = [...new Set(imports.flatMap((i) => (i.policyKey ? [i.policyKey] : [])))];
+  const { functions, command, problems } = info.exported;
   if (values.json) {
-    io.stdout(`${JSON.stringify({ component: path, digest: info.digest, size: info.size, imports, exports: info.exports, policyKeys }, null, 2)}\n`);
+    const callable = functions.map((fn) => ({
+      name: fn.name,
+      ...(fn.interface ? { interface: fn.interface } : {}),
+      signature: signatureText(fn),
+      ...(fn.docs ? { description: fn.docs } : {}),
+      parameters: parametersSchema(fn),
+      result: resultSchema(fn),
+      ...(failureType(fn) ? { error: typeSchema(failureType(fn)!, 'output') } : {}),
+    }));
+    const document = { component: path, digest: info.digest, size: info.size, imports, exports: info.exports, functions: callable, ...(command ? { command } : {}), ...(problems.length ? { uncallable: problems } : {}), policyKeys };
+    io.stdout(`${JSON.stringify(document, null, 2)}\n`);
     return EXIT.ok;
   }
   const width = Math.max(0, ...imports.map((i) => i.name.length));
@@ -34,12 +47,19 @@ export async function inspectCommand(argv: string[], io: Io): Promise<number> {
     ...(wasi.length === 0 ? [] : ['WASI 0.2 imports (each covered by its grants.wasi key)', ...wasi.map((i) => `  ${i.name.padEnd(width)}  ${i.note}`)]),
     'exports',
     ...info.exports.map((e) => `  ${e.name}${e.signature ? `: ${e.signature.replace(/;$/, '')}` : ''}`),
+    ...(functions.length === 0 ? [] : ['functions (ice call <component> <function> --args <json>; --json prints their JSON schemas)', ...functions.flatMap((fn) => [`  ${fn.name}: ${signatureText(fn)}`, ...(fn.docs ? [`      ${oneLine(fn.docs)}`] : [])])]),
+    ...(command ? [`command  ${command} (ice run <component> --policy <file> -- <args>)`] : []),
+    ...(problems.length === 0 ? [] : ['cannot be called (ICE refuses this component)', ...problems.map((p) => `  ${p}`)]),
     `policy keys it needs: ${policyKeys.length > 0 ? policyKeys.join(', ') : '(none)'}`,
   ];
   const foreign = imports.filter((i) => i.foreign);
   if (foreign.length > 0) lines.push(`refused by ICE: ${foreign.map((i) => i.name).join(', ')} (not in the ${ICE_PACKAGE}@${ICE_WIT_VERSION} world)`);
   io.stdout(`${lines.join('\n')}\n`);
   return EXIT.ok;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 /** What an import needs: the policy key (from the capability registry), or nothing for types, or refused. */

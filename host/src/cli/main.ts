@@ -8,18 +8,20 @@ import { PolicyError } from '../policy/errors.js';
 import { SecretsError } from '../capabilities/secrets.js';
 import { UsageError } from './args.js';
 import { EXIT, processIo, safeIo, type Io } from './io.js';
-import { AUDIT_USAGE, BUILD_USAGE, EVENTS_USAGE, INSPECT_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';
+import { AUDIT_USAGE, BUILD_USAGE, CALL_USAGE, EVENTS_USAGE, INSPECT_USAGE, MCP_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';
 
 const HELP = `ice — run untrusted agents as WebAssembly components under explicit, audited authority
 
 usage:
   ${RUN_USAGE}
+  ${CALL_USAGE}
   ${INSPECT_USAGE}
   ${BUILD_USAGE}
   ${AUDIT_USAGE}
   ${REPLAY_USAGE}
   ${STATE_USAGE}
   ${EVENTS_USAGE}
+  ${MCP_USAGE}
 
 exit codes: 0 ok · 1 the guest returned err, or a check failed (audit verify, state verify, replay
             divergence) · 2 usage, policy, load or build error · 3 trap or limit
@@ -31,6 +33,7 @@ type Command = (argv: string[], io: Io) => Promise<number>;
 /** Loaded on demand: `ice run` should not pay for the AssemblyScript compiler, nor `ice build` for SQLite. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).runCommand,
+  call: async () => (await import('./call.js')).callCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   build: async () => (await import('./build.js')).buildCommand,
   audit: async () => (await import('./audit.js')).auditCommand,

@@ -1,6 +1,6 @@
-/** `ice run <component.wasm> --policy <file> [--input …] [--secrets <file>] [--approve all|none] [--model-base-url <url>] ...` */
+/** `ice run <component.wasm> --policy <file> [--input …] … [-- <command args>]`: one governed run of `run(input)` or of a WASI command. */
 import { checkStateDir, readUserFile } from './paths.js';
-import { createHost, type RunResult } from '../host.js';
+import { createHost, type Host, type RunResult } from '../host.js';
 import { onePositional, withUsage, UsageError } from './args.js';
 import { parseArgs } from 'node:util';
 import { MAX_COMPONENT_BYTES_OPTION, maxComponentBytes } from './component-size.js';
@@ -11,23 +11,73 @@ import { loadSecretsFile } from '../capabilities/secrets.js';
 import type { WasiOutputEntry } from '../capabilities/run-services.js';
 import { terminalSafe } from '../core/text.js';
 
+/** The options every command that runs a component takes (`ice run`, `ice call`). */
+export const HOST_OPTIONS = {
+  policy: { type: 'string' },
+  state: { type: 'string' },
+  log: { type: 'boolean', default: false },
+  'in-process': { type: 'boolean', default: false },
+  secrets: { type: 'string' },
+  approve: { type: 'string' },
+  'model-base-url': { type: 'string' },
+  'model-key-secret': { type: 'string' },
+  ...MAX_COMPONENT_BYTES_OPTION,
+} as const;
+
+interface HostValues {
+  readonly state?: string | undefined;
+  readonly log?: boolean | undefined;
+  readonly 'in-process'?: boolean | undefined;
+  readonly secrets?: string | undefined;
+  readonly approve?: string | undefined;
+  readonly 'model-base-url'?: string | undefined;
+  readonly 'model-key-secret'?: string | undefined;
+  readonly 'max-component-bytes'?: string | undefined;
+}
+
+/**
+ * The host a run command uses. `showStdout()`: whether a WASI guest's stdout is also shown on stderr
+ * (not for a command, whose stdout is the run's output).
+ */
+export async function runHost(command: string, values: HostValues, io: Io, showStdout: () => boolean = () => true): Promise<Host> {
+  const approver = cliApprover(values.approve, { input: process.stdin, output: process.stderr });
+  const secrets = values.secrets !== undefined ? loadSecretsFile(values.secrets) : undefined;
+  const baseUrl = values['model-base-url'];
+  if (baseUrl !== undefined && !/^https?:\/\//u.test(baseUrl)) {
+    throw new UsageError(`ice ${command}: --model-base-url must be an http(s) URL like https://api.openai.com/v1, got ${JSON.stringify(baseUrl)}`);
+  }
+  const maxBytes = maxComponentBytes(command, values['max-component-bytes']);
+  const writer = guestOutputWriter(io);
+  return createHost({
+    maxComponentBytes: maxBytes,
+    ...(secrets ? { secrets, secretsSource: `the secrets file ${values.secrets}` } : {}),
+    approve: approver.approve,
+    approverName: approver.name,
+    ...(baseUrl !== undefined
+      ? { models: { openai: { baseUrl, ...(values['model-key-secret'] ? { apiKeySecret: values['model-key-secret'] } : {}) } } }
+      : {}),
+    stateDir: checkStateDir(command, values.state, true),
+    // One line per log call, whatever the message holds: a guest cannot start a line that reads as ICE's.
+    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${terminalSafe(e.component)} ${e.level}] ${terminalSafe(e.message)}\n`) } : {}),
+    ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
+    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into
+    // the output, each of its lines marked as the guest's.
+    onGuestOutput: (entry) => {
+      if (entry.stream === 'stdout' && !showStdout()) return;
+      writer(entry);
+    },
+  });
+}
+
 export async function runCommand(argv: string[], io: Io): Promise<number> {
+  // Everything after `--` belongs to a WASI command, options included.
+  const dash = argv.indexOf('--');
+  const own = dash < 0 ? argv : argv.slice(0, dash);
+  const commandArgs = dash < 0 ? undefined : argv.slice(dash + 1);
   const { values, positionals } = withUsage('run', RUN_USAGE, () =>
     parseArgs({
-      args: argv,
-      options: {
-        policy: { type: 'string' },
-        input: { type: 'string' },
-        'input-file': { type: 'string' },
-        state: { type: 'string' },
-        log: { type: 'boolean', default: false },
-        'in-process': { type: 'boolean', default: false },
-        secrets: { type: 'string' },
-        approve: { type: 'string' },
-        'model-base-url': { type: 'string' },
-        'model-key-secret': { type: 'string' },
-        ...MAX_COMPONENT_BYTES_OPTION,
-      },
+      args: own,
+      options: { ...HOST_OPTIONS, input: { type: 'string' }, 'input-file': { type: 'string' } },
       allowPositionals: true,
       strict: true,
     }),
@@ -36,7 +86,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     const extra = positionals.slice(1).join(' ');
     throw new UsageError(
       `ice run: expected one component file, got ${positionals.length}: ${positionals.join(' ')}\n` +
-        `  the run's input is not a positional argument: pass it with --input ${JSON.stringify(extra)} (or --input-file <path>)\nusage: ${RUN_USAGE}`,
+        `  the run's input is not a positional argument: pass it with --input ${JSON.stringify(extra)} (or --input-file <path>); a WASI command's arguments go after --\nusage: ${RUN_USAGE}`,
     );
   }
   const component = onePositional('run', positionals, 'component file', RUN_USAGE);
@@ -44,40 +94,29 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   if (values.input !== undefined && values['input-file'] !== undefined) {
     throw new UsageError(`ice run: give --input or --input-file, not both\nusage: ${RUN_USAGE}`);
   }
-  const input = values['input-file'] !== undefined ? readInputFile(values['input-file']) : (values.input ?? '');
+  const given = values['input-file'] !== undefined ? readInputFile(values['input-file']) : values.input;
 
-  const approver = cliApprover(values.approve, { input: process.stdin, output: process.stderr });
-  const secrets = values.secrets !== undefined ? loadSecretsFile(values.secrets) : undefined;
-  const baseUrl = values['model-base-url'];
-  if (baseUrl !== undefined && !/^https?:\/\//u.test(baseUrl)) {
-    throw new UsageError(`ice run: --model-base-url must be an http(s) URL like https://api.openai.com/v1, got ${JSON.stringify(baseUrl)}`);
-  }
-  const maxBytes = maxComponentBytes('run', values['max-component-bytes']);
-  const host = await createHost({
-    maxComponentBytes: maxBytes,
-    ...(secrets ? { secrets, secretsSource: `the secrets file ${values.secrets}` } : {}),
-    approve: approver.approve,
-    approverName: approver.name,
-    ...(baseUrl !== undefined
-      ? { models: { openai: { baseUrl, ...(values['model-key-secret'] ? { apiKeySecret: values['model-key-secret'] } : {}) } } }
-      : {}),
-    stateDir: checkStateDir('run', values.state, true),
-    // One line per log call, whatever the message holds: a guest cannot start a line that reads as ICE's.
-    ...(values.log ? { onGuestLog: (e) => io.stderr(`[${terminalSafe(e.component)} ${e.level}] ${terminalSafe(e.message)}\n`) } : {}),
-    ...(values['in-process'] ? { execution: 'in-process' as const } : {}),
-    // A WASI guest's captured stdout/stderr (recorded in the ledger) is shown on stderr, never mixed into
-    // the output, each of its lines marked as the guest's.
-    onGuestOutput: guestOutputWriter(io),
-  });
+  let isCommand = false;
+  const host = await runHost('run', values, io, () => !isCommand);
   try {
     const agent = await host.load(component, values.policy);
-    const result = await agent.run(input);
-    if (result.ok) io.stdout(result.output.endsWith('\n') ? result.output : `${result.output}\n`);
+    isCommand = !agent.implementsRun && agent.commandExport !== undefined;
+    if (commandArgs !== undefined && !isCommand) {
+      throw new UsageError(`ice run: ${component} is not a WASI command, so it takes no arguments after --; pass its input with --input\nusage: ${RUN_USAGE}`);
+    }
+    const result = isCommand ? await agent.command(commandArgs ?? [], given) : await agent.run(given ?? '');
+    if (result.ok && result.output !== '') io.stdout(result.output.endsWith('\n') || isCommand ? result.output : `${result.output}\n`);
+    else if (result.ok && !isCommand) io.stdout('\n');
     io.stderr(`${summary(result)}\n`);
-    return result.ok ? EXIT.ok : result.outcome === 'error' ? EXIT.guestError : EXIT.trap;
+    return exitCode(result);
   } finally {
     host.close();
   }
+}
+
+/** 0 ok · 1 the guest returned err (a command's failure exit) · 3 trap or limit. */
+export function exitCode(result: RunResult): number {
+  return result.ok ? EXIT.ok : result.outcome === 'error' ? EXIT.guestError : EXIT.trap;
 }
 
 /**

@@ -1,6 +1,8 @@
 /** The usage line of each command (kept apart from the commands so `ice --help` loads none of them). */
-export const RUN_USAGE =
-  'ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] [--state <dir>] [--log] [--in-process] [--secrets <file>] [--approve all|none] [--model-base-url <url> [--model-key-secret <NAME>]] [--max-component-bytes <n>]';
+const HOST_OPTIONS = '[--state <dir>] [--log] [--in-process] [--secrets <file>] [--approve all|none] [--model-base-url <url> [--model-key-secret <NAME>]] [--max-component-bytes <n>]';
+export const RUN_USAGE = `ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] ${HOST_OPTIONS} [-- <args of a WASI command>…]`;
+export const CALL_USAGE = `ice call <component.wasm> <function> --policy <file> (--args '<json object>' | --args-file <path>) ${HOST_OPTIONS}`;
+export const MCP_USAGE = 'ice mcp --config <agents.yaml> [--state <dir>] [--in-process] [--secrets <file>] [--max-component-bytes <n>]';
 export const INSPECT_USAGE = 'ice inspect <component.wasm> [--json] [--max-component-bytes <n>]';
 export const BUILD_USAGE = 'ice build <guest: AssemblyScript .ts or dir with index.ts, or Rust package dir> -o <out.wasm>';
 export const AUDIT_USAGE = [

@@ -24,7 +24,9 @@ export type LoadErrorCode =
   | 'bad-mount'
   | 'memory-limit'
   /** Larger than the host's maxComponentBytes; refused before it is parsed. */
-  | 'too-large';
+  | 'too-large'
+  /** The policy's `sha256:` pin names another component. */
+  | 'pin-mismatch';
 
 export class LoadError extends Error {
   override readonly name = 'LoadError';

@@ -7,7 +7,9 @@
  */
 import { sha256Hex } from '../core/digest.js';
 import { LoadError } from './errors.js';
+import { exportedFunctions, type ExportReading } from './export-types.js';
 import { checkFraming } from './framing.js';
+import { readPackageDocs, withDocs } from './package-docs.js';
 import { importSignatures, type ImportSignatures } from './signatures.js';
 
 export interface ComponentInfo {
@@ -21,6 +23,8 @@ export interface ComponentInfo {
   readonly wit: string;
   /** The exact types it declares for each imported instance (see signatures.ts). */
   readonly signatures: ImportSignatures;
+  /** Its callable exports with their types and docs, whether it is a WASI command, and what cannot be called. */
+  readonly exported: ExportReading;
 }
 
 /** The parts of jco inspection needs (passed in: a cached load never loads jco). */
@@ -94,7 +98,9 @@ export async function inspectComponent(bytes: Uint8Array, origin: string, decode
     throw new LoadError('malformed', origin, `${origin} is not a valid component: ${reason}`);
   }
   const { imports, exports } = parseWorld(wit);
-  return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit, signatures: importSignatures(text) };
+  const reading = exportedFunctions(text);
+  const exported = { ...reading, functions: withDocs(reading.functions, readPackageDocs(bytes)) };
+  return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit, signatures: importSignatures(text), exported };
 }
 
 

@@ -56,6 +56,11 @@ export interface RunStartRecord {
   component: { name: string; digest: string };
   policy: { digest: string; source: string; document: unknown };
   input: Captured;
+  /**
+   * What the run called, when not the ICE world's `run(input)`: a typed export (its arguments are the
+   * input, as JSON), or a WASI command (its arguments; the input is its stdin).
+   */
+  invoke?: RunInvoke;
   host: { ice: string };
   /**
    * How this run's record hashes are made. `hmac-sha256`: HMAC-SHA256 of the body with the ledger key
@@ -63,6 +68,10 @@ export interface RunStartRecord {
    */
   chain?: ChainScheme;
 }
+
+export type RunInvoke =
+  | { kind: 'call'; function: string; interface?: string }
+  | { kind: 'command'; export: string; args: string[] };
 
 export type ChainScheme = 'hmac-sha256';
 export const KEYED_CHAIN: ChainScheme = 'hmac-sha256';
@@ -269,6 +278,7 @@ export function serializeRecord(record: LedgerRecord): string {
         component: { name: record.component.name, digest: record.component.digest },
         policy: { digest: record.policy.digest, source: record.policy.source, document: record.policy.document },
         input: record.input,
+        invoke: record.invoke,
         host: { ice: record.host.ice },
         chain: record.chain,
       });

@@ -186,6 +186,7 @@ export class LedgerStore {
         component: start.component,
         policy: start.policy,
         input: start.input,
+        ...(start.invoke ? { invoke: start.invoke } : {}),
         host: start.host,
         chain: KEYED_CHAIN,
       };

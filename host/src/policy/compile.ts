@@ -58,6 +58,7 @@ export function compileWith<Grants>(schema: z.ZodType, compilers: readonly Grant
   }
   return Object.freeze({
     component: normalized.component,
+    ...(normalized.sha256 === undefined ? {} : { pin: normalized.sha256 }),
     capture: normalized.audit.capture,
     maxCaptureBytes: normalized.audit.maxCaptureBytes,
     limits: normalized.limits,

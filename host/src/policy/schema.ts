@@ -70,7 +70,7 @@ const LimitsSchema = strictObject(
   (got) => messages.limitsNotMapping(got),
 ).default(() => ({ ...DEFAULT_LIMITS }));
 
-const TOP_LEVEL_KEYS = ['version', 'component', 'audit', 'limits', 'grants'];
+const TOP_LEVEL_KEYS = ['version', 'component', 'sha256', 'audit', 'limits', 'grants'];
 
 /** The whole policy schema, given the `grants.<name>` slot of every capability (in registry order). */
 export function policySchema(grants: Readonly<Record<string, z.ZodType>>) {
@@ -86,6 +86,12 @@ export function policySchema(grants: Readonly<Record<string, z.ZodType>>) {
           error: (issue) => (issue.input === undefined ? messages.componentMissing() : messages.componentNotString(issue.input)),
         })
         .regex(COMPONENT_NAME, { error: (issue) => messages.componentBadName(String(issue.input)) }),
+      // A pin: the policy applies to exactly this component (sha256 hex of its bytes), and refuses any other.
+      sha256: z
+        .string({ error: (issue) => messages.sha256Bad(issue.input) })
+        .transform((s) => s.toLowerCase())
+        .refine((s) => /^[0-9a-f]{64}$/.test(s), { error: (issue) => messages.sha256Bad(issue.input) })
+        .optional(),
       audit: AuditSchema,
       limits: LimitsSchema,
       grants: GrantsSchema,

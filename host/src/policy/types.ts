@@ -55,6 +55,8 @@ export interface RunLimits {
 export interface PolicyDocument {
   readonly version: 1;
   readonly component: string;
+  /** The only component this policy applies to (sha256 hex), when pinned. */
+  readonly sha256?: string;
   readonly audit: { readonly capture: Capture; readonly maxCaptureBytes: number };
   readonly limits: RunLimits;
   /** `grants.<name>`: `deny` or the capability's settings, as its schema normalized them. */
@@ -64,6 +66,8 @@ export interface PolicyDocument {
 export interface CompiledPolicy<Grants = { readonly [name: string]: unknown }> {
   /** The component's name in the ledger; also its kv namespace. */
   readonly component: string;
+  /** `sha256:` — the only component (by digest) this policy may be loaded with. */
+  readonly pin?: string;
   readonly capture: Capture;
   /** audit.maxCaptureBytes: larger values are recorded as digest and size. */
   readonly maxCaptureBytes: number;

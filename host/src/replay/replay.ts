@@ -15,7 +15,11 @@ import { RunKernel } from '../kernel/kernel.js';
 import { describeCall, RecordedAnswerer, ReplayError } from '../kernel/recorded.js';
 import { ledgerCalls, verifyRun, type RunStartRecord, type StoredRecord } from '../ledger/index.js';
 import { formatCaptured } from '../ledger/format.js';
+import type { ComponentInfo } from '../component/inspect.js';
+import type { Json } from '../component/json-values.js';
+import { commandOutput } from '../sandbox/governed-run.js';
 import { runInstance, type RunEnding } from '../sandbox/instance.js';
+import type { Invocation } from '../sandbox/invoke.js';
 import { instantiateGenerated } from '../sandbox/instantiate.js';
 
 export { ReplayError } from '../kernel/recorded.js';
@@ -74,11 +78,21 @@ export async function replayRun(
   const answerer = new RecordedAnswerer(policy, calls, end);
   // The run as it was, minus its effects: no state, no sinks, no host thread (the answerer never performs).
   const run = { component: policy.component, runId: start.run, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services: {} };
-  const kernel = new RunKernel(policy, run, answerer);
   const modules = prepared.modules(policy.limits.memoryMiB);
   const timeoutMs = options.timeoutMs ?? policy.limits.timeoutMs;
   const limits = { ...policy.limits, timeoutMs };
-  const { ending, fuel } = runInstance((provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), admitted, kernel, limits, start.input.value, started + timeoutMs);
+  const invocation = recordedInvocation(start, start.input.value, info, origin);
+  const output = commandOutput(invocation);
+  const kernel = new RunKernel(policy, { ...run, ...output.context }, answerer);
+  const { ending, fuel } = runInstance(
+    (provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter),
+    admitted,
+    kernel,
+    limits,
+    invocation,
+    output.text,
+    started + timeoutMs,
+  );
   const durationMs = performance.now() - started;
   if (answerer.unreplayable) throw answerer.unreplayable;
   if (answerer.divergence) return { matches: false, ...answerer.divergence, durationMs };
@@ -102,6 +116,22 @@ export async function replayRun(
   const actualEnd = describeEnd(ending.outcome === 'limit' ? `limit (${ending.limit})` : ending.outcome, outputOf(ending, policy), fuel);
   if (expectedEnd !== actualEnd) return { matches: false, seq: end.seq, expected: expectedEnd, actual: actualEnd, durationMs };
   return { matches: true, calls: recordedCalls, outcome: end.outcome, fuel, durationMs };
+}
+
+/** What the run called, from its run-start: `run(input)`, the recorded typed export, or the command line. */
+function recordedInvocation(start: RunStartRecord, input: string, info: ComponentInfo, origin: string): Invocation {
+  const invoke = start.invoke;
+  if (invoke === undefined) return { kind: 'run', input };
+  if (invoke.kind === 'command') return { kind: 'command', export: invoke.export, args: invoke.args, stdin: input };
+  const fn = info.exported.functions.find((f) => f.name === invoke.function && f.interface === invoke.interface);
+  if (!fn) throw new ReplayError(`${origin} exports no function ${invoke.function}, which run ${start.run} called`);
+  let args: Record<string, Json>;
+  try {
+    args = JSON.parse(input) as Record<string, Json>;
+  } catch {
+    throw new ReplayError(`run ${start.run} recorded its arguments in a form that is not JSON, so it cannot be replayed`);
+  }
+  return { kind: 'call', fn, args };
 }
 
 function describeEnd(outcome: string, output: Captured | undefined, fuel: number | undefined): string {

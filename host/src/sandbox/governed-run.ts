@@ -6,6 +6,7 @@
  */
 import type { Admitted } from '../capabilities/admit.js';
 import type { IcePolicy } from '../capabilities/policy.js';
+import type { CommandContext } from '../capabilities/define.js';
 import type { RunServices as CapabilityServices } from '../capabilities/run-services.js';
 import { capture } from '../core/capture.js';
 import { ICE_VERSION } from '../core/version.js';
@@ -14,11 +15,13 @@ import { LiveAnswerer, type HostBridge } from '../kernel/live.js';
 import { appendLogged, BufferedRunWriter, LEDGER_RESERVE_BYTES, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
+import { recordedInput, recordedInvoke, type Invocation } from './invoke.js';
 import type { Journal } from './journal.js';
 
 export interface RunRequest {
   readonly runId: string;
-  readonly input: string;
+  /** What the run calls: `run(input)`, a typed export, or a WASI command. */
+  readonly invocation: Invocation;
   readonly policy: IcePolicy;
   readonly digest: string;
   /** What the component imports, by capability (admitted against the policy). */
@@ -48,7 +51,7 @@ export interface RunSummary {
 /** ownDeadline: the run enforces limits.timeoutMs itself (on the calling thread; a worker is terminated instead). */
 export function governedRun(request: RunRequest, instantiate: Instantiate, services: RunServices, options: { readonly ownDeadline?: boolean } = {}): RunSummary {
   const started = performance.now();
-  const { policy, runId, input } = request;
+  const { policy, runId } = request;
   const { journal } = services;
   journal?.clear();
   const intentLog = IntentLog.forRun(services.state.dir, runId);
@@ -56,10 +59,11 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
     ...(journal ? { onQueued: (queued, seq) => journal.write(seq, queued), onFlushed: () => journal.clear() } : {}),
     intentLog,
   });
-  const run = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services };
+  const output = commandOutput(request.invocation);
+  const run = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services, ...output.context };
   const kernel = new RunKernel(policy, run, new LiveAnswerer(run, { state: services.state, recorder: writer, ...(services.bridge ? { bridge: services.bridge } : {}) }));
   const deadline = options.ownDeadline ? started + policy.limits.timeoutMs : undefined;
-  const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, input, deadline);
+  const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, request.invocation, output.text, deadline);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
   const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs, writer.bytesBound)));
@@ -106,7 +110,8 @@ function startRun(ledger: LedgerStore, request: RunRequest): RunWriter {
     component: { name: policy.component, digest: request.digest },
     policy: { digest: policy.digest, source: policy.source, document: policy.document },
     // The input is kept whole (it is bounded by the host's maxInputBytes): replay needs it.
-    input: capture(request.input, policy.capture),
+    input: capture(recordedInput(request.invocation), policy.capture),
+    invoke: recordedInvoke(request.invocation),
     host: { ice: ICE_VERSION },
   });
 }
@@ -130,4 +135,11 @@ function runEnd(ending: RunEnding, policy: IcePolicy, fuel: number | undefined, 
     case 'limit':
       return { outcome: 'limit', limit: ending.limit, reason: ending.reason, ...common };
   }
+}
+
+/** A command run's context (its args, stdin, and its stdout collected as the run's output); nothing for other runs. */
+export function commandOutput(invocation: Invocation): { context: { command?: CommandContext }; text: () => string } {
+  if (invocation.kind !== 'command') return { context: {}, text: () => '' };
+  const parts: string[] = [];
+  return { context: { command: { args: invocation.args, stdin: invocation.stdin, stdout: (text) => parts.push(text) } }, text: () => parts.join('') };
 }

@@ -1,7 +1,7 @@
 /**
  * One component instance for one run: a fresh instance per run (an agent's memory is its kv, never
- * leftover instance state, and a trapped instance is poisoned), the guest's `run` called
- * synchronously, and whatever it ends with classified for the ledger's run-end record.
+ * leftover instance state, and a trapped instance is poisoned), the invocation (`run`, a typed export,
+ * a command) called synchronously, and whatever it ends with classified for the ledger's run-end record.
  *
  * The instance draws on a per-run meter (component/meter.ts): a fuel global shared by every core
  * module of the component, and a flag the metered code raises when a memory.grow is refused. Both are
@@ -16,6 +16,7 @@ import { DeadlineReached, HostFault, LedgerBudgetSpent, type RunKernel } from '.
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
 import { FootprintError, type ImportProvider } from './instantiate.js';
+import { invokeExports, type Invocation } from './invoke.js';
 
 export type RunEnding =
   | { readonly outcome: 'ok'; readonly output: string }
@@ -41,14 +42,22 @@ const PAGES_PER_MIB = 16;
  * the guest is stopped at its next refuel once past it (see fuel.ts). Worker runs pass none: their
  * worker is terminated at the deadline, which the host pauses while a human answers an ask.
  */
-export function runInstance(instantiate: Instantiate, admitted: Admitted, kernel: Kernel, limits: RunLimits, input: string, deadline?: number): InstanceRun {
+export function runInstance(
+  instantiate: Instantiate,
+  admitted: Admitted,
+  kernel: Kernel,
+  limits: RunLimits,
+  invocation: Invocation,
+  /** A command run's stdout so far (see CommandContext). */
+  stdout: () => string,
+  deadline?: number,
+): InstanceRun {
   const metered = runMeter(limits.fuel, deadline, limits.memoryMiB * PAGES_PER_MIB);
   if (deadline !== undefined) kernel.stopAt(deadline, metered.expire);
   let ending: RunEnding;
   try {
     const provider: ImportProvider = { imports: kernel.importObject(admitted), coreImports: (guest) => kernel.coreImports(guest) };
-    const output = instantiate(provider, metered.meter).run(input);
-    ending = { outcome: 'ok', output };
+    ending = invokeExports(instantiate(provider, metered.meter) as unknown as Record<string, unknown>, invocation, stdout);
   } catch (error) {
     // Past the deadline: at an import call (DeadlineReached) or at a refuel (the guest then trapped).
     ending = kernel.hostFault === undefined && (error instanceof DeadlineReached || metered.pastDeadline()) ? timedOut(limits) : classify(error, kernel);

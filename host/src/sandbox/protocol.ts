@@ -4,6 +4,7 @@ import type { Admitted } from '../capabilities/admit.js';
 import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
 import type { PolicyDocument } from '../policy/index.js';
 import type { RunSummary } from './governed-run.js';
+import type { Invocation } from './invoke.js';
 
 /** Given to each worker at start. */
 export interface WorkerInit {
@@ -18,7 +19,7 @@ export interface WorkerInit {
 
 export interface WorkerJob {
   readonly runId: string;
-  readonly input: string;
+  readonly invocation: Invocation;
   readonly digest: string;
   /** What the component imports, by capability. */
   readonly admitted: Admitted;

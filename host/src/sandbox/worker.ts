@@ -51,7 +51,7 @@ async function run(job: WorkerJob): Promise<void> {
     await prepareCapabilities(job.admitted);
     post({ type: 'started', runId: job.runId });
     const summary = governedRun(
-      { runId: job.runId, input: job.input, policy, digest: job.digest, admitted: job.admitted },
+      { runId: job.runId, invocation: job.invocation, policy, digest: job.digest, admitted: job.admitted },
       (provider, meter) => instantiateGenerated(component.instantiate, component.modules, provider, meter),
       services,
     );

@@ -23,7 +23,7 @@ import { covers, KEY_EXAMPLES, wasiImport, type WasiImport, type WasiKey } from 
 import { compileWasi, WasiSettings, WASI_EXAMPLE, type WasiGrant, type WasiMount } from './policy.js';
 import { kebab, ResourceTable, type Wrapper } from './resources.js';
 import type { WasiCallRouter } from './router.js';
-import { CaptureSink, EmptySource, pollMixed, ReadyPollable, WRITE_METHODS } from './std.js';
+import { CaptureSink, EmptySource, InputSource, pollMixed, ReadyPollable, WRITE_METHODS } from './std.js';
 import { fromLedger, NotReplayable, toLedger } from './values.js';
 import type { StdStream } from '../run-services.js';
 
@@ -116,6 +116,8 @@ class WasiRun implements WasiCallRouter {
   private readonly roots: readonly MountRoot[];
   private readonly sites = new Map<string, WasiSite>();
   private readonly budget: Budget;
+  /** The stdout handles the guest got (live or replayed): what it writes to them is a command's output. */
+  private readonly stdoutHandles = new WeakSet<object>();
   private shim: Record<string, Record<string, unknown>> = {};
 
   constructor(
@@ -152,6 +154,7 @@ class WasiRun implements WasiCallRouter {
     }
     this.resources.alias(CaptureSink, 'OutputStream');
     this.resources.alias(EmptySource, 'InputStream');
+    this.resources.alias(InputSource, 'InputStream');
     this.resources.alias(ReadyPollable, 'Pollable');
 
     const table: Record<string, Record<string, unknown>> = {};
@@ -192,7 +195,8 @@ class WasiRun implements WasiCallRouter {
       case 'wasi:cli/environment':
         return {
           getEnvironment: () => (this.grant.env ?? []).map(([k, v]) => [k, v]),
-          getArguments: () => [...(this.grant.args ?? [])],
+          // A command run's own arguments follow the policy's.
+          getArguments: () => [...(this.grant.args ?? []), ...(this.run.command?.args ?? [])],
           initialCwd: () => this.grant.cwd,
         };
       case 'wasi:cli/exit':
@@ -206,7 +210,9 @@ class WasiRun implements WasiCallRouter {
         return { [stream === 'stdout' ? 'getStdout' : 'getStderr']: () => sink };
       }
       case 'wasi:cli/stdin':
-        return { getStdin: () => new EmptySource() };
+        return {
+          getStdin: () => (this.grant.stdin === 'input' ? new InputSource(new TextEncoder().encode(this.run.command?.stdin ?? '')) : new EmptySource()),
+        };
       case 'wasi:cli/terminal-stdin':
         return { getTerminalStdin: () => undefined };
       case 'wasi:cli/terminal-stdout':
@@ -327,9 +333,22 @@ class WasiRun implements WasiCallRouter {
     if (value instanceof WasiErrorResult) throw value.payload;
     const self = site.hasSelf ? (args[0] as Wrapper) : undefined;
     this.placeResults(site.jsName, self, site.hasSelf ? args.slice(1) : args, value);
+    if (this.run.command) this.commandOutput(site.jsName, self, args, value);
     if (site.jsName === 'exit') throw new WasiExit((args[0] as { tag?: string } | undefined)?.tag === 'ok');
     return value;
   }
+
+  /**
+   * A command's stdout, taken from what the guest wrote (the call's arguments) rather than from the sink,
+   * so a replay, whose writes are answered from the ledger, rebuilds the same output.
+   */
+  private commandOutput(jsName: string, self: Wrapper | undefined, args: readonly unknown[], value: unknown): void {
+    if (jsName === 'getStdout' && value !== null && typeof value === 'object') this.stdoutHandles.add(value);
+    else if (self && this.stdoutHandles.has(self) && (jsName === 'write' || jsName === 'blockingWriteAndFlush') && args[1] instanceof Uint8Array) {
+      this.run.command!.stdout(this.stdoutDecoder.decode(args[1], { stream: true }));
+    }
+  }
+  private readonly stdoutDecoder = new TextDecoder('utf-8', { fatal: false });
 
   /** WASI values in the ledger (values.ts); bytes written to a stream are recorded as text when they are UTF-8. */
   private form(jsName: string, hasSelf: boolean): LedgerForm {
@@ -381,9 +400,9 @@ class WasiRun implements WasiCallRouter {
       }
       return allow(rule);
     }
-    if (inner instanceof EmptySource) {
+    if (inner instanceof EmptySource || inner instanceof InputSource) {
       if (jsName === 'subscribe') return allow('grants.wasi.stdin');
-      return g.stdin === 'empty' ? allow('grants.wasi.stdin') : refuse('grants.wasi.stdin', 'stdin is deny in the policy', STREAM_CLOSED);
+      return g.stdin === 'deny' ? refuse('grants.wasi.stdin', 'stdin is deny in the policy', STREAM_CLOSED) : allow('grants.wasi.stdin');
     }
     if (iface.startsWith('wasi:clocks/')) {
       return g.clocks === 'allow' ? allow('grants.wasi.clocks') : refuse('grants.wasi.clocks', 'grants.wasi.clocks is deny; a clock that lied would be worse than none');

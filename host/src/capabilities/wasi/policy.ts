@@ -9,7 +9,7 @@
  *     cwd: "/"                        # what initial-cwd reports
  *     stdout: capture                 # capture | deny
  *     stderr: capture
- *     stdin: empty                    # empty | deny
+ *     stdin: empty                    # empty | input (a command run's --input) | deny
  *     clocks: allow                   # allow | deny
  *     random: allow                   # allow | deny
  *     filesystem:
@@ -98,7 +98,7 @@ export const WasiSettings = strictObject(
     cwd: GuestPath.optional(),
     stdout: choice(['capture', 'deny'] as const),
     stderr: choice(['capture', 'deny'] as const),
-    stdin: choice(['empty', 'deny'] as const),
+    stdin: choice(['empty', 'input', 'deny'] as const),
     clocks: choice(['allow', 'deny'] as const),
     random: choice(['allow', 'deny'] as const),
     filesystem: z
@@ -148,7 +148,7 @@ export interface WasiGrant extends Grant {
   readonly cwd?: string;
   readonly stdout?: 'capture' | 'deny';
   readonly stderr?: 'capture' | 'deny';
-  readonly stdin?: 'empty' | 'deny';
+  readonly stdin?: 'empty' | 'input' | 'deny';
   readonly clocks?: 'allow' | 'deny';
   readonly random?: 'allow' | 'deny';
   readonly filesystem?: readonly WasiMount[] | 'deny';

@@ -80,6 +80,32 @@ export class EmptySource {
   }
 }
 
+/** A command's stdin: the run's input, read once (grants.wasi.stdin: input). */
+export class InputSource {
+  private offset = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+
+  read(len: bigint): Uint8Array {
+    if (this.offset >= this.bytes.length) throw { tag: 'closed' };
+    const n = Math.min(Number(len), this.bytes.length - this.offset);
+    const chunk = this.bytes.slice(this.offset, this.offset + n);
+    this.offset += n;
+    return chunk;
+  }
+  blockingRead(len: bigint): Uint8Array {
+    return this.read(len);
+  }
+  skip(len: bigint): bigint {
+    return BigInt(this.read(len).length);
+  }
+  blockingSkip(len: bigint): bigint {
+    return this.skip(len);
+  }
+  subscribe(): ReadyPollable {
+    return new ReadyPollable();
+  }
+}
+
 /** Methods of output streams that write (and so are bounded and recorded with their bytes). */
 export const WRITE_METHODS: ReadonlySet<string> = new Set(['write', 'blockingWriteAndFlush', 'writeZeroes', 'blockingWriteZeroesAndFlush']);
 
