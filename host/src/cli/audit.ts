@@ -67,7 +67,7 @@ function listRow(
   inFlight: ReadonlySet<string>,
   runEnd: (run: string) => RunEndRecord | undefined,
 ): RunListRow {
-  const row = { run: run.run, component: run.component.name, startedAt: run.startedAt, calls: run.calls };
+  const row = { run: run.run, component: run.component.name, invoked: run.invoked, startedAt: run.startedAt, calls: run.calls };
   if (run.outcome === 'unfinished') {
     // Rare (a run being written, or a truncated one): reading its calls is the only way to count them.
     const denied = ledgerCalls(ledger.readRun(run.run).map((r) => r.record)).filter((c) => c.decision === 'deny').length;

@@ -65,7 +65,8 @@ export function typeSchema(type: WitType, direction: Direction): JsonSchema {
     case 'enum':
       return withName({ type: 'string', enum: [...type.cases] }, type);
     case 'flags':
-      return withName({ type: 'array', items: { enum: [...type.flags] }, uniqueItems: true }, type);
+      // `enum: []` is not a valid schema: flags without labels (which validation refuses anyway) take no items.
+      return withName(type.flags.length === 0 ? { type: 'array', maxItems: 0 } : { type: 'array', items: { enum: [...type.flags] }, uniqueItems: true }, type);
     default: {
       if (!isInteger(type.kind)) throw new TypeError(`no schema for ${type.kind}`);
       const [min, max] = integerRange(type.kind);

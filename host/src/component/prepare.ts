@@ -211,10 +211,12 @@ const STRICT_DECODER = "const TEXT_DECODER_UTF8 = new TextDecoder('utf-8', { fat
  * The canonical ABI traps on a string that is not valid UTF-8; jco's glue would quietly replace the
  * bad bytes with U+FFFD, so the host would act on (and record) text the guest never sent. The glue's
  * decoder is made fatal: such a string fails the lifting, which traps the run with guest blame.
- * If the glue no longer has the decoder as expected, preparing fails rather than run lenient.
+ * If the glue no longer has the decoder as expected, preparing fails rather than run lenient. Glue
+ * that decodes no guest string at all (a component passing none to the host) has no decoder to fix.
  */
 function strictUtf8(glue: Uint8Array | undefined, origin: string): Uint8Array {
   const text = glue === undefined ? '' : Buffer.from(glue).toString('utf8');
+  if (glue !== undefined && !text.includes('TextDecoder')) return glue;
   if (text.split(LENIENT_DECODER).length !== 2) {
     throw new LoadError('prepare-failed', origin, `${origin} could not be prepared: jco's generated glue does not decode strings as this host expects (jco ${JCO_VERSION})`);
   }

@@ -45,7 +45,16 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
     lines.push(`component  ${clean(start.component.name)}  ${shortDigest(start.component.digest)}`);
     lines.push(`policy     ${clean(start.policy.source)}  ${shortDigest(start.policy.digest)}`);
     lines.push(`started    ${clean(start.at)}  (ice ${clean(start.host.ice)})`);
-    lines.push(`input      ${formatCaptured(start.input, MAX_VALUE * 2)}`);
+    const invoke = start.invoke;
+    if (invoke?.kind === 'call') {
+      lines.push(`called     ${clean(invoke.function)}${invoke.interface ? `  (${clean(invoke.interface)})` : ''}`);
+      lines.push(`arguments  ${formatCaptured(start.input, MAX_VALUE * 2)}`);
+    } else if (invoke?.kind === 'command') {
+      lines.push(`command    ${clean(invoke.export)}  args ${shorten(clean(JSON.stringify(invoke.args)), MAX_VALUE * 2)}`);
+      lines.push(`stdin      ${formatCaptured(start.input, MAX_VALUE * 2)}`);
+    } else {
+      lines.push(`input      ${formatCaptured(start.input, MAX_VALUE * 2)}`);
+    }
   } else {
     lines.push('component  ?  (run-start record missing)');
   }
@@ -95,6 +104,8 @@ export function formatStoredRunTable(records: readonly StoredRecord[], options: 
 export interface RunListRow {
   run: string;
   component: string;
+  /** What it called: `run`, a function (`geometry.area`), `wasi:cli/run`. */
+  invoked: string;
   startedAt: string;
   /** `ok`, `error`, `trap`, `incomplete`, `limit (fuel)`, `unfinished`, `unfinished (in flight)`. */
   outcome: string;
@@ -107,16 +118,17 @@ export interface RunListRow {
  * footer with how many are shown; `total`: how many runs the ledger holds, when more than are shown.
  */
 export function formatRunList(rows: readonly RunListRow[], total: number = rows.length): string {
-  const header = ['run', 'component', 'started', 'outcome', 'calls', 'denied'];
+  const header = ['run', 'component', 'called', 'started', 'outcome', 'calls', 'denied'];
   const cells = rows.map((r) => [
     clean(r.run),
     shorten(clean(r.component), MAX_COMPONENT),
+    shorten(clean(r.invoked), MAX_COMPONENT),
     clean(r.startedAt),
     clean(r.outcome),
     String(r.calls),
     String(r.denied),
   ]);
-  const rightAligned = [false, false, false, false, true, true];
+  const rightAligned = [false, false, false, false, false, true, true];
   const lines = renderTable(header, cells, rightAligned);
   if (cells.length === 0) lines.push('(no runs)');
   lines.push('');

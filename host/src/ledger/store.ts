@@ -87,6 +87,8 @@ export interface RunSummary {
   startedAt: string;
   component: { name: string; digest: string };
   policyDigest: string;
+  /** What the run called: `run`, a typed export's name (`geometry.area`), or `wasi:cli/run` for a command. */
+  invoked: string;
   /** `unfinished` when the run has no run-end record (still running, or its host died). */
   outcome: RunOutcome | 'unfinished';
   /** Call records (from run-end counts; for an unfinished run, the calls written so far). */
@@ -278,6 +280,7 @@ export class LedgerStore {
         startedAt: start.at,
         component: { name: start.component.name, digest: start.component.digest },
         policyDigest: start.policy.digest,
+        invoked: invokedName(start),
         outcome: end?.outcome ?? 'unfinished',
         calls: end?.counts.calls ?? row.callsSoFar ?? 0,
         durationUs: end?.durationUs ?? null,
@@ -290,6 +293,13 @@ export class LedgerStore {
   rows(): IterableIterator<LedgerRow> {
     return this.rowsStmt.iterate();
   }
+}
+
+/** What a run called, in one word: `run`, the function's name, or `wasi:cli/run`. */
+export function invokedName(start: Pick<RunStartRecord, 'invoke'>): string {
+  const invoke = start.invoke;
+  if (invoke === undefined) return 'run';
+  return invoke.kind === 'call' ? invoke.function : 'wasi:cli/run';
 }
 
 const DECISIONS: ReadonlySet<string> = new Set(Object.keys(DECISION_COUNTER));
