@@ -118,6 +118,7 @@ class WasiRun implements WasiCallRouter {
   private readonly budget: Budget;
   /** The stdout handles the guest got (live or replayed): what it writes to them is a command's output. */
   private readonly stdoutHandles = new WeakSet<object>();
+  private readonly stdoutDecoder = new TextDecoder('utf-8', { fatal: false });
   private shim: Record<string, Record<string, unknown>> = {};
 
   constructor(
@@ -348,8 +349,6 @@ class WasiRun implements WasiCallRouter {
       this.run.command!.stdout(this.stdoutDecoder.decode(args[1], { stream: true }));
     }
   }
-  private readonly stdoutDecoder = new TextDecoder('utf-8', { fatal: false });
-
   /** WASI values in the ledger (values.ts); bytes written to a stream are recorded as text when they are UTF-8. */
   private form(jsName: string, hasSelf: boolean): LedgerForm {
     return {
