@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyFile } from '../host/src/capabilities/policy.js';
 import { buildGuest, BuildError, customSections, type BuildResult } from '../host/src/build/index.js';
+import { parseWitDocs } from '../host/src/build/wit-docs.js';
+import { worldWitSource } from '../host/src/core/world.js';
 import { ice, tempDir } from './helpers.js';
 import { CALC_COMPONENT, COMMAND_COMPONENT, EXAMPLES_DIR, ROOT, RUST_GUESTS_DIR } from './paths.js';
 
@@ -171,6 +173,123 @@ describe('ice build: choosing the world of wit/', () => {
       worlds: { split: { docs: 'The world.\n', func_exports: { b: { docs: 'Exported.\n' } } } },
       interfaces: { things: { docs: 'Things.\n', funcs: { nothing: { docs: 'Nothing at all.\n' } } } },
     });
+  });
+});
+
+describe('WIT doc comments', () => {
+  it('reads the docs of every kind of item, by the names wit-component gives them', () => {
+    const wit = parseWitDocs(
+      [
+        '/// The package.',
+        'package test:docs@0.1.0;',
+        '',
+        '/** An interface',
+        '  with a block comment. */',
+        'interface things {',
+        '  // not a doc comment',
+        '  /// A handle.',
+        '  resource handle {',
+        '    /// Makes one.',
+        '    constructor(n: u32);',
+        '    /// Its size.',
+        '    size: func() -> u32;',
+        '    /// Another one.',
+        '    copy: static func(h: borrow<handle>) -> handle;',
+        '  }',
+        '  /// An alias.',
+        '  type id = u32;',
+        '  /// A choice.',
+        '  variant choice { /// The first.',
+        '    first(list<tuple<u8, u8>>), second }',
+        '  /// Not built.',
+        '  @unstable(feature = later)',
+        '  later: func();',
+        '  /// Stable since 0.1.0.',
+        '  @since(version = 0.1.0)',
+        '  %type: func(a: option<u8>) -> result<_, string>;',
+        '}',
+        '',
+        'world w {',
+        '  /// Inline.',
+        '  export inline: interface { /// In it.',
+        '    f: func(); }',
+        '  /// Imported.',
+        '  import ping: async func();',
+        '  /// By path: nowhere to keep these.',
+        '  import things;',
+        '  include other;',
+        '}',
+        'world other { export g: func(); }',
+      ].join('\n'),
+    );
+    expect(wit.package?.name).toBe('test:docs@0.1.0');
+    expect(wit.worlds).toEqual(['w', 'other']);
+    expect(wit.docs).toEqual({
+      docs: 'The package.\n',
+      worlds: {
+        w: {
+          interfaces: {},
+          types: {},
+          funcs: { ping: { docs: 'Imported.\n' } },
+          interface_exports: { inline: { docs: 'Inline.\n', funcs: { f: { docs: 'In it.\n' } }, types: {} } },
+          func_exports: {},
+        },
+        other: { interfaces: {}, types: {}, funcs: {}, interface_exports: {}, func_exports: { g: { docs: undefined } } },
+      },
+      interfaces: {
+        things: {
+          docs: ' An interface\n  with a block comment. \n',
+          funcs: {
+            '[constructor]handle': { docs: 'Makes one.\n' },
+            '[method]handle.size': { docs: 'Its size.\n' },
+            '[static]handle.copy': { docs: 'Another one.\n' },
+            type: { docs: 'Stable since 0.1.0.\n' },
+          },
+          types: {
+            handle: { docs: 'A handle.\n' },
+            id: { docs: 'An alias.\n' },
+            choice: { docs: 'A choice.\n', items: { first: 'The first.\n' } },
+          },
+        },
+      },
+    });
+  });
+
+  it('finds the world of the ICE WIT and never stops on text that is not WIT', () => {
+    expect(parseWitDocs(worldWitSource()).worlds).toEqual(['agent']);
+    for (const text of ['', '}}}', 'world', 'interface x {', 'world w { export', '/* open', '@@@ ( < {', 'package a:b { world x {} }']) {
+      expect(() => parseWitDocs(text)).not.toThrow();
+    }
+  });
+
+  it('keeps only docs the decoded component has in package-docs, so componentWit still reads it', async () => {
+    const dir = rustPackage('inline', {
+      'wit/w.wit': [
+        'package test:inline@0.1.0;',
+        '/// A world.',
+        'world w {',
+        '  /// Unused, so not in the component.',
+        '  import ping: func();',
+        '  /// A type.',
+        '  type id = u32;',
+        '  /// Inline.',
+        '  export things: interface {',
+        '    /// Nothing.',
+        '    nothing: func();',
+        '  }',
+        '  /// Exported.',
+        '  export b: func();',
+        '}',
+      ].join('\n'),
+    });
+    writeFileSync(join(dir, 'src', 'lib.rs'), '#[export_name = "b"]\nextern "C" fn b() {}\n#[export_name = "things#nothing"]\nextern "C" fn nothing() {}\n');
+    const built = await buildGuest(dir);
+    expect(docsSection(built.component, 'package-docs').json).toEqual({
+      worlds: { root: { docs: 'A world.\n', func_exports: { b: { docs: 'Exported.\n' } }, interface_exports: { things: { docs: 'Inline.\n', funcs: { nothing: { docs: 'Nothing.\n' } } } } } },
+    });
+    const wit = await componentWit(built.component);
+    expect(wit).toContain('/// A world.\nworld root {');
+    expect(wit).toContain('  /// Inline.\n  export things: interface {\n    /// Nothing.\n    nothing: func();\n  }');
   });
 });
 
