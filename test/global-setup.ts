@@ -1,15 +1,30 @@
 /**
  * Builds every guest from source once per test run, through the same build function as `ice build`:
  * AssemblyScript guests/<name> → build/guests/<name>.wasm, Rust guests/rust/<name> →
- * build/guests/rust/<name>.wasm.
+ * build/guests/rust/<name>.wasm (guests/rust/command is a WASI command), and the components of
+ * examples/ that tests use (examples/calc → build/examples/calc.wasm).
  *
  * ICE_REUSE_GUESTS=1 (local iteration only; CI never sets it) skips a language whose built components are
  * all newer than every file of its sources and the SDKs, so a focused `vitest run <file>` starts in seconds.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildAllGuests } from '../host/src/build/index.js';
-import { GUESTS_DIR, GUEST_BUILD_DIR, JS_GUESTS_DIR, JS_GUEST_BUILD_DIR, ROOT, RUST_GUESTS_DIR, RUST_GUEST_BUILD_DIR } from './paths.js';
+import { buildAllGuests, buildGuest } from '../host/src/build/index.js';
+import {
+  CALC_COMPONENT,
+  EXAMPLES_DIR,
+  EXAMPLE_BUILD_DIR,
+  GUESTS_DIR,
+  GUEST_BUILD_DIR,
+  JS_GUESTS_DIR,
+  JS_GUEST_BUILD_DIR,
+  ROOT,
+  RUST_GUESTS_DIR,
+  RUST_GUEST_BUILD_DIR,
+} from './paths.js';
+
+/** Example components tests use: source directory → component. */
+const EXAMPLES: readonly (readonly [string, string])[] = [[join(EXAMPLES_DIR, 'calc'), CALC_COMPONENT]];
 
 export default async function setup(): Promise<void> {
   mkdirSync(GUEST_BUILD_DIR, { recursive: true });
@@ -24,12 +39,24 @@ export default async function setup(): Promise<void> {
     const built = await buildAllGuests(from, to);
     console.log(`built ${Object.keys(built).length} ${language} guests from source in ${Math.round(performance.now() - started)} ms`);
   }
+  mkdirSync(EXAMPLE_BUILD_DIR, { recursive: true });
+  for (const [from, to] of EXAMPLES) {
+    if (process.env['ICE_REUSE_GUESTS'] === '1' && existsSync(to) && statSync(to).mtimeMs > Math.max(newest(from), sharedSources())) continue;
+    const built = await buildGuest(from);
+    writeFileSync(to, built.component);
+    console.log(`built ${from} (${built.form}) from source in ${Math.round(built.ms)} ms`);
+  }
+}
+
+/** What every guest's build depends on besides its own sources. */
+function sharedSources(): number {
+  return Math.max(newest(join(ROOT, 'sdk')), newest(join(ROOT, 'wit')), newest(join(ROOT, 'host', 'src', 'build')));
 }
 
 /** Every guest directory of `from` has a component in `to` newer than all sources it could depend on. */
 function upToDate(from: string, to: string): boolean {
   const guests = readdirSync(from, { withFileTypes: true }).filter((e) => e.isDirectory() && !['target', 'shared', 'js', 'rust'].includes(e.name));
-  const sources = Math.max(newest(from), newest(join(ROOT, 'sdk')), newest(join(ROOT, 'wit')), newest(join(ROOT, 'host', 'src', 'build')));
+  const sources = Math.max(newest(from), sharedSources());
   return guests.every((g) => {
     const out = join(to, `${g.name}.wasm`);
     return existsSync(out) && statSync(out).mtimeMs > sources;

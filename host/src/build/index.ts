@@ -7,13 +7,17 @@
  * await writeFile('hello.wasm', built.component);
  * ```
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildAssemblyScript } from './assemblyscript.js';
+import { declaresBinary, declaresCdylib, declaresPackage, readManifest } from './cargo-manifest.js';
 import { BuildError } from './errors.js';
+import { GUEST_WIT_DIR } from './guest-wit.js';
 import { buildRust } from './rust.js';
+import { buildRustCommand } from './rust-command.js';
+import { buildRustWorld } from './rust-world.js';
 import { buildJavaScript, isJavaScriptGuest } from './javascript.js';
 
 export { BuildError } from './errors.js';
@@ -22,10 +26,26 @@ export type { AssemblyScriptBuild } from './assemblyscript.js';
 export { componentize } from './component.js';
 export { buildRust } from './rust.js';
 export type { RustBuild } from './rust.js';
-export { findRustToolchain, RUST_PACKAGES_HINT } from './rust-toolchain.js';
+export { buildRustWorld } from './rust-world.js';
+export type { RustWorldBuild } from './rust-world.js';
+export { buildRustCommand } from './rust-command.js';
+export { findRustToolchain, RUST_PACKAGES_HINT, WASI_TARGETS } from './rust-toolchain.js';
+export { customSections, appendCustomSection } from './custom-sections.js';
+export type { CustomSection } from './custom-sections.js';
+export { PACKAGE_DOCS_SECTION, ICE_PACKAGE_DOCS_SECTION } from './component-docs.js';
+export type { PackageDocs, WorldDocs, InterfaceDocs, TypeDocs, FunctionDocs } from './wit-docs.js';
+
+/**
+ * What a component is:
+ * - `agent`: the ICE agent world (`ice:agent/agent`: exports `run`), from AssemblyScript, Rust or JavaScript;
+ * - `world`: a Rust guest's own WIT world (its `wit/` directory), which may import ICE interfaces;
+ * - `command`: a Rust program (`fn main`) as a `wasi:cli/command` component.
+ */
+export type GuestForm = 'agent' | 'world' | 'command';
 
 export interface BuildResult {
   language: 'assemblyscript' | 'rust' | 'javascript';
+  form: GuestForm;
   /** The component bytes. */
   component: Uint8Array;
   /** Size of the core module inside. */
@@ -38,7 +58,9 @@ export interface BuildResult {
 /**
  * Builds one guest.
  * @param source an AssemblyScript `.ts` file or a directory holding `index.ts`; or a Rust guest: a
- *   directory holding a cargo package (`Cargo.toml` with `[package]`), or that `Cargo.toml`.
+ *   directory holding a cargo package (`Cargo.toml` with `[package]`), or that `Cargo.toml`. A Rust
+ *   package with a `wit/` directory is built against its own world there; one with a binary target
+ *   (`src/main.rs`) and no cdylib becomes a WASI command; any other is an ICE agent.
  * @throws BuildError naming the source and the reason (compiler diagnostics included).
  */
 export async function buildGuest(source: string): Promise<BuildResult> {
@@ -46,10 +68,20 @@ export async function buildGuest(source: string): Promise<BuildResult> {
   const path = resolve(source);
   if (!existsSync(path)) throw new BuildError(path, 'no such file or directory');
   const guest = guestKind(path);
+  const form = guest.language === 'rust' ? rustForm(guest.path) : 'agent';
   const built =
-    guest.language === 'rust' ? await buildRust(guest.path) : guest.language === 'javascript' ? await buildJavaScript(guest.path) : await buildAssemblyScript(guest.path);
+    guest.language === 'javascript'
+      ? await buildJavaScript(guest.path)
+      : guest.language === 'assemblyscript'
+        ? await buildAssemblyScript(guest.path)
+        : form === 'world'
+          ? await buildRustWorld(guest.path)
+          : form === 'command'
+            ? await buildRustCommand(guest.path)
+            : await buildRust(guest.path);
   return {
     language: guest.language,
+    form,
     component: built.component,
     coreBytes: built.core.byteLength,
     componentBytes: built.component.byteLength,
@@ -80,8 +112,15 @@ function guestKind(path: string): { language: 'assemblyscript' | 'rust' | 'javas
   throw new BuildError(path, 'expected a guest: an AssemblyScript index.ts or a Rust Cargo.toml in this directory');
 }
 
+function rustForm(dir: string): GuestForm {
+  const witDir = join(dir, GUEST_WIT_DIR);
+  if (existsSync(witDir) && statSync(witDir).isDirectory()) return 'world';
+  const manifest = readManifest(dir);
+  return !declaresCdylib(manifest) && declaresBinary(dir, manifest) ? 'command' : 'agent';
+}
+
 function isCargoPackage(dir: string): boolean {
-  return /^\s*\[package\]/m.test(readFileSync(join(dir, 'Cargo.toml'), 'utf8'));
+  return declaresPackage(readManifest(dir));
 }
 
 /**

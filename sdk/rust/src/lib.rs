@@ -78,3 +78,28 @@ macro_rules! export_run {
         };
     };
 }
+
+/// Exports `cabi_realloc` alone, for a crate that lowers its own WIT world's exports by hand (a
+/// component built from a `wit/` world, such as examples/calc) and only needs the host to be able to
+/// write strings and lists into its memory. `export_run!` exports it too: use one or the other.
+///
+/// ```ignore
+/// ice::export_cabi_realloc!();
+/// ```
+#[macro_export]
+macro_rules! export_cabi_realloc {
+    () => {
+        const _: () = {
+            #[allow(unused_unsafe)]
+            #[export_name = "cabi_realloc"]
+            unsafe extern "C" fn __ice_export_cabi_realloc(
+                old: *mut u8,
+                old_len: usize,
+                align: usize,
+                new_len: usize,
+            ) -> *mut u8 {
+                unsafe { $crate::export::realloc(old, old_len, align, new_len) }
+            }
+        };
+    };
+}
