@@ -151,11 +151,11 @@ describe('a policy pinned to a component (sha256)', () => {
     try {
       const pinned = writePolicy(`version: 1\ncomponent: calc\nsha256: ${digest.toUpperCase()}\ngrants:\n  kv: { read: ["notes/*"], write: ["notes/*"] }\n`);
       expect((await host.load(CALC_COMPONENT, pinned)).policy.pin).toBe(digest);
-      const other = writePolicy(`version: 1\ncomponent: calc\nsha256: ${'0'.repeat(64)}\ngrants:\n  kv: { read: ["notes/*"], write: ["notes/*"] }\n`);
+      const other = writePolicy(`version: 1\ncomponent: calc\nsha256: ${'a'.repeat(64)}\ngrants:\n  kv: { read: ["notes/*"], write: ["notes/*"] }\n`);
       const error = await host.load(CALC_COMPONENT, other).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LoadError);
       expect((error as LoadError).code).toBe('pin-mismatch');
-      expect((error as LoadError).message).toContain(`its sha256 is ${digest}, the policy's sha256 is ${'0'.repeat(64)}`);
+      expect((error as LoadError).message).toContain(`its sha256 is ${digest}, the policy's sha256 is ${'a'.repeat(64)}`);
     } finally {
       host.close();
     }
@@ -192,8 +192,13 @@ describe('ice call, ice inspect, ice audit on typed exports (CLI)', () => {
   it('audit list and show name the function that was called', () => {
     const list = ice(['audit', 'list', '--state', state]);
     expect(list.stdout).toMatch(/calc\s+geometry\.centroid/);
+    expect(list.stdout).toMatch(/calc\s+divide/);
     const show = ice(['audit', 'show', 'last', '--state', state]);
-    expect(show.stdout).toMatch(/^called {5}geometry\.area {2}\(example:calc\/geometry@0\.1\.0\)$/m);
+    expect(show.stdout).toMatch(/^called {5}divide$/m);
+    expect(show.stdout).toMatch(/^arguments {2}"\{\\"a\\":1,\\"b\\":0\}"$/m);
+    const centroid = ice(['call', CALC_COMPONENT, 'geometry.centroid', '--policy', policy, '--state', state, '--args', '{"points":[]}']);
+    expect(centroid.stdout).toBe('null\n');
+    expect(ice(['audit', 'show', 'last', '--state', state]).stdout).toMatch(/^called {5}geometry\.centroid {2}\(example:calc\/geometry@0\.1\.0\)$/m);
   });
 
   it('inspect lists each function with its signature and docs, and --json gives their JSON schemas', () => {

@@ -1,9 +1,11 @@
 /**
- * WIT doc comments, from a component's top-level `package-docs` custom section when it carries one
- * (wit-component's format: one version byte, then JSON `{ docs?, worlds?: { <world>: { docs?, funcs?,
- * types?, interfaces? } }, interfaces?: { <name>: { docs?, funcs?: { <fn>: text }, types?: { <type>:
- * { docs?, items?: { <field or case>: text } } } } } }`). `ice build` copies it there from the
- * embedded WIT; other toolchains may not, and then functions simply have no description.
+ * WIT doc comments, from a component's custom sections in wit-component's `package-docs` model
+ * (wit-parser metadata.rs, format 1: one version byte, then JSON `{ package?, docs?, worlds?: { <w>: {
+ * docs?, func_exports?: { <fn>: { docs } }, interface_exports?: { <i>: { docs?, funcs? } }, types? } },
+ * interfaces?: { <i>: { docs?, funcs?: { <fn>: { docs } }, types?: { <t>: { docs?, items?: { <field or
+ * case>: text } } } } } }`). `ice:package-docs` (written by `ice build`: the guest's whole package under
+ * its own names) is read first; the standard `package-docs` otherwise. A component without either
+ * simply has no descriptions.
  *
  * The framing was checked before this runs (framing.ts), so sizes are trusted to fit.
  */
@@ -11,18 +13,22 @@ import { interfaceShortName } from './export-types.js';
 import type { TypedFunction, WitType } from './wit-types.js';
 
 const CUSTOM_SECTION = 0;
-const SECTION_NAME = 'package-docs';
+const SECTIONS = ['ice:package-docs', 'package-docs'];
 const MAX_DOCS_BYTES = 1 << 20;
 
+/** A doc entry: the text itself, or `{ docs }`. */
+type Doc = string | { docs?: string };
 interface TypeDocs {
   docs?: string;
-  items?: Record<string, string>;
+  items?: Record<string, Doc>;
 }
 interface ItemDocs {
   docs?: string;
-  funcs?: Record<string, string>;
+  funcs?: Record<string, Doc>;
+  func_exports?: Record<string, Doc>;
   types?: Record<string, TypeDocs>;
   interfaces?: Record<string, ItemDocs>;
+  interface_exports?: Record<string, ItemDocs>;
 }
 export interface PackageDocs extends ItemDocs {
   worlds?: Record<string, ItemDocs>;
@@ -38,8 +44,9 @@ function leb(bytes: Uint8Array, at: number): [number, number] {
   return [value, at];
 }
 
-/** The component's own (top-level) `package-docs` section, parsed; undefined when absent or unreadable. */
+/** The component's own (top-level) docs section, parsed; undefined when absent or unreadable. */
 export function readPackageDocs(bytes: Uint8Array): PackageDocs | undefined {
+  const found = new Map<string, Uint8Array>();
   let at = 8;
   while (at < bytes.length) {
     const id = bytes[at]!;
@@ -48,23 +55,26 @@ export function readPackageDocs(bytes: Uint8Array): PackageDocs | undefined {
     if (id === CUSTOM_SECTION) {
       const [nameLength, nameAt] = leb(bytes, body);
       const name = new TextDecoder().decode(bytes.subarray(nameAt, nameAt + nameLength));
-      const payload = bytes.subarray(nameAt + nameLength, end);
-      if (name === SECTION_NAME && payload.length > 1 && payload.length <= MAX_DOCS_BYTES) {
-        try {
-          const parsed: unknown = JSON.parse(new TextDecoder().decode(payload.subarray(1)));
-          return parsed !== null && typeof parsed === 'object' ? (parsed as PackageDocs) : undefined;
-        } catch {
-          return undefined; // docs are a courtesy: unreadable ones are ignored, never a load failure
-        }
-      }
+      if (SECTIONS.includes(name)) found.set(name, bytes.subarray(nameAt + nameLength, end));
     }
     at = end;
+  }
+  for (const name of SECTIONS) {
+    const payload = found.get(name);
+    if (!payload || payload.length < 2 || payload.length > MAX_DOCS_BYTES) continue;
+    try {
+      const parsed: unknown = JSON.parse(new TextDecoder().decode(payload.subarray(1)));
+      if (parsed !== null && typeof parsed === 'object') return parsed as PackageDocs;
+    } catch {
+      // docs are a courtesy: unreadable ones are ignored, never a load failure
+    }
   }
   return undefined;
 }
 
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+function text(value: Doc | undefined): string | undefined {
+  const raw = typeof value === 'string' ? value : value?.docs;
+  return typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : undefined;
 }
 
 /** The functions with their doc comments (and their named types') attached. */
@@ -72,8 +82,9 @@ export function withDocs(functions: readonly TypedFunction[], docs: PackageDocs 
   if (!docs) return [...functions];
   const worlds = Object.values(docs.worlds ?? {});
   return functions.map((fn) => {
-    const scope = fn.interface === undefined ? undefined : (docs.interfaces?.[interfaceShortName(fn.interface)] ?? worlds.map((w) => w.interfaces?.[interfaceShortName(fn.interface!)]).find(Boolean));
-    const own = fn.interface === undefined ? worlds.map((w) => text(w.funcs?.[fn.func])).find(Boolean) : text(scope?.funcs?.[fn.func]);
+    const short = fn.interface === undefined ? undefined : interfaceShortName(fn.interface);
+    const scope = short === undefined ? undefined : (docs.interfaces?.[short] ?? worlds.map((w) => w.interface_exports?.[short]).find(Boolean));
+    const own = fn.interface === undefined ? worlds.map((w) => text(w.func_exports?.[fn.func] ?? w.funcs?.[fn.func])).find(Boolean) : text(scope?.funcs?.[fn.func]);
     const types = { ...Object.assign({}, ...worlds.map((w) => w.types ?? {})), ...(scope?.types ?? {}) } as Record<string, TypeDocs>;
     const documented = (type: WitType): WitType => documentType(type, types);
     return {
@@ -100,7 +111,7 @@ function documentType(type: WitType, types: Record<string, TypeDocs>): WitType {
       const own = type.name ? types[type.name] : undefined;
       return {
         ...type,
-        ...(text(own?.docs) ? { docs: text(own?.docs)! } : {}),
+        ...(text(own) ? { docs: text(own)! } : {}),
         fields: type.fields.map((f) => ({ ...f, type: sub(f.type), ...(text(own?.items?.[f.name]) ? { docs: text(own?.items?.[f.name])! } : {}) })),
       };
     }
@@ -108,13 +119,13 @@ function documentType(type: WitType, types: Record<string, TypeDocs>): WitType {
       const own = type.name ? types[type.name] : undefined;
       return {
         ...type,
-        ...(text(own?.docs) ? { docs: text(own?.docs)! } : {}),
+        ...(text(own) ? { docs: text(own)! } : {}),
         cases: type.cases.map((c) => ({ ...c, ...(c.type ? { type: sub(c.type) } : {}), ...(text(own?.items?.[c.name]) ? { docs: text(own?.items?.[c.name])! } : {}) })),
       };
     }
     case 'enum':
     case 'flags': {
-      const own = type.name ? text(types[type.name]?.docs) : undefined;
+      const own = type.name ? text(types[type.name]) : undefined;
       return own ? { ...type, docs: own } : type;
     }
     default:

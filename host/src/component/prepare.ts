@@ -69,7 +69,7 @@ const JCO_VERSION: string = JSON.parse(
   readFileSync(join(dirname(require.resolve('@bytecodealliance/jco')), '..', 'package.json'), 'utf8'),
 ).version;
 /** Bump when the transpile options, the metering or the cache layout change. */
-const CACHE_FORMAT = 5;
+const CACHE_FORMAT = 6;
 const TRANSPILE_OPTIONS = { name: 'agent', instantiation: 'sync', noTypescript: false } as const;
 
 interface Entry {

@@ -87,7 +87,7 @@ export const messages = {
     'missing; add "component: <name>" (the component\'s name in the ledger, also its kv namespace)',
   componentNotString: (got: unknown) => `expected the component name as a string, got ${describeValue(got)}`,
   sha256Bad: (got: unknown) =>
-    `expected the component's sha256 as 64 hex digits (\`sha256sum calc.wasm\`, or the digest \`ice inspect\` prints), got ${describeValue(got)}`,
+    `expected the component's sha256 as 64 hex digits, quoted in YAML (sha256: "4f1c…"; \`sha256sum calc.wasm\`, or the digest \`ice inspect\` prints), got ${describeValue(got)}`,
   componentBadName: (got: string) =>
     `bad component name ${describeValue(got)}: use 1 to 64 characters from a-z, 0-9, ".", "_", "-", starting with a letter or digit`,
   auditNotMapping: (got: unknown) => `expected a mapping like { capture: full }, got ${describeValue(got)}`,
