@@ -15,6 +15,7 @@ const LAYERS = [
   ['sandbox', '^host/src/sandbox/'],
   ['replay', '^host/src/replay/'],
   ['host', '^host/src/(host|index)\\.ts$'],
+  ['mcp', '^host/src/mcp/'],
   ['cli', '^host/src/cli/'],
 ];
 

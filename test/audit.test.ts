@@ -234,10 +234,10 @@ describe('ice audit list', () => {
   it('lists the runs newest first with outcome, calls and denials', () => {
     const started = runs.map((run) => (JSON.parse(row(base, run, 0).body) as { at: string }).at);
     const line = (i: number, component: string, outcome: string, calls: number, denied: number): string =>
-      `${runs[i]}  ${component.padEnd(12)}  ${started[i]}  ${outcome.padEnd(12)}  ${String(calls).padStart(5)}  ${String(denied).padStart(6)}`;
+      `${runs[i]}  ${component.padEnd(12)}  run     ${started[i]}  ${outcome.padEnd(12)}  ${String(calls).padStart(5)}  ${String(denied).padStart(6)}`;
     const table = [
-      'run                         component     started                   outcome       calls  denied',
-      '──────────────────────────  ────────────  ────────────────────────  ────────────  ─────  ──────',
+      'run                         component     called  started                   outcome       calls  denied',
+      '──────────────────────────  ────────────  ──────  ────────────────────────  ────────────  ─────  ──────',
       line(3, 'hostile', 'limit (fuel)', 0, 0),
       line(2, 'clock-random', 'ok', 2, 0),
       line(1, 'counter', 'ok', 3, 1),

@@ -159,7 +159,7 @@ describe('path and argument mistakes: a message with the fix, exit 2, never a ra
     ['inspect <dir>', ['inspect', aDir], /^cannot read component .*adir: it is a directory: pass the \.wasm file/],
     ['audit verify --file <dir>', ['audit', 'verify', '--file', aDir], /^ice audit verify: cannot read --file .*adir: it is a directory; pass the file `ice audit export` wrote\n$/],
     ['policy version "1"', ['run', hello, '--policy', writePolicy('version: "1"\ncomponent: hello\ngrants:\n  log: {}\n')], /version: expected a number, got the string "1": write "version: 1" without quotes/],
-    ['run x.wasm --policy p extra', ['run', hello, '--policy', POLICIES.hello(), 'extra', 'words'], /pass it with --input "extra words" \(or --input-file <path>\)\nusage: ice run /],
+    ['run x.wasm --policy p extra', ['run', hello, '--policy', POLICIES.hello(), 'extra', 'words'], /pass it with --input "extra words" \(or --input-file <path>\); a WASI command's arguments go after --\nusage: ice run /],
   ];
   it.each(cases)('%s', (_name, args, message) => {
     const out = ice(args);

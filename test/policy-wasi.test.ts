@@ -42,7 +42,7 @@ describe('grants.wasi', () => {
 
   it.each([
     [{ stdout: 'inherit' }, 'grants.wasi.stdout: expected capture or deny, got "inherit"'],
-    [{ stdin: 'host' }, 'grants.wasi.stdin: expected empty or deny'],
+    [{ stdin: 'host' }, 'grants.wasi.stdin: expected empty or input or deny'],
     [{ sockets: 'allow' }, 'only deny is supported for sockets'],
     [{ http: 'rules' }, 'only deny is supported for wasi:http'],
     [{ env: { 'BAD-NAME': 'x' } }, 'is not a variable name'],

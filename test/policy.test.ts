@@ -53,7 +53,7 @@ describe('policy: hostile and malformed input is refused with a message naming t
   describe('unknown keys at every level', () => {
     it('rejects an unknown top-level key', () => {
       expect(yamlIssues(`${HEADER}grants: {}\ngrant: {}\n`)).toEqual([
-        'grant: unknown key; allowed keys: version, component, audit, limits, grants',
+        'grant: unknown key; allowed keys: version, component, sha256, audit, limits, grants',
       ]);
     });
     it('rejects an unknown key in audit', () => {
@@ -81,12 +81,12 @@ describe('policy: hostile and malformed input is refused with a message naming t
     });
     it('treats __proto__ as an unknown key, in YAML and in JSON', () => {
       expect(yamlIssues(`${HEADER}grants: {}\n__proto__: { grants: { kv: {} } }\n`)).toEqual([
-        '__proto__: unknown key; allowed keys: version, component, audit, limits, grants',
+        '__proto__: unknown key; allowed keys: version, component, sha256, audit, limits, grants',
       ]);
       const error = policyError(() =>
         parsePolicyText('{"version":1,"component":"c","grants":{},"__proto__":{"x":1}}', 'p.json'),
       );
-      expect(error.issues).toEqual([{ path: '__proto__', message: 'unknown key; allowed keys: version, component, audit, limits, grants' }]);
+      expect(error.issues).toEqual([{ path: '__proto__', message: 'unknown key; allowed keys: version, component, sha256, audit, limits, grants' }]);
     });
   });
 
@@ -136,10 +136,10 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ]);
     });
     it('rejects a document that is not a mapping', () => {
-      expect(yamlIssues('- version: 1\n')).toEqual(['expected a mapping with keys version, component, audit, limits, grants, got a list']);
-      expect(yamlIssues('hello\n')).toEqual(['expected a mapping with keys version, component, audit, limits, grants, got "hello"']);
+      expect(yamlIssues('- version: 1\n')).toEqual(['expected a mapping with keys version, component, sha256, audit, limits, grants, got a list']);
+      expect(yamlIssues('hello\n')).toEqual(['expected a mapping with keys version, component, sha256, audit, limits, grants, got "hello"']);
       expect(policyError(() => compilePolicy(null)).message).toBe(
-        'policy <inline> is invalid:\n  expected a mapping with keys version, component, audit, limits, grants, got an empty value',
+        'policy <inline> is invalid:\n  expected a mapping with keys version, component, sha256, audit, limits, grants, got an empty value',
       );
     });
   });

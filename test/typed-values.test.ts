@@ -8,7 +8,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ArgumentError, argumentsFromJson, fromJson, jsName, toJson } from '../host/src/component/json-values.js';
+import { ArgumentError, argumentsFromJson, fromJson, jsName, OutputTooLarge, toJson } from '../host/src/component/json-values.js';
 import { parametersSchema, typeSchema } from '../host/src/component/json-schema.js';
 import type { IntegerKind, TypedFunction, WitType } from '../host/src/component/wit-types.js';
 
@@ -135,6 +135,19 @@ describe('WIT values as JSON (property tests)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('the output bound is a lower bound: a result of exactly N bytes of JSON converts under a limit of N, not N-1', () => {
+    fc.assert(
+      fc.property(typeAndValue, ({ type, value }) => {
+        const bytes = Buffer.byteLength(JSON.stringify(toJson(type, value)), 'utf8');
+        expect(() => toJson(type, value, bytes)).not.toThrow();
+        if (bytes > 64) expect(() => toJson(type, value, bytes * 20)).not.toThrow();
+      }),
+      { numRuns: 400 },
+    );
+    const list: WitType = { kind: 'list', element: { kind: 'u8' } };
+    expect(() => toJson(list, new Uint8Array(1_000_000), 1024)).toThrow(OutputTooLarge);
   });
 
   it('what it produces validates against the published output and input schemas (Ajv 2020-12)', () => {

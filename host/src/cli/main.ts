@@ -34,6 +34,7 @@ type Command = (argv: string[], io: Io) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).runCommand,
   call: async () => (await import('./call.js')).callCommand,
+  mcp: async () => (await import('./mcp.js')).mcpCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   build: async () => (await import('./build.js')).buildCommand,
   audit: async () => (await import('./audit.js')).auditCommand,
@@ -57,7 +58,7 @@ export async function main(argv: string[], rawIo: Io = processIo): Promise<numbe
   try {
     return await (await load())(rest, io);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof PolicyError || error instanceof LoadError || error instanceof BuildError || error instanceof SecretsError || (error instanceof Error && error.name === 'RunInputError')) {
+    if (error instanceof UsageError || error instanceof PolicyError || error instanceof LoadError || error instanceof BuildError || error instanceof SecretsError || (error instanceof Error && (error.name === 'RunInputError' || error.name === 'McpConfigError'))) {
       io.stderr(`${error.message}\n`);
       return EXIT.usage;
     }

@@ -49,7 +49,9 @@ export function typeSchema(type: WitType, direction: Direction): JsonSchema {
         oneOf: [taggedCase('ok', type.ok ? sub(type.ok) : undefined), taggedCase('err', type.err ? sub(type.err) : undefined)],
       };
     case 'tuple':
-      return { type: 'array', prefixItems: type.items.map(sub), items: false, minItems: type.items.length, maxItems: type.items.length };
+      // No `items: false`: maxItems already bounds the length, and draft-07 validators (the MCP SDK's
+      // Ajv) read `items: false` as "no items at all".
+      return { type: 'array', prefixItems: type.items.map(sub), minItems: type.items.length, maxItems: type.items.length };
     case 'record':
       return withName(
         {

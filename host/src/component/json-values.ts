@@ -239,67 +239,109 @@ function floatToJson(value: number): Json {
   return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
 }
 
+/** A result whose JSON would pass the run's output limit: the conversion stops there, before building it. */
+export class OutputTooLarge extends Error {
+  override readonly name = 'OutputTooLarge';
+}
+
 /**
  * A value jco's bindings returned → JSON. The guest's value passed through jco's lifting, which already
- * checked it against the type; a shape that still does not fit is a host bug, reported with its path.
+ * checked it against the type; a shape that still does not fit is a host bug (a TypeError).
+ * `maxBytes`: what is counted on the way is a lower bound of the JSON text's UTF-8 bytes (each item
+ * charges at most what it takes), so passing it proves the output over the limit, and a guest
+ * returning a list of millions of items is stopped there rather than converted whole. The exact check
+ * of the text against limits.maxOutputBytes comes after (sandbox/instance.ts).
  */
-export function toJson(type: WitType, value: unknown, path = 'result'): Json {
-  const bad = (what: string): never => {
-    throw new TypeError(`${path}: the component returned ${describe(value)} where ${what} was expected`);
+export function toJson(type: WitType, value: unknown, maxBytes = Number.POSITIVE_INFINITY): Json {
+  // +1: every item is charged a separator, which the outermost one does not have.
+  const budget = { left: maxBytes + 1 };
+  const spend = (bytes: number): void => {
+    budget.left -= bytes;
+    if (budget.left < 0) throw new OutputTooLarge(`result is over ${maxBytes} bytes of JSON`);
   };
-  switch (type.kind) {
-    case 'bool':
-      return typeof value === 'boolean' ? value : bad('a bool');
-    case 'f32':
-    case 'f64':
-      return typeof value === 'number' ? floatToJson(value) : bad('a number');
-    case 'char':
-    case 'string':
-    case 'enum':
-      return typeof value === 'string' ? value : bad(`a ${type.kind}`);
-    case 'list': {
-      if (!Array.isArray(value) && !ArrayBuffer.isView(value)) return bad('a list');
-      return Array.from(value as ArrayLike<unknown>, (item, i) => toJson(type.element, item, `${path}[${i}]`));
-    }
-    case 'option':
-      if (type.some.kind === 'option') {
+  const bad = (found: unknown, what: string): never => {
+    throw new TypeError(`the component returned ${describe(found)} where ${what} was expected`);
+  };
+  const convert = (type: WitType, value: unknown): Json => {
+    switch (type.kind) {
+      case 'bool':
+        spend(5); // `true,` / `false`
+        return typeof value === 'boolean' ? value : bad(value, 'a bool');
+      case 'f32':
+      case 'f64':
+        spend(2); // a digit and a separator at least
+        return typeof value === 'number' ? floatToJson(value) : bad(value, 'a number');
+      case 'char':
+      case 'string':
+      case 'enum':
+        if (typeof value !== 'string') return bad(value, `a ${type.kind}`);
+        spend(value.length + 3); // UTF-16 units ≤ UTF-8 bytes; quotes and a separator
+        return value;
+      case 'list': {
+        if (!Array.isArray(value) && !ArrayBuffer.isView(value)) return bad(value, 'a list');
+        spend(1);
+        return Array.from(value as ArrayLike<unknown>, (item) => convert(type.element, item));
+      }
+      case 'option':
+        if (type.some.kind === 'option') {
+          const v = value as { tag?: string; val?: unknown };
+          spend(14); // {"tag":"none"}
+          if (v?.tag === 'none') return { tag: 'none' };
+          return v?.tag === 'some' ? { tag: 'some', val: convert(type.some, v.val) } : bad(value, 'a tagged option');
+        }
+        if (value === undefined || value === null) {
+          spend(5);
+          return null;
+        }
+        return convert(type.some, value);
+      case 'result': {
         const v = value as { tag?: string; val?: unknown };
-        if (v?.tag === 'none') return { tag: 'none' };
-        return v?.tag === 'some' ? { tag: 'some', val: toJson(type.some, v.val, `${path}.val`) } : bad('a tagged option');
+        if (v?.tag !== 'ok' && v?.tag !== 'err') return bad(value, 'a result');
+        spend(12); // {"tag":"ok"}
+        const inner = v.tag === 'ok' ? type.ok : type.err;
+        return inner === undefined ? { tag: v.tag } : { tag: v.tag, val: convert(inner, v.val) };
       }
-      return value === undefined || value === null ? null : toJson(type.some, value, path);
-    case 'result': {
-      const v = value as { tag?: string; val?: unknown };
-      if (v?.tag !== 'ok' && v?.tag !== 'err') return bad('a result');
-      const inner = v.tag === 'ok' ? type.ok : type.err;
-      return inner === undefined ? { tag: v.tag } : { tag: v.tag, val: toJson(inner, v.val, `${path}.val`) };
-    }
-    case 'tuple':
-      if (!Array.isArray(value) || value.length !== type.items.length) return bad(`a tuple of ${type.items.length}`);
-      return type.items.map((item, i) => toJson(item, value[i], `${path}[${i}]`));
-    case 'record': {
-      if (!isPlainObject(value)) return bad('a record');
-      const out: Record<string, Json> = {};
-      for (const field of type.fields) out[field.name] = toJson(field.type, value[jsName(field.name)], `${path}.${field.name}`);
-      return out;
-    }
-    case 'variant': {
-      const v = value as { tag?: string; val?: unknown };
-      const chosen = type.cases.find((c) => c.name === v?.tag);
-      if (!chosen) return bad('a variant');
-      return chosen.type === undefined ? { tag: chosen.name } : { tag: chosen.name, val: toJson(chosen.type, v.val, `${path}.val`) };
-    }
-    case 'flags': {
-      if (!isPlainObject(value)) return bad('flags');
-      return type.flags.filter((flag) => value[jsName(flag)] === true);
-    }
-    default:
-      if (isInteger(type.kind)) {
-        if (type.kind === 's64' || type.kind === 'u64') return typeof value === 'bigint' ? value.toString() : bad('a bigint');
-        return typeof value === 'number' && Number.isInteger(value) ? value : bad('an integer');
+      case 'tuple':
+        if (!Array.isArray(value) || value.length !== type.items.length) return bad(value, `a tuple of ${type.items.length}`);
+        spend(1);
+        return type.items.map((item, i) => convert(item, value[i]));
+      case 'record': {
+        if (!isPlainObject(value)) return bad(value, 'a record');
+        const out: Record<string, Json> = {};
+        for (const field of type.fields) {
+          spend(field.name.length + 4); // "name": and a separator
+          out[field.name] = convert(field.type, value[jsName(field.name)]);
+        }
+        return out;
       }
-      return bad(type.kind);
-  }
+      case 'variant': {
+        const v = value as { tag?: string; val?: unknown };
+        const chosen = type.cases.find((c) => c.name === v?.tag);
+        if (!chosen) return bad(value, 'a variant');
+        spend(chosen.name.length + 10); // {"tag":"…"}
+        return chosen.type === undefined ? { tag: chosen.name } : { tag: chosen.name, val: convert(chosen.type, v.val) };
+      }
+      case 'flags': {
+        if (!isPlainObject(value)) return bad(value, 'flags');
+        const set = type.flags.filter((flag) => value[jsName(flag)] === true);
+        spend(set.reduce((n, f) => n + f.length + 3, 1));
+        return set;
+      }
+      default:
+        if (isInteger(type.kind)) {
+          if (type.kind === 's64' || type.kind === 'u64') {
+            if (typeof value !== 'bigint') return bad(value, 'a bigint');
+            const text = value.toString();
+            spend(text.length + 3);
+            return text;
+          }
+          spend(2);
+          return typeof value === 'number' && Number.isInteger(value) ? value : bad(value, 'an integer');
+        }
+        return bad(value, type.kind);
+    }
+  };
+  return convert(type, value);
 }
 
 /**

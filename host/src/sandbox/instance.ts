@@ -15,6 +15,7 @@ import { runMeter } from './fuel.js';
 import { DeadlineReached, HostFault, LedgerBudgetSpent, type RunKernel } from '../kernel/kernel.js';
 import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
+import { OutputTooLarge } from '../component/json-values.js';
 import { FootprintError, type ImportProvider } from './instantiate.js';
 import { invokeExports, type Invocation } from './invoke.js';
 
@@ -57,7 +58,7 @@ export function runInstance(
   let ending: RunEnding;
   try {
     const provider: ImportProvider = { imports: kernel.importObject(admitted), coreImports: (guest) => kernel.coreImports(guest) };
-    ending = invokeExports(instantiate(provider, metered.meter) as unknown as Record<string, unknown>, invocation, stdout);
+    ending = invokeExports(instantiate(provider, metered.meter) as unknown as Record<string, unknown>, invocation, stdout, limits.maxOutputBytes);
   } catch (error) {
     // Past the deadline: at an import call (DeadlineReached) or at a refuel (the guest then trapped).
     ending = kernel.hostFault === undefined && (error instanceof DeadlineReached || metered.pastDeadline()) ? timedOut(limits) : classify(error, kernel);
@@ -110,6 +111,7 @@ export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): Run
   // wasi:cli/exit ends the run, never the process: success is an ok run with empty output.
   if (error instanceof WasiExit) return error.ok ? { outcome: 'ok', output: '' } : { outcome: 'error', error: error.message };
   if (error instanceof FootprintError) return { outcome: 'limit', limit: 'memory', reason: error.message };
+  if (error instanceof OutputTooLarge) return { outcome: 'limit', limit: 'output', reason: `the guest's ${error.message}, over limits.maxOutputBytes` };
   if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof LedgerBudgetSpent) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };

@@ -51,12 +51,12 @@ function componentError(error: unknown): error is Error & { payload: unknown } {
  * Calls the invocation on the instance's exports. Returns ok/error for what the guest returned; throws
  * whatever else ended the call (a trap, a limit, a host fault), for the caller to classify.
  */
-export function invokeExports(exports: Record<string, unknown>, invocation: Invocation, stdout: () => string): Returned {
+export function invokeExports(exports: Record<string, unknown>, invocation: Invocation, stdout: () => string, maxOutputBytes: number): Returned {
   switch (invocation.kind) {
     case 'run':
       return { outcome: 'ok', output: (exports as { run(input: string): string }).run(invocation.input) };
     case 'call':
-      return callTyped(exports, invocation.fn, invocation.args);
+      return callTyped(exports, invocation.fn, invocation.args, maxOutputBytes);
     case 'command': {
       const run = (exports[invocation.export] as { run?: () => void } | undefined)?.run;
       if (typeof run !== 'function') throw new TypeError(`the component exports no ${invocation.export}#run`);
@@ -73,7 +73,7 @@ export function invokeExports(exports: Record<string, unknown>, invocation: Invo
   }
 }
 
-function callTyped(exports: Record<string, unknown>, fn: TypedFunction, args: Readonly<Record<string, Json>>): Returned {
+function callTyped(exports: Record<string, unknown>, fn: TypedFunction, args: Readonly<Record<string, Json>>, maxOutputBytes: number): Returned {
   const scope = (fn.interface === undefined ? exports : exports[fn.interface]) as Record<string, unknown> | undefined;
   const target = scope?.[jsName(fn.func)];
   if (typeof target !== 'function') throw new TypeError(`the component's bindings have no function ${fn.name}`);
@@ -85,10 +85,10 @@ function callTyped(exports: Record<string, unknown>, fn: TypedFunction, args: Re
   } catch (error) {
     if (fn.result?.kind === 'result' && componentError(error)) {
       const type = failureType(fn);
-      return { outcome: 'error', error: JSON.stringify(type === undefined ? null : toJson(type, error.payload, 'error')) };
+      return { outcome: 'error', error: JSON.stringify(type === undefined ? null : toJson(type, error.payload, maxOutputBytes)) };
     }
     throw error;
   }
   const type = successType(fn);
-  return { outcome: 'ok', output: JSON.stringify(type === undefined ? null : toJson(type, returned)) };
+  return { outcome: 'ok', output: JSON.stringify(type === undefined ? null : toJson(type, returned, maxOutputBytes)) };
 }

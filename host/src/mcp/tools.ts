@@ -1,0 +1,75 @@
+/**
+ * The MCP tools of loaded agents: every typed export is `<agent>_<function>` (`calc_geometry.area`)
+ * with its parameters' JSON Schema as input and its result's as output; an ICE-world agent's `run`
+ * takes `{ input }`; a WASI command's `run` takes `{ args, stdin }`. The schemas carry no `$schema`:
+ * MCP's dialect is 2020-12 already, and clients that validate with a draft-07 validator (the SDK's
+ * own Ajv) would otherwise fail to compile them.
+ */
+import { parametersSchema, resultSchema, type JsonSchema } from '../component/json-schema.js';
+import { signatureText, type TypedFunction } from '../component/wit-types.js';
+import type { Agent } from '../host.js';
+
+export type ToolEntry =
+  | { readonly kind: 'call'; readonly agent: Agent; readonly fn: TypedFunction }
+  | { readonly kind: 'run'; readonly agent: Agent }
+  | { readonly kind: 'command'; readonly agent: Agent };
+
+export interface Tool {
+  readonly name: string;
+  readonly description: string;
+  readonly inputSchema: JsonSchema & { type: 'object' };
+  readonly outputSchema?: JsonSchema & { type: 'object' };
+}
+
+/** MCP tool names: letters, digits, `_`, `-`, `.`, at most 128. */
+const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+function withoutDialect(schema: JsonSchema): JsonSchema {
+  const { $schema: _dialect, ...rest } = schema;
+  return rest;
+}
+
+export function toolsOf(name: string, agent: Agent): { tool: Tool; entry: ToolEntry }[] {
+  const tools: { tool: Tool; entry: ToolEntry }[] = [];
+  if (agent.implementsRun) {
+    tools.push({
+      tool: {
+        name: `${name}_run`,
+        description: `Runs the ICE agent ${name} once with a text input (run: func(input: string) -> result<string, string>), under its policy.`,
+        inputSchema: { type: 'object', properties: { input: { type: 'string' } }, required: ['input'], additionalProperties: false },
+      },
+      entry: { kind: 'run', agent },
+    });
+  }
+  if (agent.commandExport) {
+    tools.push({
+      tool: {
+        name: agent.implementsRun ? `${name}_command` : `${name}_run`,
+        description: `Runs the WASI command ${name} once: args follow its policy's grants.wasi.args; stdin is read only when its policy sets grants.wasi.stdin: input; the result is its stdout.`,
+        inputSchema: {
+          type: 'object',
+          properties: { args: { type: 'array', items: { type: 'string' } }, stdin: { type: 'string' } },
+          additionalProperties: false,
+        },
+      },
+      entry: { kind: 'command', agent },
+    });
+  }
+  for (const fn of agent.functions) {
+    if (agent.implementsRun && fn.name === 'run' && fn.interface === undefined) continue;
+    tools.push({
+      tool: {
+        name: `${name}_${fn.name}`,
+        description: `${fn.docs ? `${fn.docs}\n` : ''}${fn.name}: ${signatureText(fn)}`,
+        inputSchema: withoutDialect(parametersSchema(fn)) as Tool['inputSchema'],
+        // MCP wants an object: the function's result is its `result` field.
+        outputSchema: { type: 'object', properties: { result: withoutDialect(resultSchema(fn)) }, required: ['result'], additionalProperties: false },
+      },
+      entry: { kind: 'call', agent, fn },
+    });
+  }
+  for (const { tool } of tools) {
+    if (!TOOL_NAME.test(tool.name)) throw new Error(`tool name ${JSON.stringify(tool.name)} is not a valid MCP tool name (letters, digits, _ - . only, at most 128)`);
+  }
+  return tools;
+}
