@@ -129,7 +129,7 @@ async function askClient(server: Server, request: ApprovalRequest): Promise<{ ap
   }
   const detail = request.detail ? `\n${request.detail.what} (${request.detail.bytes} bytes): ${JSON.stringify(request.detail.head)}` : '';
   const answer = await server.elicitInput({
-    message: `Agent ${request.component} asks: ${request.summary}${detail}\nPolicy rule: ${request.rule}. Approve this one call?`,
+    message: `Agent ${request.component} (${request.call}) asks: ${request.summary}${detail}\nPolicy rule: ${request.rule}. Approve this one call?`,
     requestedSchema: { type: 'object', properties: { approve: { type: 'boolean', title: 'Approve', description: 'Allow this one call' } }, required: ['approve'] },
   });
   if (answer.action !== 'accept') return { approved: false, by: 'mcp-client', reason: `the client's user chose ${answer.action}` };

@@ -1,0 +1,211 @@
+/**
+ * `ice mcp` as an MCP client sees it: the real CLI spawned over stdio, driven by the SDK's own Client
+ * (which also validates every structured result against the tool's output schema). Agents: the calc
+ * example (typed exports, kv), the hello agent (the ICE world's run), the Rust WASI command.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ElicitRequestSchema, ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../host/src/core/digest.js';
+import { ice, tempDir } from './helpers.js';
+import { CALC_COMPONENT, COMMAND_COMPONENT, guestWasm, ICE_BIN, ROOT } from './paths.js';
+
+const CALC_POLICY = 'version: 1\ncomponent: calc\ngrants:\n  kv: { read: ["notes/*", "shared/*"], write: ["notes/*"], ask: ["shared/*"], askTimeoutMs: 20000 }\n';
+const HELLO_POLICY = 'version: 1\ncomponent: hello\ngrants:\n  log: {}\n';
+const COMMAND_POLICY =
+  'version: 1\ncomponent: cmd\ngrants:\n  wasi: { args: ["cmd"], env: {}, stdin: input, stdout: capture, stderr: capture, clocks: allow, random: allow, filesystem: deny }\n';
+
+/** A config dir with the three agents; `extra` lines are appended to calc's entry. */
+function writeConfig(calcExtra = ''): { dir: string; config: string } {
+  const dir = tempDir('ice-mcp-');
+  writeFileSync(join(dir, 'calc.policy.yaml'), CALC_POLICY);
+  writeFileSync(join(dir, 'hello.policy.yaml'), HELLO_POLICY);
+  writeFileSync(join(dir, 'cmd.policy.yaml'), COMMAND_POLICY);
+  const config = join(dir, 'agents.yaml');
+  writeFileSync(
+    config,
+    `agents:\n  - name: calc\n    component: ${CALC_COMPONENT}\n    policy: ./calc.policy.yaml\n${calcExtra}` +
+      `  - name: hello\n    component: ${guestWasm('hello')}\n    policy: ./hello.policy.yaml\n` +
+      `  - name: cmd\n    component: ${COMMAND_COMPONENT}\n    policy: ./cmd.policy.yaml\n`,
+  );
+  return { dir, config };
+}
+
+interface Session {
+  client: Client;
+  stderr: () => string;
+  close: () => Promise<void>;
+}
+
+async function connect(config: string, state: string, answer?: 'approve' | 'refuse' | 'decline'): Promise<Session> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [ICE_BIN, 'mcp', '--config', config, '--state', state],
+    cwd: ROOT,
+    env: { ...process.env, ICE_LOG_LEVEL: 'warn' } as Record<string, string>,
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const client = new Client({ name: 'ice-test', version: '1.0.0' }, answer ? { capabilities: { elicitation: {} } } : {});
+  if (answer) {
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      expect(request.params.message).toContain('Agent calc (kv.set) asks: set "shared/plan"\nvalue (4 bytes): "ship"\nPolicy rule: grants.kv.ask[0].');
+      if (answer === 'decline') return { action: 'decline' };
+      return { action: 'accept', content: { approve: answer === 'approve' } };
+    });
+  }
+  await client.connect(transport);
+  return { client, stderr: () => stderr, close: () => client.close() };
+}
+
+const text = (result: CallToolResult) => (result.content[0] as { text: string }).text;
+
+describe('ice mcp over stdio (the SDK client)', () => {
+  const { config } = writeConfig();
+  const state = tempDir();
+  let session: Session;
+  beforeAll(async () => {
+    session = await connect(config, state);
+  });
+  afterAll(async () => session.close());
+
+  it('lists one tool per export, with input and output schemas from the WIT types', async () => {
+    const { tools } = await session.client.listTools();
+    const names = tools.map((t) => t.name);
+    expect(names).toEqual([
+      'calc_add',
+      'calc_divide',
+      'calc_greet',
+      'calc_stats',
+      'calc_first-char',
+      'calc_checksum',
+      'calc_remember',
+      'calc_recall',
+      'calc_geometry.area',
+      'calc_geometry.centroid',
+      'calc_geometry.describe-style',
+      'hello_run',
+      'cmd_run',
+    ]);
+    const add = tools.find((t) => t.name === 'calc_add')!;
+    expect(add.description).toBe('Adds two numbers, wrapping at 2^32.\nadd: func(a: u32, b: u32) -> u32');
+    expect(add.inputSchema).toEqual({
+      type: 'object',
+      description: 'Adds two numbers, wrapping at 2^32.',
+      properties: { a: { type: 'integer', minimum: 0, maximum: 4294967295 }, b: { type: 'integer', minimum: 0, maximum: 4294967295 } },
+      required: ['a', 'b'],
+      additionalProperties: false,
+    });
+    expect(add.outputSchema).toEqual({ type: 'object', properties: { result: { type: 'integer', minimum: 0, maximum: 4294967295 } }, required: ['result'], additionalProperties: false });
+    expect(tools.find((t) => t.name === 'hello_run')!.inputSchema).toMatchObject({ required: ['input'] });
+  });
+
+  it('a call is one governed run: structured result, run id and ledger root in _meta', async () => {
+    const result = (await session.client.callTool({ name: 'calc_add', arguments: { a: 2, b: 3 } })) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toEqual({ result: 5 });
+    expect(text(result)).toBe('5');
+    expect(result._meta).toMatchObject({ 'ice/outcome': 'ok', 'ice/runId': expect.stringMatching(/^[0-9A-Z]{26}$/), 'ice/ledgerRoot': expect.stringMatching(/^[0-9a-f]{64}$/) });
+    // The client checked these against the output schemas (tuples, options of records, 64-bit strings).
+    expect(((await session.client.callTool({ name: 'calc_stats', arguments: { xs: [1, 2, 6] } })) as CallToolResult).structuredContent).toEqual({ result: [3, 3, 6] });
+    expect(((await session.client.callTool({ name: 'calc_geometry.centroid', arguments: { points: [] } })) as CallToolResult).structuredContent).toEqual({ result: null });
+    expect(((await session.client.callTool({ name: 'calc_checksum', arguments: { data: [] } })) as CallToolResult).structuredContent).toEqual({ result: '14695981039346656037' });
+  });
+
+  it("a denial the guest returns as its error, and a function's err, are isError with the reason", async () => {
+    const denied = (await session.client.callTool({ name: 'calc_remember', arguments: { key: 'secrets/x', value: 'v' } })) as CallToolResult;
+    expect(denied.isError).toBe(true);
+    expect(text(denied)).toContain('error: "kv.set(\\"secrets/x\\") denied for component \\"calc\\"');
+    expect(denied._meta).toMatchObject({ 'ice/outcome': 'error' });
+    const err = (await session.client.callTool({ name: 'calc_divide', arguments: { a: 1, b: 0 } })) as CallToolResult;
+    expect([err.isError, text(err)]).toEqual([true, 'error: "division by zero"']);
+  });
+
+  it('bad arguments and unknown tools are invalid-params errors naming the path; nothing runs', async () => {
+    const invalid = await session.client.callTool({ name: 'calc_geometry.area', arguments: { s: { tag: 'rect', val: [{ x: 0, y: 0 }, { x: 'one', y: 1 }] } } }).catch((e: unknown) => e);
+    expect(invalid).toBeInstanceOf(McpError);
+    expect((invalid as McpError).code).toBe(ErrorCode.InvalidParams);
+    expect((invalid as McpError).message).toContain('invalid arguments for geometry.area: s.val[1].x: expected a number (f64)');
+    const unknown = await session.client.callTool({ name: 'calc_policy', arguments: {} }).catch((e: unknown) => e);
+    expect((unknown as McpError).code).toBe(ErrorCode.InvalidParams);
+    expect((unknown as McpError).message).toContain('unknown tool "calc_policy"');
+  });
+
+  it('serves ICE-world agents and WASI commands too; guest logs go to stderr, never the protocol stream', async () => {
+    const hello = (await session.client.callTool({ name: 'hello_run', arguments: { input: 'Ada' } })) as CallToolResult;
+    expect(text(hello)).toBe('hello, Ada!');
+    const cmd = (await session.client.callTool({ name: 'cmd_run', arguments: { args: ['x', 'y'], stdin: 'in' } })) as CallToolResult;
+    expect(text(cmd)).toBe('args: x y\nstdin: in\n');
+    expect(session.stderr()).toContain('[hello info] hello called with 3 chars');
+  });
+
+  it('an ask rule is denied for a client that cannot elicit', async () => {
+    const result = (await session.client.callTool({ name: 'calc_remember', arguments: { key: 'shared/plan', value: 'v' } })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(text(result)).toContain('does not support elicitation');
+  });
+});
+
+describe('ice mcp: asks go to the client by elicitation', () => {
+  const { config } = writeConfig();
+
+  for (const [answer, ok] of [
+    ['approve', true],
+    ['refuse', false],
+    ['decline', false],
+  ] as const) {
+    it(`the user's ${answer} decides the call, and the ledger says who answered`, async () => {
+      const state = tempDir();
+      const session = await connect(config, state, answer);
+      let runId: string;
+      try {
+        const result = (await session.client.callTool({ name: 'calc_remember', arguments: { key: 'shared/plan', value: 'ship' } })) as CallToolResult;
+        expect(Boolean(result.isError)).toBe(!ok);
+        runId = String(result._meta?.['ice/runId']);
+      } finally {
+        await session.close();
+      }
+      const show = ice(['audit', 'show', runId, '--json', '--state', state]);
+      const records = show.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { approval?: { by: string; answer: string } });
+      const approval = records.map((r) => r.approval).find(Boolean);
+      expect(approval).toMatchObject({ by: 'mcp-client', answer: ok ? 'approved' : 'denied' });
+      expect(ice(['audit', 'verify', runId, '--state', state]).code).toBe(0);
+    });
+  }
+});
+
+describe('ice mcp: refusals before serving', () => {
+  it('a pinned sha256 that is not the file refuses to start, naming the agent (exit 2)', () => {
+    const { config } = writeConfig(`    sha256: "${'b'.repeat(64)}"\n`);
+    const out = ice(['mcp', '--config', config, '--state', tempDir()]);
+    expect(out.code).toBe(2);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toContain(`agent calc: ${CALC_COMPONENT} is not the pinned component: its sha256 is ${sha256Hex(readFileSync(CALC_COMPONENT))}`);
+  });
+
+  it('a config with an unknown key or a duplicate agent is refused with the fix', () => {
+    const { dir, config } = writeConfig('    grants: { kv: {} }\n');
+    const unknown = ice(['mcp', '--config', config, '--state', tempDir()]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('agents.0: unknown key grants');
+    const twice = join(dir, 'twice.yaml');
+    writeFileSync(twice, `agents:\n  - { name: a, component: ${CALC_COMPONENT}, policy: ./calc.policy.yaml }\n  - { name: a, component: ${CALC_COMPONENT}, policy: ./calc.policy.yaml }\n`);
+    expect(ice(['mcp', '--config', twice, '--state', tempDir()]).stderr).toContain('names agent a twice');
+  });
+
+  it('a policy refused for one agent names it', () => {
+    const { dir, config } = writeConfig();
+    writeFileSync(join(dir, 'hello.policy.yaml'), 'version: 1\ncomponent: hello\ngrants: {}\n');
+    const out = ice(['mcp', '--config', config, '--state', tempDir()]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain('agent hello: ');
+    expect(out.stderr).toContain('grants.log');
+  });
+});
