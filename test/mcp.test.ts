@@ -3,6 +3,7 @@
  * (which also validates every structured result against the tool's output schema). Agents: the calc
  * example (typed exports, kv), the hello agent (the ICE world's run), the Rust WASI command.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -179,6 +180,38 @@ describe('ice mcp: asks go to the client by elicitation', () => {
       expect(ice(['audit', 'verify', runId, '--state', state]).code).toBe(0);
     });
   }
+});
+
+describe('ice mcp: the protocol stream', () => {
+  it('answers every call a client sent before closing stdin, and nothing but JSON-RPC reaches stdout', () => {
+    const { config } = writeConfig();
+    const messages = [
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'hello_run', arguments: { input: 'a' } } },
+      { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'calc_divide', arguments: { a: 7, b: 2 } } },
+      { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'calc_add', arguments: { a: -1, b: 2 } } },
+    ];
+    const out = spawnSync(process.execPath, [ICE_BIN, 'mcp', '--config', config, '--state', tempDir()], {
+      cwd: ROOT,
+      input: messages.map((m) => JSON.stringify(m)).join('\n') + '\n',
+      encoding: 'utf8',
+      env: { ...process.env, ICE_LOG_LEVEL: 'info' },
+    });
+    expect(out.status).toBe(0);
+    const replies = out.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: number; result?: { content: { text: string }[] }; error?: { code: number; message: string } });
+    const byId = new Map(replies.map((r) => [r.id, r]));
+    expect([...byId.keys()].sort()).toEqual([1, 2, 3, 4]);
+    expect(byId.get(2)!.result!.content[0]!.text).toBe('hello, a!');
+    expect(byId.get(3)!.result!.content[0]!.text).toBe('"3"');
+    expect(byId.get(4)!.error).toEqual({ code: -32602, message: 'invalid arguments for add: a: -1 is out of range for u32 (0 to 4294967295)' });
+    // ICE's own log (info level here) and the guest's log line went to stderr.
+    expect(out.stderr).toContain('[hello info] hello called with 1 chars');
+    expect(out.stderr).toContain('ice mcp: serving 13 tools from 3 agents on stdio');
+  });
 });
 
 describe('ice mcp: refusals before serving', () => {

@@ -6,7 +6,10 @@
  *   const agent = await host.load('hello.wasm', 'policy.yaml');
  *   const r = await agent.run('world');   // r.ok ? r.output : r.error; r.runId, r.calls, r.ledgerRoot
  */
-export { createHost, Host, Agent, RunInputError, type HostOptions, type RunResult, type RunOutcome } from './host.js';
+export { createHost, Host, Agent, RunInputError, InvalidArguments, type HostOptions, type RunResult, type CallResult, type RunOutcome } from './host.js';
+export { type TypedFunction, type WitType, type Param, signatureText, witText } from './component/wit-types.js';
+export { parametersSchema, resultSchema, typeSchema, type JsonSchema } from './component/json-schema.js';
+export { type Json } from './component/json-values.js';
 export { LoadError, type LoadErrorCode } from './component/errors.js';
 export { type ComponentInfo } from './component/inspect.js';
 export { PolicyError, type CompiledPolicy } from './policy/index.js';

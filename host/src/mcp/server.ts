@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { sha256Hex } from '../core/digest.js';
 import { ICE_VERSION } from '../core/version.js';
 import { createHost, RunInputError, type Host, type HostOptions, type RunResult } from '../host.js';
@@ -60,15 +60,20 @@ export async function serveMcp(config: McpConfig, hostOptions: Omit<HostOptions,
   }
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: tools.map((t) => ({ ...t })) }));
+  const inFlight = new Set<Promise<unknown>>();
   server.setRequestHandler(CallToolRequestSchema, async (request) => {
     const entry = entries.get(request.params.name);
-    if (!entry) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${JSON.stringify(request.params.name)}; this server has ${tools.map((t) => t.name).join(', ')}`);
+    if (!entry) throw new InvalidParams(`unknown tool ${JSON.stringify(request.params.name)}; this server has ${tools.map((t) => t.name).join(', ')}`);
+    const call = callTool(entry, request.params.arguments ?? {});
+    inFlight.add(call);
     try {
-      return await callTool(entry, request.params.arguments ?? {});
+      return await call;
     } catch (error) {
       // Arguments that do not fit: nothing ran, nothing was recorded.
-      if (error instanceof RunInputError) throw new McpError(ErrorCode.InvalidParams, error.message);
+      if (error instanceof RunInputError) throw new InvalidParams(error.message);
       throw error;
+    } finally {
+      inFlight.delete(call);
     }
   });
   await server.connect(transport);
@@ -76,10 +81,21 @@ export async function serveMcp(config: McpConfig, hostOptions: Omit<HostOptions,
     host,
     tools,
     async close() {
+      // Calls already running finish (each within its own limits.timeoutMs) and are answered first: the
+      // SDK sends a response a few promise steps after the handler returns, hence the turn of the loop.
+      do {
+        await Promise.allSettled([...inFlight]);
+        await new Promise((resolve) => setImmediate(resolve));
+      } while (inFlight.size > 0);
       await server.close();
       host.close();
     },
   };
+}
+
+/** A JSON-RPC invalid-params error (the SDK answers a thrown error's `code` and `message` as they are). */
+class InvalidParams extends Error {
+  readonly code = ErrorCode.InvalidParams;
 }
 
 async function callTool(entry: ToolEntry, args: Record<string, unknown>): Promise<CallToolResult> {
