@@ -86,9 +86,9 @@ describe('ice mcp over stdio (the SDK client)', () => {
       'calc_checksum',
       'calc_remember',
       'calc_recall',
-      'calc_geometry.area',
-      'calc_geometry.centroid',
-      'calc_geometry.describe-style',
+      'calc_geometry_area',
+      'calc_geometry_centroid',
+      'calc_geometry_describe-style',
       'hello_run',
       'cmd_run',
     ]);
@@ -113,7 +113,7 @@ describe('ice mcp over stdio (the SDK client)', () => {
     expect(result._meta).toMatchObject({ 'ice/outcome': 'ok', 'ice/runId': expect.stringMatching(/^[0-9A-Z]{26}$/), 'ice/ledgerRoot': expect.stringMatching(/^[0-9a-f]{64}$/) });
     // The client checked these against the output schemas (tuples, options of records, 64-bit strings).
     expect(((await session.client.callTool({ name: 'calc_stats', arguments: { xs: [1, 2, 6] } })) as CallToolResult).structuredContent).toEqual({ result: [3, 3, 6] });
-    expect(((await session.client.callTool({ name: 'calc_geometry.centroid', arguments: { points: [] } })) as CallToolResult).structuredContent).toEqual({ result: null });
+    expect(((await session.client.callTool({ name: 'calc_geometry_centroid', arguments: { points: [] } })) as CallToolResult).structuredContent).toEqual({ result: null });
     expect(((await session.client.callTool({ name: 'calc_checksum', arguments: { data: [] } })) as CallToolResult).structuredContent).toEqual({ result: '14695981039346656037' });
   });
 
@@ -127,7 +127,7 @@ describe('ice mcp over stdio (the SDK client)', () => {
   });
 
   it('bad arguments and unknown tools are invalid-params errors naming the path; nothing runs', async () => {
-    const invalid = await session.client.callTool({ name: 'calc_geometry.area', arguments: { s: { tag: 'rect', val: [{ x: 0, y: 0 }, { x: 'one', y: 1 }] } } }).catch((e: unknown) => e);
+    const invalid = await session.client.callTool({ name: 'calc_geometry_area', arguments: { s: { tag: 'rect', val: [{ x: 0, y: 0 }, { x: 'one', y: 1 }] } } }).catch((e: unknown) => e);
     expect(invalid).toBeInstanceOf(McpError);
     expect((invalid as McpError).code).toBe(ErrorCode.InvalidParams);
     expect((invalid as McpError).message).toContain('invalid arguments for geometry.area: s.val[1].x: expected a number (f64)');
@@ -231,6 +231,9 @@ describe('ice mcp: refusals before serving', () => {
     const twice = join(dir, 'twice.yaml');
     writeFileSync(twice, `agents:\n  - { name: a, component: ${CALC_COMPONENT}, policy: ./calc.policy.yaml }\n  - { name: a, component: ${CALC_COMPONENT}, policy: ./calc.policy.yaml }\n`);
     expect(ice(['mcp', '--config', twice, '--state', tempDir()]).stderr).toContain('names agent a twice');
+    const underscore = join(dir, 'underscore.yaml');
+    writeFileSync(underscore, `agents:\n  - { name: my_calc, component: ${CALC_COMPONENT}, policy: ./calc.policy.yaml }\n`);
+    expect(ice(['mcp', '--config', underscore, '--state', tempDir()]).stderr).toContain('agents.0.name: use 1 to 32 characters from a-z, 0-9, "-"');
   });
 
   it('a policy refused for one agent names it', () => {

@@ -29,11 +29,12 @@ export class McpConfigError extends Error {
   override readonly name = 'McpConfigError';
 }
 
-const NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+/** No `_`: it separates the agent from the function in tool names. */
+const NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 const Agent = z
   .object({
-    name: z.string().regex(NAME, { error: 'use 1 to 32 characters from a-z, 0-9, "_", "-", starting with a letter (tools are named <agent>_<function>)' }),
+    name: z.string().regex(NAME, { error: 'use 1 to 32 characters from a-z, 0-9, "-", starting with a letter (tools are named <agent>_<function>, so no "_")' }),
     component: z.string().min(1, { error: 'the path of the component (.wasm), relative to the config file' }),
     policy: z.string().min(1, { error: 'the path of its policy file, relative to the config file' }),
     sha256: z

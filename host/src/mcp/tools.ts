@@ -1,12 +1,17 @@
 /**
- * The MCP tools of loaded agents: every typed export is `<agent>_<function>` (`calc_geometry.area`)
+ * The MCP tools of loaded agents: every typed export is `<agent>_<function>` (`calc_add`), a function
+ * of an exported interface `<agent>_<interface>_<function>` (`calc_geometry_area`): LLM APIs that tools
+ * are handed on to accept only `[a-zA-Z0-9_-]{1,64}` (no dots), and WIT names have no `_`, so `_`
+ * separates unambiguously (agent names have none either).
  * with its parameters' JSON Schema as input and its result's as output; an ICE-world agent's `run`
  * takes `{ input }`; a WASI command's `run` takes `{ args, stdin }`. The schemas carry no `$schema`:
  * MCP's dialect is 2020-12 already, and clients that validate with a draft-07 validator (the SDK's
  * own Ajv) would otherwise fail to compile them.
  */
 import { parametersSchema, resultSchema, type JsonSchema } from '../component/json-schema.js';
+import { interfaceShortName } from '../component/export-types.js';
 import { signatureText, type TypedFunction } from '../component/wit-types.js';
+import { McpConfigError } from './config.js';
 import type { Agent } from '../host.js';
 
 export type ToolEntry =
@@ -21,8 +26,8 @@ export interface Tool {
   readonly outputSchema?: JsonSchema & { type: 'object' };
 }
 
-/** MCP tool names: letters, digits, `_`, `-`, `.`, at most 128. */
-const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+/** What MCP clients and the LLM APIs behind them accept as a tool name. */
+const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 function withoutDialect(schema: JsonSchema): JsonSchema {
   const { $schema: _dialect, ...rest } = schema;
@@ -59,7 +64,7 @@ export function toolsOf(name: string, agent: Agent): { tool: Tool; entry: ToolEn
     if (agent.implementsRun && fn.name === 'run' && fn.interface === undefined) continue;
     tools.push({
       tool: {
-        name: `${name}_${fn.name}`,
+        name: `${name}_${fn.interface === undefined ? fn.func : `${interfaceShortName(fn.interface)}_${fn.func}`}`,
         description: `${fn.docs ? `${fn.docs}\n` : ''}${fn.name}: ${signatureText(fn)}`,
         inputSchema: withoutDialect(parametersSchema(fn)) as Tool['inputSchema'],
         // MCP wants an object: the function's result is its `result` field.
@@ -69,7 +74,9 @@ export function toolsOf(name: string, agent: Agent): { tool: Tool; entry: ToolEn
     });
   }
   for (const { tool } of tools) {
-    if (!TOOL_NAME.test(tool.name)) throw new Error(`tool name ${JSON.stringify(tool.name)} is not a valid MCP tool name (letters, digits, _ - . only, at most 128)`);
+    if (!TOOL_NAME.test(tool.name)) {
+      throw new McpConfigError(`agent ${name}: tool ${JSON.stringify(tool.name)} is longer than the 64 characters LLM APIs accept for a tool name: use a shorter agent name`);
+    }
   }
   return tools;
 }
