@@ -265,6 +265,35 @@ describe('ice mcp: asks go to the client by elicitation', () => {
   }
 });
 
+describe('ice mcp: an ask open when the client goes away', () => {
+  it('is denied at once: the server ends the run and exits without waiting for the ask to time out', async () => {
+    const { config } = writeConfig();
+    const state = tempDir();
+    let asked!: () => void;
+    const askedPromise = new Promise<void>((resolve) => (asked = resolve));
+    const session = await connect(config, state, undefined, { capabilities: { elicitation: {} } });
+    // A user who never answers.
+    session.client.setRequestHandler(ElicitRequestSchema, () => {
+      asked();
+      return new Promise(() => {});
+    });
+    const pending = session.client.callTool({ name: 'calc_remember', arguments: { key: 'shared/plan', value: 'v' } }).catch((e: unknown) => e);
+    await askedPromise;
+    const started = performance.now();
+    await session.close();
+    // StdioClientTransport.close waits 2 s for the process to exit before it sends SIGTERM.
+    expect(performance.now() - started).toBeLessThan(1900);
+    await pending;
+    const records = auditShow('last', state);
+    const result = records.find((r) => r.type === 'result') as { approval?: object; outcome?: { err?: { message: string } } };
+    expect(result.approval).toMatchObject({ by: 'mcp-client', answer: 'denied' });
+    expect(result.outcome?.err?.message).toBe(
+      'kv.set needs approval under grants.kv.ask[0] and was not approved: the approver (mcp-client) said no: the MCP server closed (the client went away) before its user answered',
+    );
+    expect(records.at(-1)).toMatchObject({ type: 'run-end', outcome: 'error' });
+  });
+});
+
 describe('ice mcp: elicitation the client cannot do', () => {
   it('a client that elicits by URL only gets no form: the ask is denied, saying why', async () => {
     const { config } = writeConfig();
@@ -300,13 +329,21 @@ describe('ice mcp: execution and the process', () => {
 
   it('whatever else writes to stdout goes to stderr: the protocol stream stays JSON-RPC', async () => {
     const { config } = writeConfig();
-    // Stray writes from the main thread and from a worker thread, once the server is up.
-    const stray = `setTimeout(() => { console.log('stray main'); new (require('node:worker_threads').Worker)('console.log("stray worker")', { eval: true }).unref(); }, 100);`;
+    // Stray writes from the main thread and from a worker thread, once ice mcp has taken stdout over.
+    const stray = `
+      const original = process.stdout.write;
+      const timer = setInterval(() => {
+        if (process.stdout.write === original) return;
+        clearInterval(timer);
+        console.log('stray main');
+        new (require('node:worker_threads').Worker)('console.log("stray worker")', { eval: true }).unref();
+      }, 5);
+      timer.unref();`;
     const preload = join(tempDir(), 'stray.cjs');
     writeFileSync(preload, stray);
     const session = await connect(config, tempDir(), undefined, { nodeArgs: ['--require', preload] });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      await expect.poll(() => session.stderr(), { timeout: 10_000 }).toContain('stray worker');
       const result = (await session.client.callTool({ name: 'hello_run', arguments: { input: 'x' } })) as CallToolResult;
       expect(text(result)).toBe('hello, x!');
       expect(session.stderr()).toContain('stray main');

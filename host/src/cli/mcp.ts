@@ -34,6 +34,19 @@ export async function mcpCommand(argv: string[], io: Io): Promise<number> {
   const line = (text: string) => io.stderr(`${text}\n`);
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
+  // Until the client goes away (stdin ends, or stdout can no longer be written) or the process is asked
+  // to stop; a signal while the agents load stops the server as soon as it is up. Registered before
+  // anything is announced: a signal before a listener exists would kill the process outright. A second
+  // SIGINT/SIGTERM while calls in flight finish kills it (the default).
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdin.once('end', stop);
+  process.stdin.once('close', stop);
+  const protocol = claimStdout(stop);
+  const unlisten = () => {
+    process.off('SIGINT', stop).off('SIGTERM', stop);
+    process.stdin.off('end', stop).off('close', stop);
+  };
   const serving = await serveMcp(
     config,
     {
@@ -44,19 +57,17 @@ export async function mcpCommand(argv: string[], io: Io): Promise<number> {
       onGuestLog: (e) => line(`[${terminalSafe(e.component)} ${e.level}] ${terminalSafe(e.message)}`),
       onGuestOutput: (e) => line(`[${terminalSafe(e.component)} ${e.stream}] ${terminalSafe(e.text.replace(/\n$/u, ''))}`),
     },
-    new StdioServerTransport(process.stdin, claimStdout(stop)),
-  );
+    new StdioServerTransport(process.stdin, protocol),
+  ).catch((error: unknown) => {
+    unlisten();
+    throw error;
+  });
   line(`ice mcp: serving ${serving.tools.length} tool${serving.tools.length === 1 ? '' : 's'} from ${config.agents.length} agent${config.agents.length === 1 ? '' : 's'} on stdio (${serving.tools.map((t) => t.name).join(', ')})`);
-  // Until the client goes away (stdin ends, or stdout can no longer be written) or the process is asked
-  // to stop. A second SIGINT/SIGTERM while calls in flight finish kills the process (the default).
-  process.stdin.once('end', stop);
-  process.stdin.once('close', stop);
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   void serving.closed.then(stop);
   if (process.stdin.readableEnded || process.stdin.destroyed) stop();
   await stopped;
   await serving.close();
+  unlisten();
   return EXIT.ok;
 }
 

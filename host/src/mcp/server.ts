@@ -217,6 +217,7 @@ async function askClient(server: Server, request: ApprovalRequest, closing: Abor
       { timeout: request.timeoutMs, signal: closing },
     );
   } catch (error) {
+    if (closing.aborted) return { approved: false, by: MCP_APPROVER, reason: 'the MCP server closed (the client went away) before its user answered' };
     return { approved: false, by: MCP_APPROVER, reason: `the elicitation failed: ${error instanceof Error ? error.message : String(error)}` };
   }
   if (answer.action !== 'accept') return { approved: false, by: MCP_APPROVER, reason: `the client's user chose ${answer.action}` };
