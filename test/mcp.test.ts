@@ -265,6 +265,36 @@ describe('ice mcp: asks go to the client by elicitation', () => {
   }
 });
 
+describe('ice mcp: runs that end badly are tool errors', () => {
+  it('a trap and a limit are isError, with the reason and the run in _meta', async () => {
+    const dir = tempDir('ice-mcp-');
+    writeFileSync(join(dir, 'trap.policy.yaml'), 'version: 1\ncomponent: trap\ngrants:\n  log: {}\n');
+    writeFileSync(
+      join(dir, 'hostile.policy.yaml'),
+      'version: 1\ncomponent: hostile\nlimits: { fuel: 20000000, timeoutMs: 60000 }\ngrants:\n  log: {}\n  clock: { maxCalls: 1000 }\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }\n',
+    );
+    writeFileSync(
+      join(dir, 'agents.yaml'),
+      `agents:\n  - { name: trap, component: ${guestWasm('trap')}, policy: ./trap.policy.yaml }\n  - { name: hostile, component: ${guestWasm('hostile')}, policy: ./hostile.policy.yaml }\n`,
+    );
+    const state = tempDir();
+    const session = await connect(join(dir, 'agents.yaml'), state);
+    try {
+      const trap = (await session.client.callTool({ name: 'trap_run', arguments: { input: 'abort' } })) as CallToolResult;
+      expect(trap.isError).toBe(true);
+      expect(text(trap)).toMatch(/^trap \(guest blame\): /);
+      expect(trap._meta).toMatchObject({ 'ice/outcome': 'trap', 'ice/runId': expect.any(String) });
+      const limit = (await session.client.callTool({ name: 'hostile_run', arguments: { input: 'loop' } })) as CallToolResult;
+      expect(limit.isError).toBe(true);
+      expect(text(limit)).toMatch(/^limit \(fuel\): /);
+      expect(limit._meta).toMatchObject({ 'ice/outcome': 'limit' });
+      expect(auditShow(String(limit._meta!['ice/runId']), state).at(-1)).toMatchObject({ type: 'run-end', outcome: 'limit' });
+    } finally {
+      await session.close();
+    }
+  });
+});
+
 describe('ice mcp: an ask open when the client goes away', () => {
   it('is denied at once: the server ends the run and exits without waiting for the ask to time out', async () => {
     const { config } = writeConfig();
