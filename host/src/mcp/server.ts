@@ -2,54 +2,58 @@
  * An MCP server over the loaded agents, built on the SDK's low-level `Server` (tool schemas are JSON
  * Schema from the components' types, not zod). Each tools/call is one governed run, exactly as `ice
  * call` / `ice run` would make it: fresh instance, every import mediated and recorded, the policy's
- * limits. The server declares the tools capability and nothing else — no resources, prompts or
- * sampling — and no tool touches policies or grants: nothing an MCP client can send changes what an
- * agent may do. `ask` rules go to the client by elicitation when it supports it; otherwise they are
- * denied, as with a host that has no approver.
+ * limits.
+ *
+ * What a client can reach: tools/list and tools/call, nothing else. The server declares the tools
+ * capability only — no resources, prompts, sampling, logging or completions — and its tools are the
+ * agents' exports: none reads or changes a policy, a grant, a pin or the ledger. Policies are read once,
+ * from files, before the server answers anything; nothing an MCP client can send changes what an agent
+ * may do. `ask` rules go to the client's user by elicitation when the client supports (form)
+ * elicitation; otherwise they are denied, as with a host that has no approver.
  */
-import { readFileSync } from 'node:fs';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { sha256Hex } from '../core/digest.js';
-import { ICE_VERSION } from '../core/version.js';
-import { createHost, RunInputError, type Host, type HostOptions, type RunResult } from '../host.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ApprovalRequest } from '../capabilities/define.js';
-import { McpConfigError, type McpConfig } from './config.js';
+import { LoadError } from '../component/errors.js';
+import { DEFAULT_MAX_COMPONENT_BYTES, readComponentFile } from '../component/source.js';
+import { sha256Hex } from '../core/digest.js';
+import { terminalSafe } from '../core/text.js';
+import { ICE_VERSION } from '../core/version.js';
+import { createHost, RunInputError, type Agent, type Host, type HostOptions, type RunResult } from '../host.js';
+import { McpConfigError, type AgentEntry, type McpConfig } from './config.js';
 import { toolsOf, type Tool, type ToolEntry } from './tools.js';
 
 export interface McpServing {
   readonly host: Host;
   readonly tools: readonly Tool[];
+  /** Settles when the transport closes by itself (e.g. the SDK's read buffer overflowed) or by close(). */
+  readonly closed: Promise<void>;
+  /** Answers the calls already running (each within its policy's limits), then closes the transport and the host. */
   close(): Promise<void>;
 }
 
+/** Who the ledger says answered an ask the client's user decided. */
+export const MCP_APPROVER = 'mcp-client';
+
 /**
  * Loads every agent of the config (refusing to serve if any fails: a pin that does not match, a
- * policy error, a component ICE refuses), then serves them on `transport`.
- * @throws McpConfigError, LoadError, PolicyError before anything is served
+ * missing file, a policy error, a component ICE refuses), then serves them on `transport`.
+ * @throws McpConfigError, LoadError, PolicyError (each message names the agent) before anything is served
  */
 export async function serveMcp(config: McpConfig, hostOptions: Omit<HostOptions, 'approve' | 'approverName'>, transport: Transport): Promise<McpServing> {
+  // Tools only (see the header): no other capability is declared, so the SDK refuses every other method.
   const server = new Server({ name: 'ice', version: ICE_VERSION }, { capabilities: { tools: {} } });
-  const host = await createHost({ ...hostOptions, approve: (request) => askClient(server, request), approverName: 'mcp-client' });
+  // Aborted when the server closes: an ask still waiting for the client's user is denied then.
+  const closing = new AbortController();
+  const host = await createHost({ ...hostOptions, approve: (request) => askClient(server, request, closing.signal), approverName: MCP_APPROVER });
   const entries = new Map<string, ToolEntry>();
   const tools: Tool[] = [];
   try {
     for (const agentConfig of config.agents) {
-      if (agentConfig.sha256 !== undefined) {
-        const actual = sha256Hex(readFileSync(agentConfig.component));
-        if (actual !== agentConfig.sha256) {
-          throw new McpConfigError(
-            `agent ${agentConfig.name}: ${agentConfig.component} is not the pinned component: its sha256 is ${actual}, ${config.source} pins ${agentConfig.sha256} (update the pin only after reviewing the new component)`,
-          );
-        }
-      }
-      const agent = await host.load(agentConfig.component, agentConfig.policy).catch((error: unknown) => {
-        if (error instanceof Error) error.message = `agent ${agentConfig.name}: ${error.message}`;
-        throw error;
-      });
+      const agent = await loadAgent(host, agentConfig, config.source, hostOptions.maxComponentBytes ?? DEFAULT_MAX_COMPONENT_BYTES);
       for (const { tool, entry } of toolsOf(agentConfig.name, agent)) {
-        if (entries.has(tool.name)) throw new McpConfigError(`agent ${agentConfig.name}: two tools would be named ${tool.name}; rename the agent`);
+        if (entries.has(tool.name)) throw new McpConfigError(`agent ${agentConfig.name}: two tools would be named ${tool.name}; rename the agent in ${config.source}`);
         entries.set(tool.name, entry);
         tools.push(tool);
       }
@@ -76,26 +80,69 @@ export async function serveMcp(config: McpConfig, hostOptions: Omit<HostOptions,
       inFlight.delete(call);
     }
   });
+  const closed = new Promise<void>((resolve) => (server.onclose = resolve));
   await server.connect(transport);
   return {
     host,
     tools,
+    closed,
     async close() {
-      // Calls already running finish (each within its own limits.timeoutMs) and are answered first: the
-      // SDK sends a response a few promise steps after the handler returns, hence the turn of the loop.
-      do {
+      // Calls already received end (each within its own limits.timeoutMs; asks still open are denied)
+      // and are answered before the transport closes. The SDK starts a handler a few promise steps after
+      // a message arrives and sends its response a few after it settles: hence a turn of the event loop
+      // before each look.
+      closing.abort();
+      const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+      await turn();
+      while (inFlight.size > 0) {
         await Promise.allSettled([...inFlight]);
-        await new Promise((resolve) => setImmediate(resolve));
-      } while (inFlight.size > 0);
+        await turn();
+      }
       await server.close();
       host.close();
     },
   };
 }
 
-/** A JSON-RPC invalid-params error (the SDK answers a thrown error's `code` and `message` as they are). */
-class InvalidParams extends Error {
-  readonly code = ErrorCode.InvalidParams;
+/**
+ * One agent of the config, loaded from the bytes its pin was checked on (the file is read once: it
+ * cannot change between the check and the load). Every refusal names the agent.
+ */
+async function loadAgent(host: Host, entry: AgentEntry, source: string, maxComponentBytes: number): Promise<Agent> {
+  const named = (error: unknown): unknown => {
+    if (error instanceof Error) error.message = `agent ${entry.name}: ${error.message.replaceAll('<component bytes>', entry.component)}`;
+    return error;
+  };
+  let bytes: Uint8Array;
+  try {
+    bytes = readComponentFile(entry.component, maxComponentBytes);
+  } catch (error) {
+    throw named(error);
+  }
+  if (entry.sha256 !== undefined) {
+    const actual = sha256Hex(bytes);
+    if (actual !== entry.sha256) {
+      throw new LoadError(
+        'pin-mismatch',
+        entry.component,
+        `agent ${entry.name}: ${entry.component} is not the pinned component: its sha256 is ${actual}, ${source} pins ${entry.sha256} (update the pin only after reviewing the new component)`,
+      );
+    }
+  }
+  return host.load(bytes, entry.policy).catch((error: unknown) => {
+    throw named(error);
+  });
+}
+
+/**
+ * A JSON-RPC invalid-params error whose message is exactly `message` (McpError's own prefixes `MCP
+ * error -32602:`, which the client's McpError would then prefix again).
+ */
+class InvalidParams extends McpError {
+  constructor(message: string) {
+    super(ErrorCode.InvalidParams, message);
+    this.message = message;
+  }
 }
 
 async function callTool(entry: ToolEntry, args: Record<string, unknown>): Promise<CallToolResult> {
@@ -107,16 +154,25 @@ async function callTool(entry: ToolEntry, args: Record<string, unknown>): Promis
     case 'run': {
       const extra = Object.keys(args).filter((k) => k !== 'input');
       if (typeof args['input'] !== 'string' || extra.length > 0) {
-        throw new RunInputError(`expected arguments { "input": <string> }${extra.length > 0 ? `; unknown ${extra.map((k) => JSON.stringify(k)).join(', ')}` : ''}`);
+        const problem = extra.length > 0 ? `unknown argument ${extra.map((k) => JSON.stringify(k)).join(', ')}` : `input: expected a string`;
+        throw new RunInputError(`invalid arguments for run: ${problem} (the arguments are { "input": <string> })`);
       }
       const result = await entry.agent.run(args['input']);
       return result.ok ? { content: [{ type: 'text', text: result.output }], _meta: meta(result) } : failure(result);
     }
     case 'command': {
       const { args: argv = [], stdin, ...extra } = args as { args?: unknown; stdin?: unknown };
-      if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string') || (stdin !== undefined && typeof stdin !== 'string') || Object.keys(extra).length > 0) {
-        throw new RunInputError('expected arguments { "args"?: [<string>…], "stdin"?: <string> }');
-      }
+      const problem =
+        Object.keys(extra).length > 0
+          ? `unknown argument ${Object.keys(extra).map((k) => JSON.stringify(k)).join(', ')}`
+          : !Array.isArray(argv)
+            ? 'args: expected a list of strings'
+            : argv.findIndex((a) => typeof a !== 'string') >= 0
+              ? `args[${argv.findIndex((a) => typeof a !== 'string')}]: expected a string`
+              : stdin !== undefined && typeof stdin !== 'string'
+                ? 'stdin: expected a string'
+                : undefined;
+      if (problem) throw new RunInputError(`invalid arguments for run: ${problem} (the arguments are { "args"?: [<string>…], "stdin"?: <string> })`);
       const result = await entry.agent.command(argv as string[], stdin as string | undefined);
       return result.ok ? { content: [{ type: 'text', text: result.output }], _meta: meta(result) } : failure(result);
     }
@@ -138,16 +194,32 @@ function failure(result: Exclude<RunResult, { ok: true }>): CallToolResult {
   return { isError: true, content: [{ type: 'text', text: reason }], _meta: meta(result) };
 }
 
-/** An `ask` rule, put to the client's user by elicitation; anything but an explicit approval denies. */
-async function askClient(server: Server, request: ApprovalRequest): Promise<{ approved: boolean; by?: string; reason?: string }> {
-  if (!server.getClientCapabilities()?.elicitation) {
-    return { approved: false, by: 'ice', reason: 'the MCP client does not support elicitation, so nobody can approve this ask' };
+/**
+ * An `ask` rule, put to the client's user by a form elicitation with one boolean, `approve`. Anything
+ * but an explicit approval denies: a client that cannot elicit, a decline, a cancel, a failed or
+ * timed-out request (the SDK cancels it at the rule's timeout, so the client's prompt goes away).
+ */
+async function askClient(server: Server, request: ApprovalRequest, closing: AbortSignal): Promise<{ approved: boolean; by?: string; reason?: string }> {
+  if (!server.getClientCapabilities()?.elicitation?.form) {
+    return { approved: false, by: 'ice', reason: 'the MCP client does not support (form) elicitation, so nobody can approve this ask' };
   }
-  const detail = request.detail ? `\n${request.detail.what} (${request.detail.bytes} bytes): ${JSON.stringify(request.detail.head)}` : '';
-  const answer = await server.elicitInput({
-    message: `Agent ${request.component} (${request.call}) asks: ${request.summary}${detail}\nPolicy rule: ${request.rule}. Approve this one call?`,
-    requestedSchema: { type: 'object', properties: { approve: { type: 'boolean', title: 'Approve', description: 'Allow this one call' } }, required: ['approve'] },
-  });
-  if (answer.action !== 'accept') return { approved: false, by: 'mcp-client', reason: `the client's user chose ${answer.action}` };
-  return answer.content?.['approve'] === true ? { approved: true, by: 'mcp-client' } : { approved: false, by: 'mcp-client', reason: 'the client\'s user did not approve' };
+  if (closing.aborted) return { approved: false, by: 'ice', reason: 'the MCP server is closing' };
+  // Guest- and policy-controlled text, escaped like ice run's terminal prompt.
+  const { detail } = request;
+  const shown = detail ? `\n${terminalSafe(detail.what)} (${detail.bytes} bytes): "${terminalSafe(detail.head)}${Buffer.byteLength(detail.head) < detail.bytes ? '…' : ''}"` : '';
+  const message =
+    `Agent ${terminalSafe(request.component)} (${request.call}) asks: ${terminalSafe(request.summary)}${shown}\n` +
+    `Policy rule: ${request.rule}. Approve this one call? (no answer in ${Math.round(request.timeoutMs / 1000)} s means no)`;
+  let answer: Awaited<ReturnType<Server['elicitInput']>>;
+  try {
+    answer = await server.elicitInput(
+      { message, requestedSchema: { type: 'object', properties: { approve: { type: 'boolean', title: 'Approve', description: 'Allow this one call' } }, required: ['approve'] } },
+      { timeout: request.timeoutMs, signal: closing },
+    );
+  } catch (error) {
+    if (closing.aborted) return { approved: false, by: MCP_APPROVER, reason: 'the MCP server closed (the client went away) before its user answered' };
+    return { approved: false, by: MCP_APPROVER, reason: `the elicitation failed: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  if (answer.action !== 'accept') return { approved: false, by: MCP_APPROVER, reason: `the client's user chose ${answer.action}` };
+  return answer.content?.['approve'] === true ? { approved: true, by: MCP_APPROVER } : { approved: false, by: MCP_APPROVER, reason: "the client's user did not approve" };
 }

@@ -2,11 +2,16 @@
  * The MCP tools of loaded agents: every typed export is `<agent>_<function>` (`calc_add`), a function
  * of an exported interface `<agent>_<interface>_<function>` (`calc_geometry_area`): LLM APIs that tools
  * are handed on to accept only `[a-zA-Z0-9_-]{1,64}` (no dots), and WIT names have no `_`, so `_`
- * separates unambiguously (agent names have none either).
- * with its parameters' JSON Schema as input and its result's as output; an ICE-world agent's `run`
- * takes `{ input }`; a WASI command's `run` takes `{ args, stdin }`. The schemas carry no `$schema`:
- * MCP's dialect is 2020-12 already, and clients that validate with a draft-07 validator (the SDK's
- * own Ajv) would otherwise fail to compile them.
+ * separates unambiguously (agent names have none either). Each has its parameters' JSON Schema as
+ * input and its result's as output; an ICE-world agent's `run`
+ * takes `{ input }`; a WASI command's `run` takes `{ args, stdin }`.
+ *
+ * The schemas are 2020-12 (MCP's default dialect) without the `$schema` keyword. With it, an Ajv of
+ * default options (draft-07, meta-schema validation on) refuses to compile them ("no schema with key or
+ * ref https://json-schema.org/draft/2020-12/schema"); the SDK's own client validator (Ajv draft-07,
+ * `validateSchema: false`, `strict: false`) happens to accept both. That validator ignores `prefixItems`,
+ * so it checks a tuple's length but not its elements; a strict draft-07 Ajv refuses the keyword. Draft
+ * 2020-12 validators (Ajv2020) compile every schema here in strict mode (test/mcp.test.ts checks both).
  */
 import { parametersSchema, resultSchema, type JsonSchema } from '../component/json-schema.js';
 import { interfaceShortName } from '../component/export-types.js';
