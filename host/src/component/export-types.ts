@@ -179,8 +179,7 @@ function exportParts(form: SExpr[]): { name: string; item: SExpr[]; ascribed?: S
 }
 
 /** The functions of a component's export section, with their types. */
-export function exportedFunctions(wat: string): ExportReading {
-  const forms = topLevelForms(wat, /^\(core\b/);
+export function exportedFunctions(wat: string, forms: readonly SExpr[] = componentForms(wat)): ExportReading {
   const types = new Scope();
   const funcs = new Map<string, SExpr[]>(); // func index → defining form
   const instances = new Map<string, SExpr[]>();
@@ -288,6 +287,11 @@ export function exportedFunctions(wat: string): ExportReading {
     }
   }
   return { functions: [...functions, ...interfaceFunctions], ...(command ? { command } : {}), problems };
+}
+
+/** Every top-level form but core modules and core instances (exports need the nested components). */
+export function componentForms(wat: string): SExpr[] {
+  return topLevelForms(wat, /^\(core\b/);
 }
 
 /** `geometry` for `example:calc/geometry@0.1.0`. */

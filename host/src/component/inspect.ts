@@ -7,7 +7,7 @@
  */
 import { sha256Hex } from '../core/digest.js';
 import { LoadError } from './errors.js';
-import { exportedFunctions, type ExportReading } from './export-types.js';
+import { componentForms, exportedFunctions, type ExportReading } from './export-types.js';
 import { checkFraming } from './framing.js';
 import { readPackageDocs, withDocs } from './package-docs.js';
 import { importSignatures, type ImportSignatures } from './signatures.js';
@@ -98,9 +98,11 @@ export async function inspectComponent(bytes: Uint8Array, origin: string, decode
     throw new LoadError('malformed', origin, `${origin} is not a valid component: ${reason}`);
   }
   const { imports, exports } = parseWorld(wit);
-  const reading = exportedFunctions(text);
+  // One read of the text serves both: it is 185 MB for a componentize-js component.
+  const forms = componentForms(text);
+  const reading = exportedFunctions(text, forms);
   const exported = { ...reading, functions: withDocs(reading.functions, readPackageDocs(bytes)) };
-  return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit, signatures: importSignatures(text), exported };
+  return { digest: sha256Hex(bytes), size: bytes.length, imports, exports, wit, signatures: importSignatures(text, forms), exported };
 }
 
 

@@ -21,8 +21,8 @@ export type ImportSignatures = Record<string, Record<string, string>>;
 const MAX_DEPTH = 64;
 const PRIMITIVES = new Set(['bool', 's8', 'u8', 's16', 'u16', 's32', 'u32', 's64', 'u64', 'f32', 'f64', 'float32', 'float64', 'char', 'string']);
 
-export function importSignatures(wat: string): ImportSignatures {
-  const forms = topLevelForms(wat);
+/** `forms`: the component's top-level forms when already read (inspect reads them once for imports and exports). */
+export function importSignatures(wat: string, forms: readonly SExpr[] = topLevelForms(wat)): ImportSignatures {
   const types = new Map<number, SExpr>(); // component-level type index → definition form
   const typeNames = new Map<string, number>();
   const instances = new Map<string, { name: string; type: string }>(); // $instance → import
