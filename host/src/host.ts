@@ -3,7 +3,7 @@
  * cache; `host.load` inspects, admits and prepares a component under a policy; `agent.run` executes
  * one governed, recorded run.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { admitImports, checkAdmitted, hasRunExport, prepareCapabilities, RUN_SIGNATURE, type Admitted } from './capabilities/admit.js';
@@ -20,13 +20,15 @@ import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
 import { endInterruptedRuns, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
-import { ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
+import { notReplayable, ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { HostGateway, type Approver } from './sandbox/host-gateway.js';
 import { instantiateGenerated } from './sandbox/instantiate.js';
 import { WorkerPool } from './sandbox/pool.js';
 import { openStateDb, type StateDb } from './storage/db.js';
 import { KvStore } from './views/kv-store.js';
+import { OperatorInputError, operatorKvWrites, type OperatorKvWrite, type OperatorRun } from './views/kv-operator.js';
+import { COMPONENT_NAME } from './policy/schema.js';
 
 export interface HostOptions {
   /** Where kv data, the ledger and the component cache live. Default `./.ice`. */
@@ -225,6 +227,29 @@ export class Host {
     }
   }
 
+  /**
+   * A component's kv data as an operator sees it: reads, and writes recorded in the ledger as operator
+   * runs by `by` (views/kv-operator.ts), so `ice state verify` still holds and `ice audit` says who
+   * changed what. Works whether or not the component was ever loaded.
+   */
+  kvOf(component: string, by: string = defaultOperator()): OperatorKv {
+    if (!COMPONENT_NAME.test(component)) {
+      throw new OperatorInputError(`bad component name ${JSON.stringify(component)}: a component's kv namespace is its policy's component name (1 to 64 of a-z, 0-9, ".", "_", "-")`);
+    }
+    if (typeof by !== 'string' || by.trim() === '' || by.length > 128) throw new OperatorInputError('the operator (by) must be a name of 1 to 128 characters');
+    const services = { state: this.state, ledger: this.ledger, kv: this.kv };
+    const write = (action: string, writes: readonly OperatorKvWrite[]) => operatorKvWrites(services, { component, by, action, writes });
+    const kv = this.kv;
+    return {
+      get: (key) => kv.get(component, key),
+      list: (prefix = '', limit = 10_000) => kv.keys(component, prefix, limit),
+      set: (key, value) => write('kv set', [{ op: 'set', key, value }]),
+      delete: (key) => write('kv delete', [{ op: 'delete', key }]),
+      import: (entries, source = 'entries') => write(`kv import ${source}`, entries.map(([key, value]) => ({ op: 'set' as const, key, value }))),
+      export: () => kv.keys(component, '', Number.MAX_SAFE_INTEGER).map((key) => [key, kv.get(component, key)!] as [string, string]),
+    };
+  }
+
   /** The records of one run, in order (`last` for the most recent run). */
   readRun(runId: string): StoredRecord[] {
     const id = this.ledger.resolveRunId(runId);
@@ -246,6 +271,7 @@ export class Host {
     const records = id ? this.ledger.readRun(id) : [];
     const start = records[0]?.record;
     if (start?.type !== 'run-start') throw new ReplayError(`no run ${runId} in the ledger in ${this.stateDir}`);
+    if (start.invoke?.kind === 'operator') throw notReplayable(start);
     const origin = typeof component === 'string' ? component : component ? '<component bytes>' : `the stored component sha256:${start.component.digest.slice(0, 12)}`;
     const bytes = component !== undefined ? this.readComponent(component, origin) : this.components.get(start.component.digest, this.maxComponentBytes);
     if (!bytes) {
@@ -467,6 +493,28 @@ export class Agent {
       throw new RunInputError(`policy ${this.policy.source} does not give the command its input as stdin: set grants.wasi.stdin: input (it is ${grant?.stdin ?? 'not set'})`);
     }
     return this.host.execute(this, { kind: 'command', export: exported, args: [...args], stdin: stdin ?? '' });
+  }
+}
+
+/** An operator's view of one component's kv data (Host.kvOf). Each write is one recorded operator run. */
+export interface OperatorKv {
+  get(key: string): string | undefined;
+  /** Keys starting with `prefix`, in code point order, at most `limit`. */
+  list(prefix?: string, limit?: number): string[];
+  set(key: string, value: string): OperatorRun;
+  delete(key: string): OperatorRun;
+  /** Sets every entry in one operator run (all or nothing); `source` names where they came from in the record. */
+  import(entries: readonly (readonly [string, string])[], source?: string): OperatorRun;
+  /** Every key and value, in key order. */
+  export(): [string, string][];
+}
+
+/** Who an operator action is recorded as, by default: the OS user. */
+function defaultOperator(): string {
+  try {
+    return userInfo().username || 'operator';
+  } catch {
+    return 'operator';
   }
 }
 

@@ -14,3 +14,11 @@ export const AUDIT_USAGE = [
 export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--timeout <ms>] [--state <dir>] [--max-component-bytes <n>]';
 export const STATE_USAGE = ['ice state rebuild [--component <name>] [--state <dir>]', 'ice state verify [--component <name>] [--state <dir>]'].join('\n  ');
 export const EVENTS_USAGE = 'ice events list [--kind <pattern>] [--component <name>] [--json] [--state <dir>]';
+export const KV_USAGE = [
+  'ice kv get <key> --component <name> [--json] [--state <dir>]',
+  'ice kv set <key> <value> --component <name> [--by <operator>] [--state <dir>]',
+  'ice kv delete <key> --component <name> [--by <operator>] [--state <dir>]',
+  'ice kv list [--prefix <p>] [--json] --component <name> [--state <dir>]',
+  'ice kv import <file.json | -> --component <name> [--by <operator>] [--state <dir>]',
+  'ice kv export --component <name> [--state <dir>]',
+].join('\n  ');

@@ -42,13 +42,19 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
   const run = start?.run ?? records[0]?.run ?? '(no records)';
   lines.push(`run        ${clean(run)}`);
   if (start) {
-    lines.push(`component  ${clean(start.component.name)}  ${shortDigest(start.component.digest)}`);
-    lines.push(`policy     ${clean(start.policy.source)}  ${shortDigest(start.policy.digest)}`);
+    if (start.invoke?.kind === 'operator') {
+      lines.push(`component  ${clean(start.component.name)}  (its data; no component ran)`);
+    } else {
+      lines.push(`component  ${clean(start.component.name)}  ${shortDigest(start.component.digest)}`);
+      lines.push(`policy     ${clean(start.policy.source)}  ${shortDigest(start.policy.digest)}`);
+    }
     lines.push(`started    ${clean(start.at)}  (ice ${clean(start.host.ice)})`);
     const invoke = start.invoke;
     if (invoke?.kind === 'call') {
       lines.push(`called     ${clean(invoke.function)}${invoke.interface ? `  (${clean(invoke.interface)})` : ''}`);
       lines.push(`arguments  ${formatCaptured(start.input, MAX_VALUE * 2)}`);
+    } else if (invoke?.kind === 'operator') {
+      lines.push(`operator   ${clean(invoke.by)}: ${clean(invoke.action)}`);
     } else if (invoke?.kind === 'command') {
       lines.push(`command    ${clean(invoke.export)}  args ${shorten(clean(JSON.stringify(invoke.args)), MAX_VALUE * 2)}`);
       lines.push(`stdin      ${formatCaptured(start.input, MAX_VALUE * 2)}`);

@@ -71,7 +71,9 @@ export interface RunStartRecord {
 
 export type RunInvoke =
   | { kind: 'call'; function: string; interface?: string }
-  | { kind: 'command'; export: string; args: string[] };
+  | { kind: 'command'; export: string; args: string[] }
+  /** An operator's action on a component's data (views/kv-operator.ts): no component ran. */
+  | { kind: 'operator'; by: string; action: string };
 
 export type ChainScheme = 'hmac-sha256';
 export const KEYED_CHAIN: ChainScheme = 'hmac-sha256';

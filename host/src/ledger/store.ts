@@ -299,7 +299,7 @@ export class LedgerStore {
 export function invokedName(start: Pick<RunStartRecord, 'invoke'>): string {
   const invoke = start.invoke;
   if (invoke === undefined) return 'run';
-  return invoke.kind === 'call' ? invoke.function : 'wasi:cli/run';
+  return invoke.kind === 'call' ? invoke.function : invoke.kind === 'operator' ? `operator: ${invoke.action}` : 'wasi:cli/run';
 }
 
 const DECISIONS: ReadonlySet<string> = new Set(Object.keys(DECISION_COUNTER));
