@@ -4,16 +4,13 @@
  * the core module lowers it by hand (or with the SDK for the imports), as examples/calc does.
  */
 import { componentEmbed, componentNew } from '@bytecodealliance/jco';
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { cargoArtifacts, cargoFailure, runCargo } from './cargo.js';
 import { iceWorld, readManifest } from './cargo-manifest.js';
 import { withDocs } from './component-docs.js';
 import { BuildError } from './errors.js';
 import { GUEST_WIT_DIR, readGuestWit } from './guest-wit.js';
-import type { RustBuild } from './rust.js';
-import { findRustToolchain, WASM_TARGET } from './rust-toolchain.js';
+import { compileCdylib, type RustBuild } from './rust.js';
 
 export interface RustWorldBuild extends RustBuild {
   /** `example:calc/calc@0.1.0`. */
@@ -26,20 +23,9 @@ export interface RustWorldBuild extends RustBuild {
  */
 export async function buildRustWorld(dir: string): Promise<RustWorldBuild> {
   const packageDir = resolve(dir);
-  const manifest = join(packageDir, 'Cargo.toml');
   // wit/ is checked first: a mistake there is found without waiting for cargo.
   const wit = readGuestWit(packageDir, iceWorld(readManifest(packageDir)));
-  const toolchain = findRustToolchain(packageDir);
-
-  const started = performance.now();
-  const cargo = await runCargo(toolchain, manifest, WASM_TARGET);
-  const compileMs = performance.now() - started;
-  if (cargo.code !== 0) throw new BuildError(packageDir, cargoFailure(cargo.stderr, cargo.code, WASM_TARGET));
-  const wasmFile = cargoArtifacts(cargo.stdout, manifest, 'cdylib').at(-1)?.wasm;
-  if (wasmFile === undefined) {
-    throw new BuildError(packageDir, 'cargo built no WebAssembly library: add `[lib] crate-type = ["cdylib"]` to Cargo.toml');
-  }
-  const core = new Uint8Array(await readFile(wasmFile));
+  const { core, compileMs } = await compileCdylib(packageDir);
 
   const componentStarted = performance.now();
   const qualified = wit.qualifiedWorld;

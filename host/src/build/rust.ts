@@ -22,25 +22,29 @@ export interface RustBuild {
  * Builds the cargo package in `dir` for wasm32-unknown-unknown (release) and componentizes it.
  * @throws BuildError with cargo's diagnostics, or naming the missing toolchain parts.
  */
-export async function buildRust(dir: string): Promise<RustBuild> {
-  const packageDir = resolve(dir);
+/**
+ * cargo build of the package's cdylib for wasm32-unknown-unknown (release, the build's profile): the
+ * core module, for either component form (the ICE agent world, or the package's own world).
+ */
+export async function compileCdylib(packageDir: string): Promise<{ core: Uint8Array; compileMs: number }> {
   const manifest = join(packageDir, 'Cargo.toml');
-  if (!existsSync(manifest)) throw new BuildError(packageDir, 'expected a Rust guest: the directory has no Cargo.toml');
   const toolchain = findRustToolchain(packageDir);
-
   const started = performance.now();
   const cargo = await runCargo(toolchain, manifest, WASM_TARGET);
   const compileMs = performance.now() - started;
   if (cargo.code !== 0) throw new BuildError(packageDir, cargoFailure(cargo.stderr, cargo.code, WASM_TARGET));
-
   const wasmFile = cargoArtifacts(cargo.stdout, manifest, 'cdylib').at(-1)?.wasm;
   if (wasmFile === undefined) {
-    throw new BuildError(
-      packageDir,
-      'cargo built no WebAssembly library: add `[lib] crate-type = ["cdylib"]` to Cargo.toml',
-    );
+    throw new BuildError(packageDir, 'cargo built no WebAssembly library: add `[lib] crate-type = ["cdylib"]` to Cargo.toml');
   }
-  const core = new Uint8Array(await readFile(wasmFile));
+  return { core: new Uint8Array(await readFile(wasmFile)), compileMs };
+}
+
+export async function buildRust(dir: string): Promise<RustBuild> {
+  const packageDir = resolve(dir);
+  const manifest = join(packageDir, 'Cargo.toml');
+  if (!existsSync(manifest)) throw new BuildError(packageDir, 'expected a Rust guest: the directory has no Cargo.toml');
+  const { core, compileMs } = await compileCdylib(packageDir);
   const componentStarted = performance.now();
   const component = await componentize(core, packageDir);
   return { core, component, timings: { compileMs, componentizeMs: performance.now() - componentStarted } };

@@ -17,7 +17,7 @@ import type { LimitKind } from '../ledger/index.js';
 import type { RunLimits } from '../policy/index.js';
 import { OutputTooLarge } from '../component/json-values.js';
 import { FootprintError, type ImportProvider } from './instantiate.js';
-import { invokeExports, type Invocation } from './invoke.js';
+import { componentError, invokeExports, type Invocation } from './invoke.js';
 
 export type RunEnding =
   | { readonly outcome: 'ok'; readonly output: string }
@@ -115,8 +115,8 @@ export function classify(error: unknown, kernel: Pick<Kernel, 'hostFault'>): Run
   if (error instanceof WasiDenied) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof LedgerBudgetSpent) return { outcome: 'trap', blame: 'guest', reason: error.message };
   if (error instanceof HostFault) return { outcome: 'trap', blame: 'host', reason: error.message };
-  if (error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload')) {
-    const payload = (error as Error & { payload: unknown }).payload;
+  if (componentError(error)) {
+    const payload = error.payload;
     return { outcome: 'error', error: typeof payload === 'string' ? payload : String(payload) };
   }
   if (error instanceof WebAssembly.RuntimeError) {

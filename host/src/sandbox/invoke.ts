@@ -43,7 +43,7 @@ export function recordedInvoke(invocation: Invocation): RunStartRecord['invoke']
 }
 
 /** A jco ComponentError (its class is made per instantiation, so recognised by shape). */
-function componentError(error: unknown): error is Error & { payload: unknown } {
+export function componentError(error: unknown): error is Error & { payload: unknown } {
   return error instanceof Error && error.constructor.name === 'ComponentError' && Object.hasOwn(error, 'payload');
 }
 

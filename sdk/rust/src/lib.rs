@@ -64,18 +64,8 @@ macro_rules! export_run {
             unsafe extern "C" fn __ice_export_post_run(ret: *mut u8) {
                 unsafe { $crate::export::post_run(ret) }
             }
-
-            #[allow(unused_unsafe)]
-            #[export_name = "cabi_realloc"]
-            unsafe extern "C" fn __ice_export_cabi_realloc(
-                old: *mut u8,
-                old_len: usize,
-                align: usize,
-                new_len: usize,
-            ) -> *mut u8 {
-                unsafe { $crate::export::realloc(old, old_len, align, new_len) }
-            }
         };
+        $crate::export_cabi_realloc!();
     };
 }
 
