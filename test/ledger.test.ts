@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStateDb, type StateDb } from '../host/src/storage/db.js';
+import { openStateDb, STATE_SCHEMA_VERSION, type StateDb } from '../host/src/storage/db.js';
 import { KvStore } from '../host/src/views/kv-store.js';
 import {
   BufferedRunWriter,
@@ -711,7 +711,7 @@ describe('state database', () => {
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
     expect(state.durable(() => state.db.pragma('synchronous', { simple: true }))).toBe(2);
     expect(state.db.pragma('synchronous', { simple: true })).toBe(1);
-    expect(state.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(state.db.pragma('user_version', { simple: true })).toBe(STATE_SCHEMA_VERSION);
     expect(Number(state.db.pragma('busy_timeout', { simple: true }))).toBeGreaterThan(0);
     expect(state.path).toBe(join(state.dir, 'ice.db'));
   });
@@ -721,7 +721,7 @@ describe('state database', () => {
     expect(state.db.open).toBe(true);
   });
 
-  it('migrates a version-1 state (before runs in flight were tracked) to version 3, keeping its ledger and counting its kv', () => {
+  it('migrates a version-1 state (before runs in flight were tracked) to the current version, keeping its ledger and counting its kv', () => {
     const dir = tempDir();
     const state = open(dir);
     const ledger = new LedgerStore(state);
@@ -729,15 +729,16 @@ describe('state database', () => {
     writer.end({ outcome: 'ok', durationUs: 1 });
     const before = ledger.readRun(writer.run).map((r) => r.hash);
     state.close();
-    // What ICE 0.1.0's schema v1 looked like: no `running` table, no kv usage (v3), and kv data to count.
+    // What ICE 0.1.0's schema v1 looked like: no `running` table, no kv usage (v3), no serve tables (v4), and kv data to count.
     const raw = new Database(join(dir, 'ice.db'));
     raw.exec('DROP TABLE running; DROP TRIGGER kv_usage_insert; DROP TRIGGER kv_usage_update; DROP TRIGGER kv_usage_delete; DROP TABLE kv_usage');
+    raw.exec('DROP TABLE agents; DROP TABLE subscriptions; DROP TABLE deliveries; DROP INDEX ledger_cause');
     raw.exec("INSERT INTO kv (namespace, key, value) VALUES ('c', 'k1', 'héllo'), ('c', 'k2', 'x')");
     raw.pragma('user_version = 1');
     raw.close();
 
     const reopened = open(dir);
-    expect(reopened.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(reopened.db.pragma('user_version', { simple: true })).toBe(STATE_SCHEMA_VERSION);
     // v3 counts what the kv table already held (UTF-8 bytes of keys and values).
     expect(reopened.db.prepare('SELECT keys, bytes FROM kv_usage WHERE namespace = ?').get('c')).toEqual({ keys: 2, bytes: 2 + 6 + 2 + 1 });
     expect(reopened.db.prepare('SELECT count(*) AS n FROM running').get()).toEqual({ n: 0 });
@@ -750,7 +751,7 @@ describe('state database', () => {
     const raw = new Database(join(dir, 'ice.db'));
     raw.pragma('user_version = 7');
     raw.close();
-    expect(() => openStateDb(dir)).toThrow(/has schema version 7, but this ICE understands up to version 3/);
+    expect(() => openStateDb(dir)).toThrow(new RegExp(`has schema version 7, but this ICE understands up to version ${STATE_SCHEMA_VERSION}`));
   });
 });
 

@@ -19,7 +19,7 @@ import { DEFAULT_MAX_COMPONENT_BYTES, checkComponentSize, readComponentFile } fr
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
-import { endInterruptedRuns, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
+import { endInterruptedRuns, isHostRecord, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
 import { notReplayable, ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { HostGateway, type Approver } from './sandbox/host-gateway.js';
@@ -271,7 +271,7 @@ export class Host {
     const records = id ? this.ledger.readRun(id) : [];
     const start = records[0]?.record;
     if (start?.type !== 'run-start') throw new ReplayError(`no run ${runId} in the ledger in ${this.stateDir}`);
-    if (start.invoke?.kind === 'operator') throw notReplayable(start);
+    if (isHostRecord(start)) throw notReplayable(start);
     const origin = typeof component === 'string' ? component : component ? '<component bytes>' : `the stored component sha256:${start.component.digest.slice(0, 12)}`;
     const bytes = component !== undefined ? this.readComponent(component, origin) : this.components.get(start.component.digest, this.maxComponentBytes);
     if (!bytes) {

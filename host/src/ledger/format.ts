@@ -7,7 +7,7 @@
  */
 import { shorten, terminalSafe as clean, width } from '../core/text.js';
 import { ledgerCalls, type LedgerCall } from './calls.js';
-import type { Captured, LedgerRecord, RunCounts, RunEndRecord, RunStartRecord, StoredRecord } from './records.js';
+import type { Captured, LedgerRecord, RunCause, RunCounts, RunEndRecord, RunStartRecord, StoredRecord } from './records.js';
 
 const MAX_CALL = 40;
 const MAX_ARG = 24;
@@ -44,6 +44,8 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
   if (start) {
     if (start.invoke?.kind === 'operator') {
       lines.push(`component  ${clean(start.component.name)}  (its data; no component ran)`);
+    } else if (start.invoke?.kind === 'lifecycle' || start.invoke?.kind === 'refused') {
+      lines.push(`component  ${clean(start.component.name)}  ${shortDigest(start.component.digest)}  (no component ran)`);
     } else {
       lines.push(`component  ${clean(start.component.name)}  ${shortDigest(start.component.digest)}`);
       lines.push(`policy     ${clean(start.policy.source)}  ${shortDigest(start.policy.digest)}`);
@@ -55,12 +57,17 @@ export function formatRunTable(records: readonly LedgerRecord[], options: { root
       lines.push(`arguments  ${formatCaptured(start.input, MAX_VALUE * 2)}`);
     } else if (invoke?.kind === 'operator') {
       lines.push(`operator   ${clean(invoke.by)}: ${clean(invoke.action)}`);
+    } else if (invoke?.kind === 'lifecycle') {
+      lines.push(`lifecycle  agent ${clean(invoke.agent)}: ${invoke.from ?? 'new'} → ${invoke.to}`);
+    } else if (invoke?.kind === 'refused') {
+      lines.push(`refused    ${invoke.trigger} for agent ${clean(invoke.agent)}: ${shorten(clean(invoke.reason), MAX_VALUE * 2)}`);
     } else if (invoke?.kind === 'command') {
       lines.push(`command    ${clean(invoke.export)}  args ${shorten(clean(JSON.stringify(invoke.args)), MAX_VALUE * 2)}`);
       lines.push(`stdin      ${formatCaptured(start.input, MAX_VALUE * 2)}`);
     } else {
       lines.push(`input      ${formatCaptured(start.input, MAX_VALUE * 2)}`);
     }
+    if (start.cause) lines.push(`cause      ${formatCause(start.cause)}`);
   } else {
     lines.push('component  ?  (run-start record missing)');
   }
@@ -301,4 +308,30 @@ function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** A run's cause in one line: e.g. `event notes.added from 01J…#3 (attempt 2)`. */
+export function formatCause(cause: RunCause): string {
+  switch (cause.kind) {
+    case 'event':
+      return `event ${clean(cause.eventKind)} from ${clean(cause.event)}${cause.attempt > 1 ? ` (attempt ${cause.attempt})` : ''}`;
+    case 'schedule':
+      return `schedule ${clean(cause.schedule)} due ${clean(cause.due)}`;
+    case 'webhook':
+      return `webhook ${clean(cause.path)}`;
+    case 'manual':
+      return `invoked by ${clean(cause.by)}`;
+    case 'mcp':
+      return `MCP tool ${clean(cause.tool)}`;
+    case 'operator':
+      return `operator ${clean(cause.by)}${cause.reason ? `: ${shorten(clean(cause.reason), MAX_VALUE)}` : ''}`;
+    case 'fault':
+      return `${cause.faults} faults within ${cause.windowMs} ms, the last in run ${clean(cause.run)}`;
+    case 'upgrade':
+      return `upgrade by ${clean(cause.by)}: ${shortDigest(cause.from)} → ${shortDigest(cause.to)}, ${cause.replayed} runs replayed, ${cause.diverged} diverged${cause.forced ? ' (forced)' : ''}`;
+    case 'config':
+      return `config ${clean(cause.source)}`;
+    default:
+      return clean(JSON.stringify(cause));
+  }
 }

@@ -61,6 +61,12 @@ export interface RunStartRecord {
    * input, as JSON), or a WASI command (its arguments; the input is its stdin).
    */
   invoke?: RunInvoke;
+  /**
+   * Why the run happened, when something other than a direct request made it: an event another run
+   * emitted, a schedule, a webhook, an operator (`ice serve`'s triggers); for a lifecycle record, what
+   * caused the transition. Absent for runs a user started directly.
+   */
+  cause?: RunCause;
   host: { ice: string };
   /**
    * How this run's record hashes are made. `hmac-sha256`: HMAC-SHA256 of the body with the ledger key
@@ -73,7 +79,34 @@ export type RunInvoke =
   | { kind: 'call'; function: string; interface?: string }
   | { kind: 'command'; export: string; args: string[] }
   /** An operator's action on a component's data (views/kv-operator.ts): no component ran. */
-  | { kind: 'operator'; by: string; action: string };
+  | { kind: 'operator'; by: string; action: string }
+  /** A served agent's lifecycle transition (serve/lifecycle): no component ran; `cause` says why. */
+  | { kind: 'lifecycle'; agent: string; from: AgentState | null; to: AgentState }
+  /** A trigger `ice serve` refused (a webhook that failed its check, a full queue): no component ran. */
+  | { kind: 'refused'; agent: string; trigger: TriggerKind; reason: string };
+
+/** The states of a served agent: deployed → active ⇄ suspended → stopped, and quarantined after faults. */
+export type AgentState = 'deployed' | 'active' | 'suspended' | 'quarantined' | 'stopped';
+
+/** What can start a served agent's run. */
+export type TriggerKind = 'event' | 'schedule' | 'webhook' | 'manual' | 'mcp';
+
+/**
+ * Why a run (or a lifecycle transition) happened. `event`: a delivery of the event `run`#`seq` emitted
+ * (its id is `<run>#<seq>`), `attempt` counting from 1 (a run cut off by a crash is delivered again);
+ * `schedule`: the cron expression and the time it was due; `webhook`: the path it arrived on;
+ * `manual`/`operator`: who; `fault`: the run whose fault it was; `upgrade`: both component digests.
+ */
+export type RunCause =
+  | { kind: 'event'; event: string; run: string; seq: number; eventKind: string; attempt: number }
+  | { kind: 'schedule'; schedule: string; due: string }
+  | { kind: 'webhook'; path: string }
+  | { kind: 'manual'; by: string }
+  | { kind: 'mcp'; tool: string }
+  | { kind: 'operator'; by: string; reason?: string }
+  | { kind: 'fault'; run: string; faults: number; windowMs: number }
+  | { kind: 'upgrade'; by: string; from: string; to: string; replayed: number; diverged: number; forced: boolean }
+  | { kind: 'config'; source: string };
 
 export type ChainScheme = 'hmac-sha256';
 export const KEYED_CHAIN: ChainScheme = 'hmac-sha256';
@@ -281,6 +314,7 @@ export function serializeRecord(record: LedgerRecord): string {
         policy: { digest: record.policy.digest, source: record.policy.source, document: record.policy.document },
         input: record.input,
         invoke: record.invoke,
+        cause: record.cause,
         host: { ice: record.host.ice },
         chain: record.chain,
       });

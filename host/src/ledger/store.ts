@@ -189,6 +189,7 @@ export class LedgerStore {
         policy: start.policy,
         input: start.input,
         ...(start.invoke ? { invoke: start.invoke } : {}),
+        ...(start.cause ? { cause: start.cause } : {}),
         host: start.host,
         chain: KEYED_CHAIN,
       };
@@ -295,11 +296,28 @@ export class LedgerStore {
   }
 }
 
-/** What a run called, in one word: `run`, the function's name, or `wasi:cli/run`. */
+/** What a run called, in one word: `run`, the function's name, `wasi:cli/run`, or what a host record stands for. */
 export function invokedName(start: Pick<RunStartRecord, 'invoke'>): string {
   const invoke = start.invoke;
   if (invoke === undefined) return 'run';
-  return invoke.kind === 'call' ? invoke.function : invoke.kind === 'operator' ? `operator: ${invoke.action}` : 'wasi:cli/run';
+  switch (invoke.kind) {
+    case 'call':
+      return invoke.function;
+    case 'command':
+      return 'wasi:cli/run';
+    case 'operator':
+      return `operator: ${invoke.action}`;
+    case 'lifecycle':
+      return `lifecycle: ${invoke.agent} ${invoke.from ?? 'new'} → ${invoke.to}`;
+    case 'refused':
+      return `refused: ${invoke.trigger} for ${invoke.agent}`;
+  }
+}
+
+/** Whether a run-start stands for something the host did (an operator's write, a lifecycle transition, a refusal), not a run of a component. */
+export function isHostRecord(start: Pick<RunStartRecord, 'invoke'>): boolean {
+  const kind = start.invoke?.kind;
+  return kind === 'operator' || kind === 'lifecycle' || kind === 'refused';
 }
 
 const DECISIONS: ReadonlySet<string> = new Set(Object.keys(DECISION_COUNTER));

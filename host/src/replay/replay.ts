@@ -118,17 +118,25 @@ export async function replayRun(
   return { matches: true, calls: recordedCalls, outcome: end.outcome, fuel, durationMs };
 }
 
-/** An operator run (views/kv-operator.ts) ran no component: the refusal that says so. */
+/** A host record (an operator's write, a lifecycle transition, a refused trigger) ran no component: the refusal that says so. */
 export function notReplayable(start: RunStartRecord): ReplayError {
-  const invoke = start.invoke as { by: string; action: string };
-  return new ReplayError(`run ${start.run} is an operator's ${invoke.action} by ${invoke.by}, not a run of a component: there is nothing to replay`);
+  const invoke = start.invoke;
+  const what =
+    invoke?.kind === 'operator'
+      ? `an operator's ${invoke.action} by ${invoke.by}`
+      : invoke?.kind === 'lifecycle'
+        ? `agent ${invoke.agent}'s lifecycle transition to ${invoke.to}`
+        : invoke?.kind === 'refused'
+          ? `a ${invoke.trigger} trigger refused for agent ${invoke.agent}`
+          : 'a host record';
+  return new ReplayError(`run ${start.run} is ${what}, not a run of a component: there is nothing to replay`);
 }
 
 /** What the run called, from its run-start: `run(input)`, the recorded typed export, or the command line. */
 function recordedInvocation(start: RunStartRecord, input: string, info: ComponentInfo, origin: string): Invocation {
   const invoke = start.invoke;
   if (invoke === undefined) return { kind: 'run', input };
-  if (invoke.kind === 'operator') throw notReplayable(start);
+  if (invoke.kind !== 'call' && invoke.kind !== 'command') throw notReplayable(start);
   if (invoke.kind === 'command') return { kind: 'command', export: invoke.export, args: invoke.args, stdin: input };
   const fn = info.exported.functions.find((f) => f.name === invoke.function && f.interface === invoke.interface);
   if (!fn) throw new ReplayError(`${origin} exports no function ${invoke.function}, which run ${start.run} called`);

@@ -20,7 +20,7 @@ import Database from 'better-sqlite3';
 import { ensureLedgerKey, type LedgerKey } from './ledger-key.js';
 
 /** The schema version this build writes and understands (`PRAGMA user_version`). */
-export const STATE_SCHEMA_VERSION = 3;
+export const STATE_SCHEMA_VERSION = 4;
 
 /** The database file name inside a state directory. */
 export const STATE_DB_FILE = 'ice.db';
@@ -136,6 +136,42 @@ const MIGRATIONS: readonly string[] = [
   -- A run in flight's decision tallies (JSON RunCounts), committed with its records: what its run-end
   -- needs when another writer ends it, without reading (parsing) every record of a run that may be huge.
   ALTER TABLE running ADD COLUMN tally TEXT;
+  `,
+  // v4: `ice serve`. The registry of served agents (a view: the fold of the ledger's lifecycle records,
+  // rebuilt and checked by `ice state`); which agents receive which event kinds (the intersection of
+  // their `on.events` and `grants.events.receive`, as written by the server at start); and the
+  // deliveries of emitted events to them, inserted in the transaction of the emit's call record, so an
+  // event is never emitted without its deliveries nor delivered without having been emitted.
+  `
+  CREATE TABLE agents (
+    name          TEXT PRIMARY KEY,
+    state         TEXT NOT NULL,
+    component     TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    policy_digest TEXT NOT NULL,
+    since         TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE subscriptions (
+    agent   TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    receive TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE deliveries (
+    id        INTEGER PRIMARY KEY,
+    event     TEXT NOT NULL,
+    agent     TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'pending',
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    run       TEXT,
+    UNIQUE (event, agent)
+  ) STRICT;
+  CREATE INDEX deliveries_pending ON deliveries (agent, id) WHERE status = 'pending';
+  CREATE INDEX deliveries_running ON deliveries (run) WHERE status = 'running';
+  -- The runs a run caused (\`ice audit trace\`), without scanning every run-start.
+  CREATE INDEX ledger_cause ON ledger (body ->> '$.cause.run') WHERE type = 'run-start';
   `,
 ];
 
