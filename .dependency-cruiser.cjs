@@ -16,6 +16,7 @@ const LAYERS = [
   ['replay', '^host/src/replay/'],
   ['host', '^host/src/(host|index)\\.ts$'],
   ['mcp', '^host/src/mcp/'],
+  ['serve', '^host/src/serve/'],
   ['cli', '^host/src/cli/'],
 ];
 

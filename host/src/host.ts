@@ -19,7 +19,8 @@ import { DEFAULT_MAX_COMPONENT_BYTES, checkComponentSize, readComponentFile } fr
 import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
-import { endInterruptedRuns, isHostRecord, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
+import { processAlive } from './ledger/recover.js';
+import { endInterruptedRuns, isHostRecord, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCause, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
 import { notReplayable, ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { HostGateway, type Approver } from './sandbox/host-gateway.js';
@@ -27,6 +28,7 @@ import { instantiateGenerated } from './sandbox/instantiate.js';
 import { WorkerPool } from './sandbox/pool.js';
 import { openStateDb, type StateDb } from './storage/db.js';
 import { KvStore } from './views/kv-store.js';
+import { enqueueDeliveries } from './views/deliveries.js';
 import { OperatorInputError, operatorKvWrites, type OperatorKvWrite, type OperatorRun } from './views/kv-operator.js';
 import { COMPONENT_NAME } from './policy/schema.js';
 
@@ -81,6 +83,14 @@ export interface HostOptions {
 
 export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
 
+/** How a run is made, beyond what it calls (for runtimes built on the host, like `ice serve`). */
+export interface RunOptions {
+  /** Why the run happens (a trigger), recorded in its run-start's `cause`. */
+  readonly cause?: RunCause;
+  /** The run's id, when the caller must know it before the run starts (e.g. to claim a delivery for it). */
+  readonly runId?: string;
+}
+
 interface RunTotals {
   readonly runId: string;
   /** Import calls the run made (each is one call record, or an intent and its result). */
@@ -109,6 +119,14 @@ export type RunResult =
 /** A run refused before it started (nothing reached the guest, nothing was recorded). */
 export class RunInputError extends Error {
   override readonly name = 'RunInputError';
+}
+
+/** The host stopped (Host.shutdown) before the run ended: its run-end says `incomplete`. */
+export class RunStopped extends Error {
+  override readonly name = 'RunStopped';
+  constructor(readonly runId: string) {
+    super(`run ${runId} was cut off: the host stopped before it ended (outcome incomplete)`);
+  }
 }
 
 const DEFAULT_MAX_INPUT_BYTES = 1024 * 1024;
@@ -143,6 +161,11 @@ export class Host {
   private pool: WorkerPool | undefined;
   private readonly secrets: SecretSource;
   private readonly gateway: HostGateway;
+  /** Runs in flight on the pool, for shutdown to wait for. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private stopping = false;
+  /** Shutdown's deadline passed: runs still in flight are being cut off. */
+  private cutting = false;
 
   constructor(private readonly options: HostOptions) {
     this.stateDir = resolve(options.stateDir ?? '.ice');
@@ -282,6 +305,11 @@ export class Host {
     return replayRun(records, bytes, origin, this.cache, { ledgerKey: this.state.ledgerKey.key, ...options });
   }
 
+  /** @internal a component kept by digest when it was loaded (for replay and upgrades), or undefined. */
+  storedComponent(digest: string): Uint8Array | undefined {
+    return this.components.get(digest, this.maxComponentBytes) ?? undefined;
+  }
+
   private get maxComponentBytes(): number {
     return this.options.maxComponentBytes ?? DEFAULT_MAX_COMPONENT_BYTES;
   }
@@ -293,6 +321,28 @@ export class Host {
     return component;
   }
 
+  /**
+   * Stops taking runs, waits up to `deadlineMs` for those in flight, then cuts the rest off (their
+   * workers terminated) and ends each `incomplete`, and closes. Returns the ids of the runs cut off.
+   */
+  async shutdown(deadlineMs: number): Promise<string[]> {
+    this.stopping = true;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadlineMs))));
+    const settled = await Promise.race([Promise.allSettled([...this.inFlight]).then(() => 'done' as const), deadline]);
+    clearTimeout(timer);
+    let cut: string[] = [];
+    if (settled === 'late') {
+      this.cutting = true;
+      await this.pool?.close();
+      this.pool = undefined;
+      await Promise.allSettled([...this.inFlight]);
+      cut = endInterruptedRuns(this.state, this.ledger, processAlive, { reason: `the host stopped (shutdown) and the run did not end within its ${deadlineMs} ms drain deadline` }).map((r) => r.run);
+    }
+    this.close();
+    return cut;
+  }
+
   /** Closes the state database and stops the worker pool (runs in flight are cut off). */
   close(): void {
     void this.pool?.close();
@@ -302,7 +352,7 @@ export class Host {
   }
 
   /** @internal one governed run; Agent.run, Agent.call and Agent.command are the public entries. */
-  async execute(agent: Agent, invocation: Invocation): Promise<RunResult> {
+  async execute(agent: Agent, invocation: Invocation, options: RunOptions = {}): Promise<RunResult> {
     const max = this.options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
     const inputBytes = Buffer.byteLength(recordedInput(invocation), 'utf8') + (invocation.kind === 'command' ? Buffer.byteLength(invocation.args.join(' ')) : 0);
     if (inputBytes > max) {
@@ -310,13 +360,22 @@ export class Host {
       throw new RunInputError(`${what} ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
     }
     const { policy, info, prepared, admitted } = agent;
-    const request: RunRequest = { runId: newRunId(), invocation, policy, digest: info.digest, admitted };
+    const request: RunRequest = { runId: options.runId ?? newRunId(), invocation, policy, digest: info.digest, admitted, ...(options.cause ? { cause: options.cause } : {}) };
     let summary: RunSummary;
     if (this.execution === 'in-process') {
       await prepareCapabilities(admitted);
       const modules = prepared.modules(policy.limits.memoryMiB);
       summary = governedRun(request, (provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), this.services(), { ownDeadline: true });
-    } else summary = await this.inWorker(agent, request);
+    } else {
+      if (this.stopping) throw new RunInputError('the host is shutting down: no new runs');
+      const running = this.inWorker(agent, request);
+      this.inFlight.add(running);
+      try {
+        summary = await running;
+      } finally {
+        this.inFlight.delete(running);
+      }
+    }
     this.logger.info({ run: summary.runId, component: policy.component, outcome: summary.ending.outcome, calls: summary.counts.calls }, 'run ended');
     return toResult(summary);
   }
@@ -327,6 +386,7 @@ export class Host {
       ledger: this.ledger,
       kv: this.kv,
       guestLog: this.guestLog,
+      deliveries: (event) => enqueueDeliveries(this.state, event),
       ...(this.options.onEvent ? { events: this.options.onEvent } : {}),
       wasiOutput: (entry) => this.deliver('onGuestOutput', () => this.guestOutput(entry)),
     };
@@ -354,6 +414,7 @@ export class Host {
       job: {
         runId: request.runId,
         invocation: request.invocation,
+        ...(request.cause ? { cause: request.cause } : {}),
         digest: request.digest,
         admitted: request.admitted,
         policy: { document: policy.document, source: policy.source, digest: policy.digest },
@@ -365,6 +426,8 @@ export class Host {
       onEvent: (event) => this.deliver('onEvent', () => this.options.onEvent?.(event)),
       onOutput: (entry) => this.deliver('onGuestOutput', () => this.guestOutput(entry)),
     }).finally(() => this.gateway.end(request.runId));
+    // Cut off by shutdown: its run-end (incomplete) is written by shutdown, not here.
+    if (this.cutting && outcome.kind !== 'done') throw new RunStopped(request.runId);
     switch (outcome.kind) {
       case 'done':
         return outcome.summary;
@@ -436,7 +499,7 @@ export class Agent {
    * One governed run of the ICE world's `run(input)` on a fresh instance. Resolves with the result;
    * rejects only with RunInputError (also when the component has no such `run`).
    */
-  async run(input: string): Promise<RunResult> {
+  async run(input: string, options: RunOptions = {}): Promise<RunResult> {
     if (typeof input !== 'string') throw new RunInputError('run input must be a string');
     if (!this.implementsRun) {
       const offers = this.commandExport
@@ -444,7 +507,7 @@ export class Agent {
         : `it exports ${this.functions.map((f) => f.name).join(', ')}: call one with \`ice call <component> <function> --args '<json>'\` (Agent.call)`;
       throw new RunInputError(`${this.name} does not implement \`run: ${RUN_SIGNATURE}\`; ${offers}`);
     }
-    return this.host.execute(this, { kind: 'run', input });
+    return this.host.execute(this, { kind: 'run', input }, options);
   }
 
   /**
@@ -467,7 +530,7 @@ export class Agent {
    * result's `output` (ok) or `error` (the function's `err`) is JSON text; `value` is it parsed.
    * @throws InvalidArguments (a RunInputError) naming the path of the first bad argument, before anything runs
    */
-  async call(name: string, args: unknown): Promise<CallResult> {
+  async call(name: string, args: unknown, options: RunOptions = {}): Promise<CallResult> {
     const fn = this.function(name);
     try {
       argumentsFromJson(fn, args);
@@ -475,7 +538,7 @@ export class Agent {
       if (error instanceof ArgumentError) throw new InvalidArguments(fn.name, error.path, error.problem);
       throw error;
     }
-    const result = await this.host.execute(this, { kind: 'call', fn, args: args as Record<string, Json> });
+    const result = await this.host.execute(this, { kind: 'call', fn, args: args as Record<string, Json> }, options);
     if (result.ok) return { ...result, value: JSON.parse(result.output) as Json };
     return result.outcome === 'error' ? { ...result, value: JSON.parse(result.error) as Json } : result;
   }
@@ -484,7 +547,7 @@ export class Agent {
    * One governed run of a WASI command: `args` follow the policy's grants.wasi.args; `stdin` is what it
    * reads when grants.wasi.stdin is `input`; its stdout is the run's output.
    */
-  async command(args: readonly string[] = [], stdin?: string): Promise<RunResult> {
+  async command(args: readonly string[] = [], stdin?: string, options: RunOptions = {}): Promise<RunResult> {
     const exported = this.commandExport;
     if (!exported) throw new RunInputError(`${this.name} is not a WASI command (it does not export wasi:cli/run)`);
     if (!args.every((a) => typeof a === 'string')) throw new RunInputError('command arguments must be strings');
@@ -492,7 +555,7 @@ export class Agent {
     if (stdin !== undefined && grant?.stdin !== 'input') {
       throw new RunInputError(`policy ${this.policy.source} does not give the command its input as stdin: set grants.wasi.stdin: input (it is ${grant?.stdin ?? 'not set'})`);
     }
-    return this.host.execute(this, { kind: 'command', export: exported, args: [...args], stdin: stdin ?? '' });
+    return this.host.execute(this, { kind: 'command', export: exported, args: [...args], stdin: stdin ?? '' }, options);
   }
 }
 

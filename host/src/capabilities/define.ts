@@ -91,7 +91,10 @@ export function hostEffect<Request, Reply, G extends Grant = Grant>(serve: (requ
 
 /** What `perform` knows of the call it performs. */
 export interface CallContext {
-  /** The seq of the call's intent (host effects and asks), e.g. for an idempotency key. */
+  /**
+   * The seq of the call's intent (host effects and asks), e.g. for an idempotency key; for a state
+   * effect without one, the seq its call record will have (it commits in the same transaction).
+   */
   readonly seq: number | undefined;
   /** Runs `effect` on the host thread and blocks this thread until it answers (worker execution). */
   host<Request, Reply>(effect: HostEffect<Request, Reply, never>, request: Request): Reply;

@@ -3,7 +3,10 @@
  * opens its own state database; sinks post to the host thread). What a run emits to the host — guest
  * log lines, events, WASI stdout/stderr — is plain data, so it crosses threads as is.
  */
+import type { EmittedEvent } from '../views/deliveries.js';
 import type { KvStore } from '../views/kv-store.js';
+
+export type { EmittedEvent } from '../views/deliveries.js';
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
@@ -23,6 +26,9 @@ export interface GuestEvent {
 }
 export type GuestEventSink = (event: GuestEvent) => void;
 
+/** Queues an event's deliveries, inside the transaction of its call record. */
+export type DeliverySink = (event: EmittedEvent) => void;
+
 export type StdStream = 'stdout' | 'stderr';
 
 export interface WasiOutputEntry {
@@ -40,6 +46,8 @@ export interface RunServices {
   readonly guestLog?: GuestLogSink;
   /** Receives every granted events.emit (events); the ledger records them either way. */
   readonly events?: GuestEventSink;
+  /** Queues the deliveries of every granted events.emit, in the transaction of its record (events). */
+  readonly deliveries?: DeliverySink;
   /** Receives what a WASI guest writes to its captured stdout and stderr. */
   readonly wasiOutput?: WasiOutputSink;
   /** The wall clock (clock); default Date.now. */

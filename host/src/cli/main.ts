@@ -8,7 +8,7 @@ import { PolicyError } from '../policy/errors.js';
 import { SecretsError } from '../capabilities/secrets.js';
 import { UsageError } from './args.js';
 import { EXIT, processIo, safeIo, type Io } from './io.js';
-import { AUDIT_USAGE, BUILD_USAGE, CALL_USAGE, EVENTS_USAGE, INSPECT_USAGE, KV_USAGE, MCP_USAGE, REPLAY_USAGE, RUN_USAGE, STATE_USAGE } from './usage.js';
+import { AUDIT_USAGE, BUILD_USAGE, CALL_USAGE, EVENTS_USAGE, INSPECT_USAGE, KV_USAGE, MCP_USAGE, REPLAY_USAGE, RUN_USAGE, SERVE_USAGE, STATE_USAGE } from './usage.js';
 
 const HELP = `ice — run untrusted agents as WebAssembly components under explicit, audited authority
 
@@ -22,6 +22,7 @@ usage:
   ${STATE_USAGE}
   ${EVENTS_USAGE}
   ${MCP_USAGE}
+  ${SERVE_USAGE}
   ${KV_USAGE}
 
 exit codes: 0 ok · 1 the guest returned err, or a check failed (audit verify, state verify, replay
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).runCommand,
   call: async () => (await import('./call.js')).callCommand,
   mcp: async () => (await import('./mcp.js')).mcpCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
   kv: async () => (await import('./kv.js')).kvCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   build: async () => (await import('./build.js')).buildCommand,

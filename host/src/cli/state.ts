@@ -1,7 +1,8 @@
 /**
  * `ice state rebuild|verify [--component <name>] [--state <dir>]`: the kv table is a view of the
- * ledger (the fold of every granted kv write, see views/kv-fold.ts); rebuild recomputes it, verify
- * compares it.
+ * ledger (the fold of every granted kv write, see views/kv-fold.ts), and so is the registry of served
+ * agents (the fold of their lifecycle records, views/lifecycle.ts); rebuild recomputes them, verify
+ * compares them. With --component, only that component's kv.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { openStateDb, STATE_DB_FILE, type StateDb } from '../storage/db.js';
 import { LedgerKeyError } from '../storage/ledger-key.js';
 import { ledgerComponents, LedgerShapeError } from '../views/events.js';
+import { diffRegistry, rebuildRegistry } from '../views/lifecycle.js';
 import { describeDifference, diffKv, KvFoldError, rebuildKv, type KvDiff, type RebuildResult } from '../views/kv-fold.js';
 import { UsageError, withUsage } from './args.js';
 import { EXIT, type Io } from './io.js';
@@ -66,6 +68,10 @@ function rebuild(state: StateDb, component: string | undefined, io: Io): number 
     throw error;
   }
   io.stdout(`${rebuildSummary(result)}\n`);
+  if (component === undefined) {
+    const agents = rebuildRegistry(state);
+    if (agents > 0) io.stdout(`rebuilt the registry of ${plural(agents, 'served agent')} from its lifecycle records\n`);
+  }
   return EXIT.ok;
 }
 
@@ -84,16 +90,27 @@ function verify(state: StateDb, component: string | undefined, io: Io): number {
     io.stderr(`ice state verify: cannot fold the ledger: ${error.message}\n`);
     return EXIT.checkFailed;
   }
+  const registry = component === undefined ? diffRegistry(state) : undefined;
+  const registryLines =
+    registry === undefined || (registry.agents === 0 && registry.differences.length === 0)
+      ? []
+      : registry.differences.length === 0
+        ? [`ok: the registry of served agents equals the fold of ${plural(registry.transitions, 'lifecycle record')} (${plural(registry.agents, 'agent')})`]
+        : [
+            ...registry.differences,
+            `the registry of served agents differs from the fold of ${plural(registry.transitions, 'lifecycle record')}: check the ledger with \`ice audit verify --all\`, then \`ice state rebuild\` restores it`,
+          ];
+  const registryOk = registry === undefined || registry.differences.length === 0;
   if (diff.differences.length === 0) {
-    io.stdout(`${verifiedSummary(diff)}\n${unknownNote(diff)}`);
-    return EXIT.ok;
+    io.stdout(`${verifiedSummary(diff)}\n${registryLines.map((l) => `${l}\n`).join('')}${unknownNote(diff)}`);
+    return registryOk ? EXIT.ok : EXIT.checkFailed;
   }
   const lines = diff.differences.map(describeDifference);
   lines.push(
     `the kv view differs from the fold of ${plural(diff.events, 'event')} in ${plural(diff.differences.length, 'key')}: ` +
       'check the ledger with `ice audit verify --all`, then `ice state rebuild` restores the view from it',
   );
-  io.stdout(`${lines.join('\n')}\n${unknownNote(diff)}`);
+  io.stdout(`${[...lines, ...registryLines].join('\n')}\n${unknownNote(diff)}`);
   return EXIT.checkFailed;
 }
 

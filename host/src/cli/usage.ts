@@ -3,6 +3,7 @@ const HOST_OPTIONS = '[--state <dir>] [--log] [--in-process] [--secrets <file>] 
 export const RUN_USAGE = `ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] ${HOST_OPTIONS} [-- <args of a WASI command>…]`;
 export const CALL_USAGE = `ice call <component.wasm> <function> --policy <file> (--args '<json object>' | --args-file <path>) ${HOST_OPTIONS}`;
 export const MCP_USAGE = 'ice mcp --config <agents.yaml> [--state <dir>] [--in-process] [--secrets <file>] [--max-component-bytes <n>]';
+export const SERVE_USAGE = 'ice serve --config <ice.yaml> [--state <dir>] [--listen <host:port>] [--token-file <file>] [--drain-ms <ms>] [--workers <n>] [--allow-origin <origin>]… [--secrets <file>] [--max-component-bytes <n>]';
 export const INSPECT_USAGE = 'ice inspect <component.wasm> [--json] [--max-component-bytes <n>]';
 export const BUILD_USAGE = 'ice build <guest: AssemblyScript .ts or dir with index.ts, or Rust package dir> -o <out.wasm>';
 export const AUDIT_USAGE = [

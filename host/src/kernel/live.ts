@@ -30,6 +30,8 @@ export interface CallRecorder {
   readonly bytesBound: number;
   /** The exact bytes `input` would take as the next record (commits the queue first). */
   measure(input: QueuedInput): number;
+  /** Seq of the last record written or queued. */
+  readonly seq: number;
 }
 
 /** A blocking call to the host thread (worker execution): a host effect, or the approver. */
@@ -136,7 +138,7 @@ export class LiveAnswerer implements Answerer {
       if (site.effect !== 'state') return this.perform(site, args, intent, verdict, started, approval);
       // The write, its record and every record before it commit together, in call order.
       this.services.recorder.flush();
-      return this.services.state.transaction(() => this.perform(site, args, intent, verdict, started, approval));
+      return this.services.state.transaction(() => this.perform(site, args, intent, verdict, started, approval, intent ?? this.services.recorder.seq + 1));
     } catch (error) {
       // Not a host fault: the guest ran its own ledger budget out; the run ends as its trap.
       if (error instanceof LedgerBudgetSpent) throw error;
@@ -144,8 +146,8 @@ export class LiveAnswerer implements Answerer {
     }
   }
 
-  private perform(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, started: number, approval: ApprovalRecord | undefined): Answer {
-    this.context.seq = intent;
+  private perform(site: CallSite, args: unknown[], intent: number | undefined, verdict: Verdict, started: number, approval: ApprovalRecord | undefined, seq = intent): Answer {
+    this.context.seq = seq;
     const value = site.perform(args, this.context);
     if (value instanceof RefusedEffect) return this.finish(site, args, intent, value.refusal, undefined, started, { approval });
     if (value instanceof Steps) return this.finishSteps(site, args, intent, verdict, value, started, approval);

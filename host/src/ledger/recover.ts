@@ -29,11 +29,17 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (pid: number) => boolean = processAlive): RecoveredRun[] {
+export function endInterruptedRuns(
+  state: StateDb,
+  ledger: LedgerStore,
+  alive: (pid: number) => boolean = processAlive,
+  /** This process's own runs too (a host stopping, which has cut its workers off), with why. */
+  own?: { readonly reason: string },
+): RecoveredRun[] {
   const inFlight = state.db.prepare('SELECT run, pid FROM running ORDER BY started').all() as { run: string; pid: number }[];
   const recovered: RecoveredRun[] = [];
   for (const { run, pid } of inFlight) {
-    if (pid === process.pid || alive(pid)) continue;
+    if (pid === process.pid ? own === undefined : alive(pid)) continue;
     state.durable(() =>
       state.transaction(() => {
         const records = ledger.readRun(run);
@@ -52,7 +58,7 @@ export function endInterruptedRuns(state: StateDb, ledger: LedgerStore, alive: (
         const lastAt = Date.parse(ledger.readRun(run).at(-1)!.record.at);
         writer.end({
           outcome: 'incomplete',
-          reason: `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`,
+          reason: pid === process.pid && own ? own.reason : `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`,
           // What is known: from the run-start to its last committed record.
           durationUs: Math.max(0, (lastAt - first) * 1000),
           recovered: found,

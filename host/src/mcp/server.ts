@@ -47,39 +47,18 @@ export async function serveMcp(config: McpConfig, hostOptions: Omit<HostOptions,
   // Aborted when the server closes: an ask still waiting for the client's user is denied then.
   const closing = new AbortController();
   const host = await createHost({ ...hostOptions, approve: (request) => askClient(server, request, closing.signal), approverName: MCP_APPROVER });
-  const entries = new Map<string, ToolEntry>();
-  const tools: Tool[] = [];
+  const agents: { name: string; agent: Agent }[] = [];
+  let served: { tools: Tool[]; inFlight: Set<Promise<unknown>> };
   try {
     for (const agentConfig of config.agents) {
-      const agent = await loadAgent(host, agentConfig, config.source, hostOptions.maxComponentBytes ?? DEFAULT_MAX_COMPONENT_BYTES);
-      for (const { tool, entry } of toolsOf(agentConfig.name, agent)) {
-        if (entries.has(tool.name)) throw new McpConfigError(`agent ${agentConfig.name}: two tools would be named ${tool.name}; rename the agent in ${config.source}`);
-        entries.set(tool.name, entry);
-        tools.push(tool);
-      }
+      agents.push({ name: agentConfig.name, agent: await loadAgent(host, agentConfig, config.source, hostOptions.maxComponentBytes ?? DEFAULT_MAX_COMPONENT_BYTES) });
     }
+    served = serveTools(server, toolTable(agents, config.source), directly);
   } catch (error) {
     host.close();
     throw error;
   }
-
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: tools.map((t) => ({ ...t })) }));
-  const inFlight = new Set<Promise<unknown>>();
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
-    const entry = entries.get(request.params.name);
-    if (!entry) throw new InvalidParams(`unknown tool ${JSON.stringify(request.params.name)}; this server has ${tools.map((t) => t.name).join(', ')}`);
-    const call = callTool(entry, request.params.arguments ?? {});
-    inFlight.add(call);
-    try {
-      return await call;
-    } catch (error) {
-      // Arguments that do not fit: nothing ran, nothing was recorded.
-      if (error instanceof RunInputError) throw new InvalidParams(error.message);
-      throw error;
-    } finally {
-      inFlight.delete(call);
-    }
-  });
+  const { tools, inFlight } = served;
   const closed = new Promise<void>((resolve) => (server.onclose = resolve));
   await server.connect(transport);
   return {
@@ -104,11 +83,60 @@ export async function serveMcp(config: McpConfig, hostOptions: Omit<HostOptions,
   };
 }
 
+/** The tools of `agents`, by name. @throws McpConfigError when two would have one name */
+export function toolTable(agents: readonly { readonly name: string; readonly agent: Agent }[], source: string): Map<string, { tool: Tool; entry: ToolEntry; agent: string }> {
+  const table = new Map<string, { tool: Tool; entry: ToolEntry; agent: string }>();
+  for (const { name, agent } of agents) {
+    for (const { tool, entry } of toolsOf(name, agent)) {
+      if (table.has(tool.name)) throw new McpConfigError(`agent ${name}: two tools would be named ${tool.name}; rename the agent in ${source}`);
+      table.set(tool.name, { tool, entry, agent: name });
+    }
+  }
+  return table;
+}
+
+/** What a tool call runs: the agent's run, typed call or command (the runner may queue it, as `ice serve` does). */
+export type ToolRequest =
+  | { readonly kind: 'run'; readonly input: string }
+  | { readonly kind: 'call'; readonly function: string; readonly args: unknown }
+  | { readonly kind: 'command'; readonly args: readonly string[]; readonly stdin?: string };
+export type ToolRunner = (target: { readonly agent: string; readonly entry: ToolEntry; readonly tool: string }, request: ToolRequest) => Promise<RunResult & { readonly value?: unknown }>;
+
+/** `ice mcp`'s runner: the agent runs at once, on the host's pool. */
+const directly: ToolRunner = ({ entry }, request) =>
+  request.kind === 'run' ? entry.agent.run(request.input) : request.kind === 'call' ? entry.agent.call(request.function, request.args) : entry.agent.command(request.args, request.stdin);
+
+/**
+ * Sets `server`'s tools/list and tools/call handlers over `table`; each call goes through `run`.
+ * Returns the tools and the calls in flight (for a close that answers them first).
+ */
+export function serveTools(server: Server, table: ReadonlyMap<string, { tool: Tool; entry: ToolEntry; agent: string }>, run: ToolRunner): { tools: Tool[]; inFlight: Set<Promise<unknown>> } {
+  const tools = [...table.values()].map((t) => t.tool);
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: tools.map((t) => ({ ...t })) }));
+  const inFlight = new Set<Promise<unknown>>();
+  server.setRequestHandler(CallToolRequestSchema, async (request) => {
+    const found = table.get(request.params.name);
+    if (!found) throw new InvalidParams(`unknown tool ${JSON.stringify(request.params.name)}; this server has ${tools.map((t) => t.name).join(', ')}`);
+    const call = callTool(found.entry, request.params.arguments ?? {}, (r) => run({ agent: found.agent, entry: found.entry, tool: request.params.name }, r));
+    inFlight.add(call);
+    try {
+      return await call;
+    } catch (error) {
+      // Arguments that do not fit: nothing ran, nothing was recorded.
+      if (error instanceof RunInputError) throw new InvalidParams(error.message);
+      throw error;
+    } finally {
+      inFlight.delete(call);
+    }
+  });
+  return { tools, inFlight };
+}
+
 /**
  * One agent of the config, loaded from the bytes its pin was checked on (the file is read once: it
  * cannot change between the check and the load). Every refusal names the agent.
  */
-async function loadAgent(host: Host, entry: AgentEntry, source: string, maxComponentBytes: number): Promise<Agent> {
+export async function loadAgent(host: Host, entry: AgentEntry, source: string, maxComponentBytes: number): Promise<Agent> {
   const named = (error: unknown): unknown => {
     if (error instanceof Error) error.message = `agent ${entry.name}: ${error.message.replaceAll('<component bytes>', entry.component)}`;
     return error;
@@ -145,10 +173,10 @@ class InvalidParams extends McpError {
   }
 }
 
-async function callTool(entry: ToolEntry, args: Record<string, unknown>): Promise<CallToolResult> {
+async function callTool(entry: ToolEntry, args: Record<string, unknown>, run: (request: ToolRequest) => Promise<RunResult & { readonly value?: unknown }>): Promise<CallToolResult> {
   switch (entry.kind) {
     case 'call': {
-      const result = await entry.agent.call(entry.fn.name, args);
+      const result = await run({ kind: 'call', function: entry.fn.name, args });
       return result.ok ? { content: [{ type: 'text', text: result.output }], structuredContent: { result: result.value ?? null }, _meta: meta(result) } : failure(result);
     }
     case 'run': {
@@ -157,7 +185,7 @@ async function callTool(entry: ToolEntry, args: Record<string, unknown>): Promis
         const problem = extra.length > 0 ? `unknown argument ${extra.map((k) => JSON.stringify(k)).join(', ')}` : `input: expected a string`;
         throw new RunInputError(`invalid arguments for run: ${problem} (the arguments are { "input": <string> })`);
       }
-      const result = await entry.agent.run(args['input']);
+      const result = await run({ kind: 'run', input: args['input'] });
       return result.ok ? { content: [{ type: 'text', text: result.output }], _meta: meta(result) } : failure(result);
     }
     case 'command': {
@@ -173,7 +201,7 @@ async function callTool(entry: ToolEntry, args: Record<string, unknown>): Promis
                 ? 'stdin: expected a string'
                 : undefined;
       if (problem) throw new RunInputError(`invalid arguments for run: ${problem} (the arguments are { "args"?: [<string>…], "stdin"?: <string> })`);
-      const result = await entry.agent.command(argv as string[], stdin as string | undefined);
+      const result = await run({ kind: 'command', args: argv as string[], ...(typeof stdin === 'string' ? { stdin } : {}) });
       return result.ok ? { content: [{ type: 'text', text: result.output }], _meta: meta(result) } : failure(result);
     }
   }
@@ -199,7 +227,7 @@ function failure(result: Exclude<RunResult, { ok: true }>): CallToolResult {
  * but an explicit approval denies: a client that cannot elicit, a decline, a cancel, a failed or
  * timed-out request (the SDK cancels it at the rule's timeout, so the client's prompt goes away).
  */
-async function askClient(server: Server, request: ApprovalRequest, closing: AbortSignal): Promise<{ approved: boolean; by?: string; reason?: string }> {
+export async function askClient(server: Server, request: ApprovalRequest, closing: AbortSignal): Promise<{ approved: boolean; by?: string; reason?: string }> {
   if (!server.getClientCapabilities()?.elicitation?.form) {
     return { approved: false, by: 'ice', reason: 'the MCP client does not support (form) elicitation, so nobody can approve this ask' };
   }

@@ -12,7 +12,7 @@ import { capture } from '../core/capture.js';
 import { ICE_VERSION } from '../core/version.js';
 import { RunKernel } from '../kernel/kernel.js';
 import { LiveAnswerer, type HostBridge } from '../kernel/live.js';
-import { appendLogged, BufferedRunWriter, LEDGER_RESERVE_BYTES, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunEndInput, type RunWriter } from '../ledger/index.js';
+import { appendLogged, BufferedRunWriter, LEDGER_RESERVE_BYTES, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunCause, type RunEndInput, type RunWriter } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
 import { recordedInput, recordedInvoke, type Invocation } from './invoke.js';
@@ -22,6 +22,8 @@ export interface RunRequest {
   readonly runId: string;
   /** What the run calls: `run(input)`, a typed export, or a WASI command. */
   readonly invocation: Invocation;
+  /** Why the run happens (a trigger), recorded in its run-start. */
+  readonly cause?: RunCause;
   readonly policy: IcePolicy;
   readonly digest: string;
   /** What the component imports, by capability (admitted against the policy). */
@@ -112,6 +114,7 @@ function startRun(ledger: LedgerStore, request: RunRequest): RunWriter {
     // The input is kept whole (it is bounded by the host's maxInputBytes): replay needs it.
     input: capture(recordedInput(request.invocation), policy.capture),
     invoke: recordedInvoke(request.invocation),
+    ...(request.cause ? { cause: request.cause } : {}),
     host: { ice: ICE_VERSION },
   });
 }

@@ -3,6 +3,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Admitted } from '../capabilities/admit.js';
 import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
 import type { PolicyDocument } from '../policy/index.js';
+import type { RunCause } from '../ledger/index.js';
 import type { RunSummary } from './governed-run.js';
 import type { Invocation } from './invoke.js';
 
@@ -20,6 +21,8 @@ export interface WorkerInit {
 export interface WorkerJob {
   readonly runId: string;
   readonly invocation: Invocation;
+  /** Why the run happens (a trigger), recorded in its run-start. */
+  readonly cause?: RunCause;
   readonly digest: string;
   /** What the component imports, by capability. */
   readonly admitted: Admitted;

@@ -12,6 +12,7 @@ import type { GeneratedInstantiate } from '../component/prepare.js';
 import { LedgerStore } from '../ledger/index.js';
 import { openStateDb } from '../storage/db.js';
 import { KvStore } from '../views/kv-store.js';
+import { enqueueDeliveries, type EmittedEvent } from '../views/deliveries.js';
 import { BridgeClient } from './bridge.js';
 import { governedRun } from './governed-run.js';
 import { instantiateGenerated } from './instantiate.js';
@@ -29,6 +30,7 @@ const services = {
   kv: new KvStore(state),
   guestLog: (entry: GuestLogEntry) => post({ type: 'log', entry }),
   events: (event: GuestEvent) => post({ type: 'event', event }),
+  deliveries: (event: EmittedEvent) => enqueueDeliveries(state, event),
   wasiOutput: (entry: WasiOutputEntry) => post({ type: 'output', entry }),
   bridge: new BridgeClient(bridge),
 };
@@ -51,7 +53,7 @@ async function run(job: WorkerJob): Promise<void> {
     await prepareCapabilities(job.admitted);
     post({ type: 'started', runId: job.runId });
     const summary = governedRun(
-      { runId: job.runId, invocation: job.invocation, policy, digest: job.digest, admitted: job.admitted },
+      { runId: job.runId, invocation: job.invocation, policy, digest: job.digest, admitted: job.admitted, ...(job.cause ? { cause: job.cause } : {}) },
       (provider, meter) => instantiateGenerated(component.instantiate, component.modules, provider, meter),
       services,
     );

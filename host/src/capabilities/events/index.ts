@@ -1,7 +1,12 @@
 /**
  * ice:agent/events — domain events. The ledger is the event store: the kernel records each granted
- * emit (kind and payload, under the policy's capture rule); the effect hands it to the host's
- * listener, if the embedder set one.
+ * emit (kind and payload, under the policy's capture rule). The effect is a state write: in the
+ * transaction of the emit's record it queues the event's deliveries to the agents `ice serve` has
+ * subscribed to its kind (views/deliveries.ts), so an event is never recorded without its deliveries
+ * nor delivered without being recorded; then it hands the event to the host's listener, if any.
+ *
+ * `receive` is the other direction: the kinds this component may be woken by (`ice serve` triggers).
+ * Deny by default: without it, no event is ever delivered to the component, whatever its triggers say.
  */
 import type { z } from 'zod';
 import type * as EventsInterface from '../../generated/interfaces/ice-agent-events.js';
@@ -21,26 +26,42 @@ const EXAMPLE = 'events: { kinds: ["counter.*"] }';
 
 export interface EventsGrant extends Grant {
   readonly kinds: readonly Matcher[];
+  /** The kinds this component may receive (`ice serve` event triggers); empty: none. */
+  readonly receive: readonly Matcher[];
+  /** The `receive` patterns as written, for the server's subscription table. */
+  readonly receivePatterns: readonly string[];
   readonly maxPayloadBytes: number;
 }
+
+const kindPatterns = (rule: string, verb: string, example: string) =>
+  patternList({
+    rule,
+    prefixExample: 'counter.*',
+    listExample: example,
+    maxBytes: KIND_PATTERN_BYTES,
+    tooLong: (bytes) => `${bytes} bytes, longer than the longest event kind (${KIND_PATTERN_BYTES} bytes); shorten it`,
+    missing: () => `missing; list the event kinds this component may ${verb}, e.g. ${example}`,
+  });
 
 const Settings = strictObject(
   {
     maxCalls: maxCalls(),
-    // Required: granting events without saying which kinds would either allow every kind or none, and
-    // neither should be the silent reading of `events: {}`.
-    kinds: patternList({
-      rule: 'grants.events.kinds',
-      prefixExample: 'counter.*',
-      listExample: '["counter.*"]',
-      maxBytes: KIND_PATTERN_BYTES,
-      tooLong: (bytes) => `${bytes} bytes, longer than the longest event kind (${KIND_PATTERN_BYTES} bytes); shorten it`,
-      missing: () => 'missing; list the event kinds this component may emit, e.g. kinds: ["counter.*"], or set "events: deny"',
-    }),
+    kinds: kindPatterns('grants.events.kinds', 'emit', 'kinds: ["counter.*"]').optional(),
+    receive: kindPatterns('grants.events.receive', 'receive', 'receive: ["notes.*"]').optional(),
     maxPayloadBytes: size(16 * 1024 * 1024, 65_536),
   },
   (got) => messages.grantNotSettings(EXAMPLE, got),
-);
+).superRefine((settings, ctx) => {
+  // Granting events without saying which kinds would either allow every kind or none, and neither
+  // should be the silent reading of `events: {}`.
+  if (settings.kinds === undefined && settings.receive === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['kinds'],
+      message: 'missing; list the event kinds this component may emit, e.g. kinds: ["counter.*"], and/or those it may receive, e.g. receive: ["notes.*"]; or set "events: deny"',
+    });
+  }
+});
 
 export const events: IceCapability<'events', typeof EventsInterface, EventsGrant> = {
   kind: 'ice',
@@ -51,11 +72,21 @@ export const events: IceCapability<'events', typeof EventsInterface, EventsGrant
     example: EXAMPLE,
     deniable: true,
     compile: (settings: z.output<typeof Settings>, { rule }) =>
-      Object.freeze({ mode: 'grant', rule, maxCalls: settings.maxCalls, kinds: compileMatchers(`${rule}.kinds`, settings.kinds), maxPayloadBytes: settings.maxPayloadBytes }),
+      Object.freeze({
+        mode: 'grant',
+        rule,
+        maxCalls: settings.maxCalls,
+        kinds: compileMatchers(`${rule}.kinds`, settings.kinds ?? []),
+        receive: compileMatchers(`${rule}.receive`, settings.receive ?? []),
+        receivePatterns: Object.freeze([...(settings.receive ?? [])]),
+        maxPayloadBytes: settings.maxPayloadBytes,
+      }),
   },
-  functions: { emit: { effect: 'local' } },
+  // A state effect: its deliveries commit with its record.
+  functions: { emit: { effect: 'state' } },
   operations(grant, run) {
     const sink = run.services.events;
+    const deliveries = run.services.deliveries;
     return {
       emit: {
         decide([kind, payload]) {
@@ -75,7 +106,8 @@ export const events: IceCapability<'events', typeof EventsInterface, EventsGrant
           }
           return allow(rule.rule);
         },
-        perform([kind, payload]) {
+        perform([kind, payload], call) {
+          if (deliveries !== undefined && call.seq !== undefined) deliveries({ run: run.runId, seq: call.seq, kind, payload, source: run.component });
           sink?.({ component: run.component, runId: run.runId, kind, payload });
           return undefined;
         },
