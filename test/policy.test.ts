@@ -69,7 +69,7 @@ describe('policy: hostile and malformed input is refused with a message naming t
       ['clock', '{ resolution: 1 }', 'grants.clock.resolution: unknown key; allowed keys: maxCalls'],
       ['random', '{ max: 1 }', 'grants.random.max: unknown key; allowed keys: maxCalls, maxBytes'],
       ['kv', '{ reads: [a] }', 'grants.kv.reads: unknown key; allowed keys: maxCalls, read, write, maxValueBytes, maxKeyBytes, ask, askTimeoutMs, maxKeys, maxTotalBytes'],
-      ['events', '{ kinds: [a], kind: [b] }', 'grants.events.kind: unknown key; allowed keys: maxCalls, kinds, maxPayloadBytes'],
+      ['events', '{ kinds: [a], kind: [b] }', 'grants.events.kind: unknown key; allowed keys: maxCalls, kinds, receive, maxPayloadBytes'],
     ])('rejects an unknown key inside grants.%s', (name, body, expected) => {
       expect(grantsIssues(`  ${name}: ${body}\n`)).toEqual([expected]);
     });
@@ -186,10 +186,11 @@ describe('policy: hostile and malformed input is refused with a message naming t
         'grants.events: expected settings like events: { kinds: ["counter.*"] }, or "deny" to deny every call; got a list',
       ]);
     });
-    it('requires kinds when events is granted: `events: {}` says to list kinds or deny', () => {
+    it('requires kinds or receive when events is granted: `events: {}` says to list them or deny', () => {
       expect(grantsIssues('  events: {}\n')).toEqual([
-        'grants.events.kinds: missing; list the event kinds this component may emit, e.g. kinds: ["counter.*"], or set "events: deny"',
+        'grants.events.kinds: missing; list the event kinds this component may emit, e.g. kinds: ["counter.*"], and/or those it may receive, e.g. receive: ["notes.*"]; or set "events: deny"',
       ]);
+      expect(grantsIssues('  events: { receive: notes.* }\n')).toEqual(['grants.events.receive: expected a list of patterns like ["notes.*"], got "notes.*"']);
     });
   });
 

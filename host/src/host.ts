@@ -22,11 +22,13 @@ import { ComponentStore } from './component/store.js';
 import { processAlive } from './ledger/recover.js';
 import { endInterruptedRuns, isHostRecord, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCause, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
 import { notReplayable, ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
-import { endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
+import { endCutRun, endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { HostGateway, type Approver } from './sandbox/host-gateway.js';
 import { instantiateGenerated } from './sandbox/instantiate.js';
 import { WorkerPool } from './sandbox/pool.js';
 import { openStateDb, type StateDb } from './storage/db.js';
+import { newWriteLockBuffer } from './storage/write-lock.js';
+import { WalSync } from './storage/wal-sync.js';
 import { KvStore } from './views/kv-store.js';
 import { enqueueDeliveries } from './views/deliveries.js';
 import { OperatorInputError, operatorKvWrites, type OperatorKvWrite, type OperatorRun } from './views/kv-operator.js';
@@ -163,15 +165,22 @@ export class Host {
   private readonly gateway: HostGateway;
   /** Runs in flight on the pool, for shutdown to wait for. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** One writer at a time among this host's threads (storage/write-lock.ts). */
+  private readonly writeLock = newWriteLockBuffer();
+  /** Group commit of the run-ends workers write (storage/wal-sync.ts). */
+  private walSync!: WalSync;
   private stopping = false;
   /** Shutdown's deadline passed: runs still in flight are being cut off. */
   private cutting = false;
+  private drainMs = 0;
+  private readonly cut: string[] = [];
 
   constructor(private readonly options: HostOptions) {
     this.stateDir = resolve(options.stateDir ?? '.ice');
     this.logger =
       options.logger ?? pino({ name: 'ice', level: process.env.ICE_LOG_LEVEL ?? 'warn' }, pino.destination({ fd: 2, sync: true }));
-    this.state = openStateDb(this.stateDir);
+    this.state = openStateDb(this.stateDir, { writeLock: this.writeLock });
+    this.walSync = new WalSync(`${this.state.path}-wal`);
     this.kv = new KvStore(this.state);
     this.ledger = new LedgerStore(this.state);
     const cacheDir = options.cacheDir === undefined ? join(this.stateDir, 'cache') : options.cacheDir;
@@ -327,6 +336,7 @@ export class Host {
    */
   async shutdown(deadlineMs: number): Promise<string[]> {
     this.stopping = true;
+    this.drainMs = deadlineMs;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadlineMs))));
     const settled = await Promise.race([Promise.allSettled([...this.inFlight]).then(() => 'done' as const), deadline]);
@@ -337,7 +347,9 @@ export class Host {
       await this.pool?.close();
       this.pool = undefined;
       await Promise.allSettled([...this.inFlight]);
-      cut = endInterruptedRuns(this.state, this.ledger, processAlive, { reason: `the host stopped (shutdown) and the run did not end within its ${deadlineMs} ms drain deadline` }).map((r) => r.run);
+      cut = [...this.cut];
+      // A backstop for a run whose end the pool could not report: still in `running` under this process.
+      cut.push(...endInterruptedRuns(this.state, this.ledger, processAlive, { reason: `the host stopped and the run did not end within the drain deadline (${deadlineMs} ms)` }).map((r) => r.run));
     }
     this.close();
     return cut;
@@ -348,6 +360,7 @@ export class Host {
     void this.pool?.close();
     this.pool = undefined;
     this.gateway.close();
+    this.walSync.close();
     this.state.close();
   }
 
@@ -408,7 +421,7 @@ export class Host {
   private async inWorker(agent: Agent, request: RunRequest): Promise<RunSummary> {
     const { policy, prepared } = agent;
     const { memoryMiB, timeoutMs } = policy.limits;
-    this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir, (op, args) => this.gateway.serve(op, args));
+    this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir, (op, args) => this.gateway.serve(op, args), this.writeLock);
     this.gateway.begin(request.runId, policy);
     const outcome = await this.pool.run({
       job: {
@@ -426,10 +439,16 @@ export class Host {
       onEvent: (event) => this.deliver('onEvent', () => this.options.onEvent?.(event)),
       onOutput: (entry) => this.deliver('onGuestOutput', () => this.guestOutput(entry)),
     }).finally(() => this.gateway.end(request.runId));
-    // Cut off by shutdown: its run-end (incomplete) is written by shutdown, not here.
-    if (this.cutting && outcome.kind !== 'done') throw new RunStopped(request.runId);
+    // Cut off by shutdown: ended incomplete with what it had written or queued.
+    if (this.cutting && outcome.kind !== 'done') {
+      this.cut.push(request.runId);
+      endCutRun(this, request, `the host stopped and the run did not end within the drain deadline (${this.drainMs} ms)`, outcome.elapsedUs, outcome.rescued);
+      throw new RunStopped(request.runId);
+    }
     switch (outcome.kind) {
       case 'done':
+        // The worker committed the run-end without a sync: one sync of the WAL covers every run-end so far.
+        await this.walSync.barrier();
         return outcome.summary;
       case 'timeout':
         return endStoppedRun(

@@ -104,6 +104,8 @@ export class BufferedRunWriter {
     this.append(intent);
     const seq = this.seq;
     const log = this.options.intentLog;
+    // Recovery finds a run's intent log through its run-start (its `running` row): write it first.
+    if (log) this.inner.ensureStarted?.();
     if (this.queue.length > 0 && log) {
       log.write(this.queue.slice(this.logged).map((record, i) => ({ seq: this.inner.seq + this.logged + i + 1, record })));
       this.logged = this.queue.length;

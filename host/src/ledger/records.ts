@@ -225,7 +225,11 @@ export interface StoredRecord {
 }
 
 /** What `LedgerStore.startRun` needs from the caller. */
-export type RunStartInput = Omit<RunStartRecord, 'v' | 'type' | 'seq' | 'prev' | 'at'> & { run: string };
+export type RunStartInput = Omit<RunStartRecord, 'v' | 'type' | 'seq' | 'prev' | 'at'> & {
+  run: string;
+  /** When the run started (ISO 8601); default: when the record is written. */
+  at?: string;
+};
 /** What `RunWriter.appendCall` needs from the caller. */
 export type CallInput = Omit<CallRecord, 'v' | 'type' | 'run' | 'seq' | 'prev' | 'at'> & {
   /** When the call was made (ISO 8601); default: when the record is written. Set when records are queued. */

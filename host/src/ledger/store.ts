@@ -71,6 +71,11 @@ export interface RunWriter {
   appendIntent(intent: IntentInput): number;
   /** Appends the result of an open intent of this run; returns its hash. */
   appendResult(result: ResultInput): string;
+  /**
+   * Makes sure the run-start is written (committed unless in a transaction): a writer from `deferRun`
+   * writes it late; before an intent goes to the run's intent log the run must be known to recovery.
+   */
+  ensureStarted?(): void;
   /** Appends queued call, intent and result records, inside a transaction (see SqliteRunWriter.appendQueued). */
   appendQueued(inputs: readonly QueuedInput[]): void;
   /**
@@ -124,6 +129,7 @@ export class LedgerStore {
   private readonly runningTallyStmt: Statement<[string], { tally: string | null }>;
   private readonly runBytesStmt: Statement<[string], { bytes: number | null; calls: number }>;
   private readonly rowsStmt: Statement<[], LedgerRow>;
+  private readonly insertRunningStmt: Statement<[string, number, string]>;
   private readonly listRunsStmt: Statement<
     [number],
     { start: string; end: string | null; root: string | null; callsSoFar: number | null }
@@ -141,6 +147,7 @@ export class LedgerStore {
     );
     this.readRunStmt = db.prepare('SELECT hash, body FROM ledger WHERE run = ? ORDER BY seq');
     this.rowsStmt = db.prepare('SELECT id, run, seq, type, hash, body FROM ledger ORDER BY id');
+    this.insertRunningStmt = db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)');
     this.hasRunStmt = db.prepare('SELECT 1 AS found FROM ledger WHERE run = ? LIMIT 1');
     this.lastRecordStmt = db.prepare('SELECT seq, hash, type FROM ledger WHERE run = ? ORDER BY seq DESC LIMIT 1');
     // What a writer resuming a run needs, computed by SQLite (C, row by row) rather than by reading every
@@ -183,7 +190,7 @@ export class LedgerStore {
         type: 'run-start',
         run: start.run,
         seq: 0,
-        at: isoNow(),
+        at: start.at ?? isoNow(),
         prev,
         component: start.component,
         policy: start.policy,
@@ -202,13 +209,28 @@ export class LedgerStore {
         throw err;
       }
       // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
-      this.state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)').run(start.run, process.pid, record.at);
+      this.insertRunningStmt.run(start.run, process.pid, record.at);
       const writer = new SqliteRunWriter(this.state, this.insertStmt, this.keyed, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'));
       writer.saveTally();
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
       return writer;
     });
+  }
+
+  /**
+   * A writer whose run-start is written with the run's first records — at its first flush, in that
+   * flush's transaction, or with the run-end — instead of in a transaction of its own. A run whose
+   * calls stay inside it (no state write, no host effect, fewer records than a batch) then commits
+   * once: run-start, calls and run-end together, one commit instead of two. Until then the run is in
+   * no table: a process killed before it leaves no trace of a run that had no lasting effect, as with
+   * the queued records of buffered-writer.ts. The run-start keeps the time the run started.
+   */
+  deferRun(start: RunStartInput): RunWriter {
+    const input = { ...start, at: start.at ?? isoNow() };
+    // An upper bound of the run-start's bytes (prev at its longest), for the run's ledger budget.
+    const bound = Buffer.byteLength(serializeRecord({ v: 1, type: 'run-start', seq: 0, prev: '0'.repeat(64), ...input, chain: KEYED_CHAIN } as RunStartRecord), 'utf8');
+    return new DeferredRunWriter(this.state, () => this.startRun(input), input.run, bound);
   }
 
   /**
@@ -373,6 +395,69 @@ function checkDuration(type: string, durationUs: unknown): void {
 
 function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/** A RunWriter that writes its run-start only when it first writes anything (LedgerStore.deferRun). */
+class DeferredRunWriter implements RunWriter {
+  private real: RunWriter | undefined;
+  private static readonly none: ReadonlySet<number> = new Set();
+
+  constructor(
+    private readonly state: StateDb,
+    private readonly open: () => RunWriter,
+    readonly run: string,
+    private readonly startBytes: number,
+  ) {}
+
+  /** The real writer, its run-start written (in the caller's transaction, if any). */
+  private started(): RunWriter {
+    if (this.real === undefined) {
+      this.real = this.open();
+      // Rolled back with an enclosing transaction: the next write starts the run again.
+      this.state.onRollback(() => (this.real = undefined));
+    }
+    return this.real;
+  }
+
+  get seq(): number {
+    return this.real?.seq ?? 0;
+  }
+  get head(): string {
+    return this.real?.head ?? '';
+  }
+  get counts(): Readonly<RunCounts> {
+    return this.real?.counts ?? emptyCounts();
+  }
+  get ended(): boolean {
+    return this.real?.ended ?? false;
+  }
+  get openIntents(): ReadonlySet<number> {
+    return this.real?.openIntents ?? DeferredRunWriter.none;
+  }
+  get bytes(): number {
+    return this.real?.bytes ?? this.startBytes;
+  }
+  measure(input: QueuedInput): number {
+    return this.started().measure(input);
+  }
+  ensureStarted(): void {
+    this.started();
+  }
+  appendCall(call: CallInput): string {
+    return this.started().appendCall(call);
+  }
+  appendIntent(intent: IntentInput): number {
+    return this.started().appendIntent(intent);
+  }
+  appendResult(result: ResultInput): string {
+    return this.started().appendResult(result);
+  }
+  appendQueued(inputs: readonly QueuedInput[]): void {
+    this.started().appendQueued(inputs);
+  }
+  end(end: RunEndInput): string {
+    return this.started().end(end);
+  }
 }
 
 class SqliteRunWriter implements RunWriter {

@@ -50,14 +50,19 @@ export interface RunSummary {
   readonly durationUs: number;
 }
 
-/** ownDeadline: the run enforces limits.timeoutMs itself (on the calling thread; a worker is terminated instead). */
-export function governedRun(request: RunRequest, instantiate: Instantiate, services: RunServices, options: { readonly ownDeadline?: boolean } = {}): RunSummary {
+/**
+ * ownDeadline: the run enforces limits.timeoutMs itself (on the calling thread; a worker is terminated
+ * instead). hostSyncs: the run-end commits without an fsync because the host thread syncs the WAL for
+ * it before anyone learns the result (storage/wal-sync.ts, group commit).
+ */
+export function governedRun(request: RunRequest, instantiate: Instantiate, services: RunServices, options: { readonly ownDeadline?: boolean; readonly hostSyncs?: boolean } = {}): RunSummary {
   const started = performance.now();
   const { policy, runId } = request;
   const { journal } = services;
   journal?.clear();
   const intentLog = IntentLog.forRun(services.state.dir, runId);
-  const writer = new BufferedRunWriter(startRun(services.ledger, request), services.state, {
+  // The run-start commits with the run's first records (often with its run-end): one commit per run.
+  const writer = new BufferedRunWriter(startRun(services.ledger, request, true), services.state, {
     ...(journal ? { onQueued: (queued, seq) => journal.write(seq, queued), onFlushed: () => journal.clear() } : {}),
     intentLog,
   });
@@ -68,7 +73,8 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, request.invocation, output.text, deadline);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
-  const ledgerRoot = services.state.durable(() => writer.end(runEnd(ending, policy, fuel, durationUs, writer.bytesBound)));
+  const end = () => writer.end(runEnd(ending, policy, fuel, durationUs, writer.bytesBound));
+  const ledgerRoot = options.hostSyncs ? end() : services.state.durable(end);
   intentLog.remove();
   return { runId, ending, fuel, counts: writer.counts, ledgerRoot, durationUs };
 }
@@ -105,9 +111,25 @@ export function endStoppedRun(
   return { runId: request.runId, ending, fuel: undefined, counts: ended.counts, ledgerRoot: ended.root, durationUs };
 }
 
-function startRun(ledger: LedgerStore, request: RunRequest): RunWriter {
+/**
+ * Ends a run its host cut off while stopping (the drain deadline passed): `incomplete`, after whatever
+ * it had committed or queued — its run-start too when it had written none yet (deferRun).
+ */
+export function endCutRun(services: Pick<RunServices, 'state' | 'ledger'>, request: RunRequest, reason: string, durationUs: number, rescued: readonly IntentLogEntry[] = []): void {
+  const { ledger, state } = services;
+  state.durable(() =>
+    state.transaction(() => {
+      const writer = ledger.hasRun(request.runId) ? ledger.resumeRun(request.runId) : startRun(ledger, request);
+      appendLogged(writer, [...rescued, ...readIntentLog(state.dir, request.runId)]);
+      writer.end({ outcome: 'incomplete', reason, durationUs });
+    }),
+  );
+  removeIntentLog(state.dir, request.runId);
+}
+
+function startRun(ledger: LedgerStore, request: RunRequest, deferred = false): RunWriter {
   const { policy } = request;
-  return ledger.startRun({
+  return ledger[deferred ? 'deferRun' : 'startRun']({
     run: request.runId,
     component: { name: policy.component, digest: request.digest },
     policy: { digest: policy.digest, source: policy.source, document: policy.document },

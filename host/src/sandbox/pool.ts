@@ -15,6 +15,7 @@ import { BRIDGE_BYTES, BridgeServer, type BridgeHandler } from './bridge.js';
 import type { RunSummary } from './governed-run.js';
 import { JOURNAL_BYTES, Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
+import { releaseIfHeldBy } from '../storage/write-lock.js';
 
 /** Records the killed worker had queued but not committed, from its journal. */
 type Rescued = readonly { seq: number; record: QueuedInput }[];
@@ -34,10 +35,14 @@ export interface PoolTask {
 
 interface Slot {
   readonly worker: Worker;
+  /** The worker's threadId, kept: it reads -1 once the thread is gone. */
+  readonly thread: number;
   readonly journal: Journal;
   readonly port: MessagePort;
   /** Component keys whose modules this worker already holds. */
   readonly known: Set<string>;
+  /** Policies (digest and source) this worker has compiled. */
+  readonly knownPolicies: Set<string>;
   readonly bridge: BridgeServer;
   /** The running job's deadline, paused while the run waits for an approver. */
   deadline: { pause(): void; resume(): void } | undefined;
@@ -68,6 +73,8 @@ export class WorkerPool {
     private readonly stateDir: string,
     /** Serves the runs' requests to the host thread (host effects, approvals). */
     private readonly serve: BridgeHandler,
+    /** The process's write lock on the state database, shared with every worker. */
+    private readonly writeLock: SharedArrayBuffer,
   ) {}
 
   run(task: PoolTask): Promise<PoolOutcome> {
@@ -103,15 +110,17 @@ export class WorkerPool {
     const { port1, port2 } = new MessageChannel();
     const journal = new Journal(new SharedArrayBuffer(JOURNAL_BYTES));
     const bridgeBuffer = new SharedArrayBuffer(BRIDGE_BYTES);
-    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer, bridge: bridgeBuffer };
+    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer, bridge: bridgeBuffer, writeLock: this.writeLock };
     const worker = new Worker(WORKER_URL, { workerData: init, transferList: [port2] });
     worker.unref();
     port1.unref();
     const slot: Slot = {
       worker,
+      thread: worker.threadId,
       journal,
       port: port1,
       known: new Set(),
+      knownPolicies: new Set(),
       busy: false,
       deadline: undefined,
       // A human may take longer than the run's timeout to answer: the deadline stops while the run waits.
@@ -135,10 +144,15 @@ export class WorkerPool {
     const dispatched = performance.now();
     const elapsedUs = () => Math.round((performance.now() - dispatched) * 1000);
     const { job } = task;
-    const send: WorkerJob = slot.known.has(job.component.key)
-      ? { ...job, component: { key: job.component.key, glueUrl: job.component.glueUrl } }
-      : job;
+    // What the worker already holds is not sent again: compiled modules, a policy's document.
+    const policyKey = `${job.policy.digest}\0${job.policy.source}`;
+    const send: WorkerJob = {
+      ...job,
+      component: slot.known.has(job.component.key) ? { key: job.component.key, glueUrl: job.component.glueUrl } : job.component,
+      policy: slot.knownPolicies.has(policyKey) ? { source: job.policy.source, digest: job.policy.digest } : job.policy,
+    };
     slot.known.add(job.component.key);
+    slot.knownPolicies.add(policyKey);
 
     let settled = false;
     let started = false;
@@ -189,15 +203,22 @@ export class WorkerPool {
       return false;
     };
     const onMessage = (message: FromWorker) => void handle(message);
-    const onError = (error: Error) =>
+    // A worker that fails or exits is dying: its connection rolls back, and the write lock it may hold is freed.
+    const onError = (error: Error) => {
+      releaseIfHeldBy(this.writeLock, slot.thread);
       finish({ kind: 'failed', reason: `the run's worker failed: ${error.message}`, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, false);
-    const onExit = (code: number) =>
+    };
+    const onExit = (code: number) => {
+      releaseIfHeldBy(this.writeLock, slot.thread);
       finish({ kind: 'failed', reason: `the run's worker exited (code ${code})`, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, false);
+    };
     const kill = () => {
       // The exit this causes is expected: it must not be reported as a crash.
       slot.worker.off('exit', onExit);
       slot.worker.off('error', onError);
       void slot.worker.terminate().then(() => {
+        // A worker stopped inside a state write held the write lock: free it before anyone writes the run's end.
+        releaseIfHeldBy(this.writeLock, slot.thread);
         // Whatever the worker posted before it died: its last logs, or a result that beat the kill.
         for (let m = receiveMessageOnPort(slot.port); m !== undefined; m = receiveMessageOnPort(slot.port)) {
           if (handle(m.message as FromWorker)) return;
@@ -224,6 +245,7 @@ export class WorkerPool {
     if (index >= 0) this.slots.splice(index, 1);
     slot.port.close();
     slot.bridge.close();
-    void slot.worker.terminate();
+    const thread = slot.thread;
+    void slot.worker.terminate().then(() => releaseIfHeldBy(this.writeLock, thread));
   }
 }

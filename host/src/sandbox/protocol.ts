@@ -16,6 +16,8 @@ export interface WorkerInit {
   readonly journal: SharedArrayBuffer;
   /** The worker's end of its bridge to the host thread (host effects: http, model; approvals). */
   readonly bridge: SharedArrayBuffer;
+  /** The process's write lock on the state database (storage/write-lock.ts). */
+  readonly writeLock: SharedArrayBuffer;
 }
 
 export interface WorkerJob {
@@ -26,8 +28,11 @@ export interface WorkerJob {
   readonly digest: string;
   /** What the component imports, by capability. */
   readonly admitted: Admitted;
-  /** The normalized policy; the worker compiles it again (compiled matchers hold closures). */
-  readonly policy: { readonly document: PolicyDocument; readonly source: string; readonly digest: string };
+  /**
+   * The normalized policy; the worker compiles it again (compiled matchers hold closures). The
+   * document is sent only the first time this worker sees the policy (digest and source).
+   */
+  readonly policy: { readonly document?: PolicyDocument; readonly source: string; readonly digest: string };
   readonly component: {
     /** digest and memory cap: what the worker caches the component by. */
     readonly key: string;

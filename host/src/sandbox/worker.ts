@@ -19,10 +19,10 @@ import { instantiateGenerated } from './instantiate.js';
 import { Journal } from './journal.js';
 import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
 
-const { stateDir, port, journal, bridge } = workerData as WorkerInit;
+const { stateDir, port, journal, bridge, writeLock } = workerData as WorkerInit;
 const post = (message: FromWorker): void => port.postMessage(message);
 
-const state = openStateDb(stateDir);
+const state = openStateDb(stateDir, { writeLock });
 const services = {
   journal: new Journal(journal),
   state,
@@ -56,6 +56,8 @@ async function run(job: WorkerJob): Promise<void> {
       { runId: job.runId, invocation: job.invocation, policy, digest: job.digest, admitted: job.admitted, ...(job.cause ? { cause: job.cause } : {}) },
       (provider, meter) => instantiateGenerated(component.instantiate, component.modules, provider, meter),
       services,
+      // The pool's host syncs the WAL before it hands the result on (group commit, storage/wal-sync.ts).
+      { hostSyncs: true },
     );
     post({ type: 'done', runId: job.runId, summary });
   } catch (error) {
@@ -75,9 +77,11 @@ async function componentFor(job: WorkerJob): Promise<Component> {
 }
 
 function policyFor(job: WorkerJob): IcePolicy {
-  const known = policies.get(job.policy.digest);
+  const key = `${job.policy.digest}\0${job.policy.source}`;
+  const known = policies.get(key);
   if (known) return known;
+  if (job.policy.document === undefined) throw new Error(`worker has no policy ${job.policy.source} (sha256:${job.policy.digest})`);
   const policy = compilePolicy(job.policy.document, job.policy.source);
-  policies.set(policy.digest, policy);
+  policies.set(key, policy);
   return policy;
 }

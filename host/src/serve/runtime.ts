@@ -99,6 +99,10 @@ export class ServeRuntime {
   private readonly running = new Set<Promise<void>>();
   private poll: NodeJS.Timeout | undefined;
   private pumpQueued = false;
+  /** Runs that emitted: when one ends, its deliveries are committed and worth a look. */
+  readonly emitting = new Set<string>();
+  /** Agents with pending deliveries that did not fit their queue at the last look. */
+  private readonly backlogged = new Set<string>();
   private closing = false;
   private readonly refusals = new Map<string, { last: number; suppressed: number }>();
 
@@ -123,8 +127,8 @@ export class ServeRuntime {
       approve: (request) =>
         options.approve?.(request) ?? Promise.resolve({ approved: false, by: 'ice-serve', reason: 'a run started by a trigger has nobody to ask: grant or deny it in the policy' }),
       approverName: 'ice-serve',
-      // An emit may have queued deliveries: look once the emitting transaction has committed.
-      onEvent: () => runtime?.schedulePump(),
+      // An emit may have queued deliveries: look once its run has ended (its transaction committed).
+      onEvent: (event) => runtime?.emitting.add(event.runId),
     });
     runtime = new ServeRuntime(host, config, options);
     try {
@@ -410,8 +414,11 @@ export class ServeRuntime {
       const served = this.agents.get(name);
       if (served === undefined || served.state !== 'active') continue;
       const room = served.entry.queue - served.queue.length;
+      this.backlogged.add(name);
       if (room <= 0) continue;
-      for (const delivery of pendingDeliveries(state, name, room)) {
+      const found = pendingDeliveries(state, name, room);
+      if (found.length < room) this.backlogged.delete(name);
+      for (const delivery of found) {
         const runId = newRunId();
         if (!claimDelivery(state, delivery.id, runId)) continue;
         served.queue.push(deliveryWork(delivery, runId));
@@ -458,11 +465,13 @@ export class ServeRuntime {
     if (result.outcome === 'trap' || result.outcome === 'limit') this.fault(served, result.runId);
     work.settle?.(result);
     this.pump(served);
-    this.schedulePump();
+    // Deliveries only appear when something emitted, or wait for room in this agent's queue.
+    if (this.emitting.delete(result.runId) || this.backlogged.has(served.entry.name)) this.schedulePump();
   }
 
   private failed(served: Served, work: Work, error: unknown): void {
     served.running--;
+    this.emitting.delete(work.runId);
     if (error instanceof RunStopped) {
       // Cut off by shutdown: ended incomplete; its delivery goes back to pending for the next start.
       if (work.delivery !== undefined) releaseDelivery(this.host.state, work.delivery);

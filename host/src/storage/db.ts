@@ -18,6 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureLedgerKey, type LedgerKey } from './ledger-key.js';
+import { WriteLock } from './write-lock.js';
 
 /** The schema version this build writes and understands (`PRAGMA user_version`). */
 export const STATE_SCHEMA_VERSION = 4;
@@ -36,6 +37,11 @@ export interface StateDbOptions {
   synchronous?: 'full' | 'normal';
   /** How long a writer waits for another connection's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * Shared with the other threads of this process that write the same file (write-lock.ts): each
+   * transaction takes it first, so they hand the file over without SQLite's busy sleeps.
+   */
+  writeLock?: SharedArrayBuffer;
 }
 
 export interface StateDb {
@@ -203,7 +209,7 @@ export function openStateDb(stateDir: string, options: StateDbOptions = {}): Sta
     db.close();
     throw err;
   }
-  return createStateDb(db, path, dir, options.synchronous === 'full' ? 'FULL' : 'NORMAL', ledgerKey);
+  return createStateDb(db, path, dir, options.synchronous === 'full' ? 'FULL' : 'NORMAL', ledgerKey, options.writeLock ? new WriteLock(options.writeLock) : undefined);
 }
 
 function schemaVersion(db: Database.Database): number {
@@ -232,7 +238,7 @@ function migrate(db: Database.Database, path: string): void {
   }).immediate();
 }
 
-function createStateDb(db: Database.Database, path: string, dir: string, synchronous: 'FULL' | 'NORMAL', ledgerKey: LedgerKey): StateDb {
+function createStateDb(db: Database.Database, path: string, dir: string, synchronous: 'FULL' | 'NORMAL', ledgerKey: LedgerKey, lock: WriteLock | undefined): StateDb {
   // One frame of undo hooks per open `transaction` level on this connection.
   const frames: Array<Array<() => void>> = [];
   // One wrapper for every transaction: better-sqlite3 builds a wrapper per db.transaction() (~6 µs, as
@@ -261,16 +267,20 @@ function createStateDb(db: Database.Database, path: string, dir: string, synchro
     },
     transaction<T>(fn: () => T): T {
       const frame: Array<() => void> = [];
+      const outermost = frames.length === 0;
+      if (outermost) lock?.acquire();
       frames.push(frame);
       let result: T;
       try {
         result = run.immediate(fn) as T;
       } catch (err) {
         frames.pop();
+        if (outermost) lock?.release();
         for (let i = frame.length - 1; i >= 0; i--) frame[i]!();
         throw err;
       }
       frames.pop();
+      if (outermost) lock?.release();
       // Committed at this level; if nested, an enclosing rollback still undoes it.
       const parent = frames[frames.length - 1];
       if (parent) for (const undo of frame) parent.push(undo);

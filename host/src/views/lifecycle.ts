@@ -37,19 +37,23 @@ export interface RecordSubject {
 /** Which transitions exist; an upgrade (or a config change) keeps the state and changes the component. */
 const ALLOWED: Readonly<Record<AgentState | 'new', readonly AgentState[]>> = {
   new: ['deployed'],
-  deployed: ['active', 'stopped', 'deployed'],
-  active: ['suspended', 'quarantined', 'stopped', 'active'],
-  suspended: ['active', 'stopped', 'suspended'],
-  quarantined: ['active', 'stopped', 'quarantined'],
+  deployed: ['active', 'stopped'],
+  active: ['suspended', 'quarantined', 'stopped'],
+  suspended: ['active', 'stopped'],
+  quarantined: ['active', 'stopped'],
   stopped: ['deployed'],
 };
+
+/** What may change an agent without changing its state: a new component (upgrade) or a new config. */
+const SAME_STATE_CAUSES: ReadonlySet<RunCause['kind']> = new Set(['upgrade', 'config']);
 
 /** A transition that does not exist (resume an active agent, suspend a stopped one). Nothing was recorded. */
 export class TransitionError extends Error {
   override readonly name = 'TransitionError';
 }
 
-export function canTransition(from: AgentState | null, to: AgentState): boolean {
+export function canTransition(from: AgentState | null, to: AgentState, cause?: RunCause['kind']): boolean {
+  if (from === to && from !== 'stopped') return cause !== undefined && SAME_STATE_CAUSES.has(cause);
   return ALLOWED[from ?? 'new'].includes(to);
 }
 
@@ -68,7 +72,7 @@ export function recordTransition(
   return state.durable(() =>
     state.transaction(() => {
       const from = readAgent(state, subject.agent)?.state ?? null;
-      if (!canTransition(from, to)) {
+      if (!canTransition(from, to, cause.kind)) {
         throw new TransitionError(`agent ${subject.agent} is ${from ?? 'not deployed'}: it cannot become ${to}${hint(from, to)}`);
       }
       const { runId, ledgerRoot } = hostRecord(ledger, subject, { kind: 'lifecycle', agent: subject.agent, from, to }, cause, 'ok', `${from ?? 'new'} → ${to}`);

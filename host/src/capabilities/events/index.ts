@@ -33,21 +33,21 @@ export interface EventsGrant extends Grant {
   readonly maxPayloadBytes: number;
 }
 
-const kindPatterns = (rule: string, verb: string, example: string) =>
+const kindPatterns = (rule: string, verb: string, key: string, list: string) =>
   patternList({
     rule,
     prefixExample: 'counter.*',
-    listExample: example,
+    listExample: list,
     maxBytes: KIND_PATTERN_BYTES,
     tooLong: (bytes) => `${bytes} bytes, longer than the longest event kind (${KIND_PATTERN_BYTES} bytes); shorten it`,
-    missing: () => `missing; list the event kinds this component may ${verb}, e.g. ${example}`,
+    missing: () => `missing; list the event kinds this component may ${verb}, e.g. ${key}: ${list}`,
   });
 
 const Settings = strictObject(
   {
     maxCalls: maxCalls(),
-    kinds: kindPatterns('grants.events.kinds', 'emit', 'kinds: ["counter.*"]').optional(),
-    receive: kindPatterns('grants.events.receive', 'receive', 'receive: ["notes.*"]').optional(),
+    kinds: kindPatterns('grants.events.kinds', 'emit', 'kinds', '["counter.*"]').optional(),
+    receive: kindPatterns('grants.events.receive', 'receive', 'receive', '["notes.*"]').optional(),
     maxPayloadBytes: size(16 * 1024 * 1024, 65_536),
   },
   (got) => messages.grantNotSettings(EXAMPLE, got),

@@ -1,0 +1,333 @@
+/**
+ * `ice serve` end to end: a real server process (bin/ice.js serve), driven over HTTP, with real guests
+ * and policies. What it refuses first (no token, a bad webhook signature, an event the policy does not
+ * let an agent receive, a divergent upgrade, a faulting agent), then what it does: events wake
+ * subscribers, schedules fire, lifecycle transitions are ledger records, a SIGKILL in the middle of a
+ * 500-event burst loses and duplicates nothing, SIGTERM drains.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { signWebhook } from '../host/src/serve/webhook.js';
+import { ice, tempDir } from './helpers.js';
+import { guestWasm, ICE_BIN } from './paths.js';
+
+const HOOK_SECRET = 'hook-secret-for-tests';
+
+interface Served {
+  readonly process: ChildProcess;
+  readonly url: string;
+  readonly token: string;
+  readonly state: string;
+  readonly stderr: () => string;
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const running = new Set<Served>();
+afterEach(async () => {
+  for (const s of running) await s.stop('SIGKILL');
+  running.clear();
+});
+
+function policy(dir: string, name: string, yaml: string): string {
+  const path = join(dir, `${name}.policy.yaml`);
+  writeFileSync(path, `version: 1\ncomponent: ${name}\n${yaml}`);
+  return path;
+}
+
+/** The usual cast: an emitter, a subscriber that may receive only notes.added, a faulting agent, a scheduled one. */
+function writeConfig(dir: string, extra = ''): string {
+  const emitter = policy(dir, 'emitter', 'grants:\n  log: {}\n  events: { kinds: ["notes.*", "other.*"], maxCalls: 100000 }\n');
+  const subscriber = policy(dir, 'subscriber', 'grants:\n  log: {}\n  events: { receive: ["notes.added"] }\n');
+  const trapper = policy(dir, 'trapper', 'grants:\n  log: {}\n');
+  const path = join(dir, 'ice.yaml');
+  writeFileSync(
+    path,
+    `agents:
+  - name: emitter
+    component: ${guestWasm('event-emitter')}
+    policy: ${emitter}
+  - name: notes
+    component: ${guestWasm('hello')}
+    policy: ${subscriber}
+    on: { events: ["notes.*", "other.*"], http: /hooks/notes, verify: { hmac: HOOK_SECRET } }
+    queue: 100
+  - name: trapper
+    component: ${guestWasm('trap')}
+    policy: ${trapper}
+    faults: { max: 2, windowMs: 60000 }
+${extra}`,
+  );
+  return path;
+}
+
+async function serve(config: string, state = tempDir(), args: string[] = []): Promise<Served> {
+  const child = spawn(process.execPath, [ICE_BIN, 'serve', '--config', config, '--state', state, '--listen', '127.0.0.1:0', ...args], {
+    env: { ...process.env, HOOK_SECRET, ICE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const info = join(state, 'serve', 'server.json');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (existsSync(info)) {
+      const parsed = JSON.parse(readFileSync(info, 'utf8')) as { url: string; pid: number };
+      if (parsed.pid === child.pid) break;
+    }
+    if (child.exitCode !== null) throw new Error(`ice serve exited ${child.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`ice serve did not start: ${stderr}`);
+    await sleep(50);
+  }
+  const { url } = JSON.parse(readFileSync(info, 'utf8')) as { url: string };
+  const served: Served = {
+    process: child,
+    url,
+    token: readFileSync(join(state, 'serve', 'token'), 'utf8').trim(),
+    state,
+    stderr: () => stderr,
+    async stop(signal = 'SIGTERM') {
+      running.delete(served);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  running.add(served);
+  return served;
+}
+
+async function api(s: Served, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any> }> {
+  const response = await fetch(`${s.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) }),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, any> };
+}
+
+/** Run-starts in the state's ledger (read-only, as another process). */
+function runStarts(state: string): Array<{ run: string; component: { name: string }; invoke?: any; cause?: any; input: any }> {
+  const db = new Database(join(state, 'ice.db'), { readonly: true });
+  try {
+    return (db.prepare("SELECT body FROM ledger WHERE type = 'run-start' ORDER BY id").pluck().all() as string[]).map((b) => JSON.parse(b));
+  } finally {
+    db.close();
+  }
+}
+
+function outcomes(state: string): Map<string, string> {
+  const db = new Database(join(state, 'ice.db'), { readonly: true });
+  try {
+    return new Map((db.prepare("SELECT run, body ->> '$.outcome' AS outcome FROM ledger WHERE type = 'run-end'").all() as { run: string; outcome: string }[]).map((r) => [r.run, r.outcome]));
+  } finally {
+    db.close();
+  }
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('ice serve', () => {
+  it('refuses what it must: no token, a wrong token, a browser origin on /mcp, an unknown agent; /healthz is open', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    const none = await fetch(`${s.url}/v1/agents`);
+    expect(none.status).toBe(401);
+    expect(((await none.json()) as { error: string }).error).toMatch(/bearer token/);
+    expect((await fetch(`${s.url}/v1/agents`, { headers: { authorization: `Bearer ${'0'.repeat(64)}` } })).status).toBe(401);
+    const origin = await api(s, 'POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }, { origin: 'https://evil.example' });
+    expect(origin.status).toBe(403);
+    const unknown = await api(s, 'GET', '/v1/agents/nobody');
+    expect([unknown.status, unknown.json.error]).toEqual([404, expect.stringMatching(/no agent "nobody".*emitter, notes, trapper/)]);
+    const listed = await api(s, 'GET', '/v1/agents');
+    expect(listed.json.agents.map((a: { name: string; state: string }) => `${a.name}:${a.state}`)).toEqual(['emitter:active', 'notes:active', 'trapper:active']);
+    // The token file is the server's whole authority: owner-only.
+    expect((await import('node:fs')).statSync(join(s.state, 'serve', 'token')).mode & 0o077).toBe(0);
+  });
+
+  it("an emitter's event wakes the subscriber; a kind its policy does not let it receive never does", async () => {
+    const s = await serve(writeConfig(tempDir()));
+    const emitted = await api(s, 'POST', '/v1/agents/emitter/invoke', { input: 'notes.added first\nnotes.deleted gone\nother.thing x' });
+    expect(emitted.status).toBe(200);
+    const emitRun = emitted.json.run.runId as string;
+    const delivered = await until('the delivery', () => runStarts(s.state).find((r) => r.cause?.kind === 'event'));
+    expect(delivered.component.name).toBe('subscriber');
+    expect(delivered.cause).toEqual({ kind: 'event', event: `${emitRun}#1`, run: emitRun, seq: 1, eventKind: 'notes.added', attempt: 1 });
+    expect(JSON.parse(delivered.input.value)).toEqual({ trigger: 'event', event: { id: `${emitRun}#1`, kind: 'notes.added', payload: 'first', source: 'emitter' } });
+    await sleep(600);
+    // notes.deleted and other.thing match on.events but not grants.events.receive: deny by default.
+    expect(runStarts(s.state).filter((r) => r.cause?.kind === 'event')).toHaveLength(1);
+    const trace = ice(['audit', 'show', delivered.run, '--state', s.state]);
+    expect(trace.stdout).toMatch(new RegExp(`^cause {6}event notes\\.added from ${emitRun}#1$`, 'm'));
+  });
+
+  it('refuses and records a webhook with a bad signature, a replayed one, and runs a good one', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    const body = '{"note":"from outside"}';
+    const bad = await fetch(`${s.url}/hooks/notes`, { method: 'POST', body, headers: signWebhook('not-the-secret', body) });
+    expect(bad.status).toBe(401);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/bad signature/);
+    const unsigned = await fetch(`${s.url}/hooks/notes`, { method: 'POST', body });
+    expect(unsigned.status).toBe(401);
+    const stale = await fetch(`${s.url}/hooks/notes`, { method: 'POST', body, headers: signWebhook(HOOK_SECRET, body, Math.floor(Date.now() / 1000) - 3600) });
+    expect(stale.status).toBe(401);
+    const headers = signWebhook(HOOK_SECRET, body);
+    const good = await fetch(`${s.url}/hooks/notes`, { method: 'POST', body, headers });
+    expect(good.status).toBe(202);
+    const replayed = await fetch(`${s.url}/hooks/notes`, { method: 'POST', body, headers });
+    expect(replayed.status).toBe(401);
+    const ran = await until('the webhook run', () => runStarts(s.state).find((r) => r.cause?.kind === 'webhook' && r.invoke === undefined));
+    expect(JSON.parse(ran.input.value)).toMatchObject({ trigger: 'webhook', path: '/hooks/notes', body });
+    // Refusals are host records: the first one whole; those within the next second counted into the next.
+    const refused = runStarts(s.state).filter((r) => r.invoke?.kind === 'refused');
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused[0]!.invoke).toMatchObject({ kind: 'refused', agent: 'notes', trigger: 'webhook', reason: expect.stringMatching(/bad signature/) });
+    expect(ice(['audit', 'verify', '--all', '--state', s.state]).code).toBe(0);
+  });
+
+  it('quarantines an agent after faults.max faults, refuses its runs, and resumes it on an operator record', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    const first = await api(s, 'POST', '/v1/agents/trapper/invoke', { input: 'x' });
+    expect(first.json.run).toMatchObject({ outcome: 'trap', blame: 'guest' });
+    await api(s, 'POST', '/v1/agents/trapper/invoke', { input: 'x' });
+    const status = await api(s, 'GET', '/v1/agents/trapper');
+    expect(status.json).toMatchObject({ state: 'quarantined', faults: { recent: 2, max: 2 } });
+    const refused = await api(s, 'POST', '/v1/agents/trapper/invoke', { input: 'x' });
+    expect([refused.status, refused.json.error]).toEqual([409, expect.stringMatching(/trapper is quarantined.*ice agents resume trapper/)]);
+    const quarantine = runStarts(s.state).find((r) => r.invoke?.kind === 'lifecycle' && r.invoke.to === 'quarantined');
+    expect(quarantine?.cause).toMatchObject({ kind: 'fault', faults: 2, windowMs: 60000 });
+    const resumed = await api(s, 'POST', '/v1/agents/trapper/resume', { by: 'ada' });
+    expect(resumed.json.state).toBe('active');
+    expect(runStarts(s.state).at(-1)).toMatchObject({ invoke: { kind: 'lifecycle', agent: 'trapper', from: 'quarantined', to: 'active' }, cause: { kind: 'operator', by: 'ada' } });
+    expect((await api(s, 'POST', '/v1/agents/trapper/resume', {})).status).toBe(409);
+    const verify = ice(['state', 'verify', '--state', s.state]);
+    expect([verify.code, verify.stdout]).toEqual([0, expect.stringMatching(/registry of served agents equals the fold of \d+ lifecycle records \(3 agents\)/)]);
+  });
+
+  it('refuses an upgrade whose replay of recent runs diverges, unless forced; the record keeps both digests', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    for (const name of ['ada', 'bob']) expect((await api(s, 'POST', '/v1/agents/notes/invoke', { input: name })).json.run.output).toBe(`hello, ${name}!`);
+    const divergent = readFileSync(guestWasm('trap'));
+    const refused = await api(s, 'POST', '/v1/agents/notes/upgrade?by=ada', divergent, { 'content-type': 'application/wasm' });
+    expect(refused.status).toBe(409);
+    expect(refused.json.error).toMatch(/upgrade of agent notes refused: 2 of 2 recent runs .* diverge/);
+    expect(refused.json.replayed).toHaveLength(2);
+    // Still the old component.
+    expect((await api(s, 'POST', '/v1/agents/notes/invoke', { input: 'cy' })).json.run.output).toBe('hello, cy!');
+    const forced = await api(s, 'POST', '/v1/agents/notes/upgrade?by=ada&force=1&against=1', divergent, { 'content-type': 'application/wasm' });
+    expect(forced.status).toBe(200);
+    expect(forced.json).toMatchObject({ forced: true, replayed: [{ matches: false }] });
+    const record = runStarts(s.state).at(-1)!;
+    expect(record.invoke).toEqual({ kind: 'lifecycle', agent: 'notes', from: 'active', to: 'active' });
+    expect(record.cause).toEqual({ kind: 'upgrade', by: 'ada', from: forced.json.from, to: forced.json.to, replayed: 1, diverged: 1, forced: true });
+    expect((await api(s, 'POST', '/v1/agents/notes/invoke', { input: 'cy' })).json.run.outcome).toBe('trap');
+  });
+
+  it('fires a schedule, and suspends and resumes as recorded transitions', async () => {
+    const dir = tempDir();
+    const ticker = policy(dir, 'ticker', 'grants:\n  log: {}\n');
+    const s = await serve(writeConfig(dir, `  - name: ticker\n    component: ${guestWasm('hello')}\n    policy: ${ticker}\n    on: { schedule: "* * * * * *" }\n`));
+    const tick = await until('a scheduled run', () => runStarts(s.state).find((r) => r.cause?.kind === 'schedule'), 5000);
+    expect(tick.cause).toMatchObject({ kind: 'schedule', schedule: '* * * * * *', due: expect.stringMatching(/^\d{4}-/) });
+    expect((await api(s, 'POST', '/v1/agents/ticker/suspend', { by: 'ada', reason: 'maintenance' })).json.state).toBe('suspended');
+    const suspendedAt = runStarts(s.state).filter((r) => r.cause?.kind === 'schedule').length;
+    await sleep(2200);
+    expect(runStarts(s.state).filter((r) => r.cause?.kind === 'schedule').length).toBe(suspendedAt);
+    expect((await api(s, 'POST', '/v1/agents/ticker/resume', { by: 'ada' })).json.state).toBe('active');
+    await until('a tick after resume', () => runStarts(s.state).filter((r) => r.cause?.kind === 'schedule').length > suspendedAt, 5000);
+  });
+
+  it('serves the same tools over MCP Streamable HTTP, each call a queued, recorded run', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    const client = new Client({ name: 'test', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${s.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${s.token}` } } }));
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(['emitter_run', 'notes_run', 'trapper_run']);
+    const result = (await client.callTool({ name: 'notes_run', arguments: { input: 'mcp' } })) as { content: { text: string }[]; _meta: Record<string, string> };
+    expect(result.content[0]!.text).toBe('hello, mcp!');
+    const start = runStarts(s.state).find((r) => r.run === result._meta['ice/runId']);
+    expect(start?.cause).toEqual({ kind: 'mcp', tool: 'notes_run' });
+    await client.close();
+    const unauthorized = await fetch(`${s.url}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
+    expect(unauthorized.status).toBe(401);
+  });
+
+  it('after SIGKILL mid-burst and a restart, each of 500 events is delivered and completed exactly once; the ledger verifies', async () => {
+    const dir = tempDir();
+    const config = writeConfig(dir);
+    const state = tempDir();
+    const first = await serve(config, state);
+    const burst = Array.from({ length: 500 }, (_, i) => `notes.added n${i}`).join('\n');
+    const emitted = await api(first, 'POST', '/v1/agents/emitter/invoke', { input: burst });
+    expect(emitted.json.run.ok).toBe(true);
+    const emitRun = emitted.json.run.runId as string;
+    // Some delivered, most not: kill it in the middle.
+    await until('some deliveries', () => runStarts(state).filter((r) => r.cause?.kind === 'event').length >= 40);
+    expect(await first.stop('SIGKILL')).toBe(null);
+    const before = runStarts(state).filter((r) => r.cause?.kind === 'event').length;
+    expect(before).toBeLessThan(500);
+
+    const second = await serve(config, state);
+    const events = await until(
+      'every delivery',
+      () => {
+        const ends = outcomes(state);
+        const done = runStarts(state).filter((r) => r.cause?.kind === 'event' && ends.has(r.run) && ends.get(r.run) !== 'incomplete');
+        return done.length >= 500 ? done : undefined;
+      },
+      60_000,
+    );
+    await sleep(500);
+    const ends = outcomes(state);
+    const completed = runStarts(state).filter((r) => r.cause?.kind === 'event' && ends.get(r.run) !== 'incomplete');
+    const ids = completed.map((r) => r.cause.event as string);
+    expect(new Set(ids).size).toBe(500);
+    expect(ids).toHaveLength(500);
+    expect(new Set(ids)).toEqual(new Set(Array.from({ length: 500 }, (_, i) => `${emitRun}#${i + 1}`)));
+    expect(events.every((r) => ends.get(r.run) === 'ok')).toBe(true);
+    // A run the kill cut off was ended incomplete, and its event delivered again (attempt 2).
+    const cut = runStarts(state).filter((r) => r.cause?.kind === 'event' && ends.get(r.run) === 'incomplete');
+    for (const r of cut) expect(completed.find((c) => c.cause.event === r.cause.event)?.cause.attempt).toBeGreaterThan(1);
+    await second.stop('SIGTERM');
+    const verify = ice(['audit', 'verify', '--all', '--state', state]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect(ice(['state', 'verify', '--state', state]).code).toBe(0);
+  }, 120_000);
+
+  it('on SIGTERM drains runs in flight up to --drain-ms, then ends them incomplete', async () => {
+    const dir = tempDir();
+    const spinner = policy(dir, 'spinner', 'grants:\n  log: {}\n  clock: {}\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }\nlimits: { timeoutMs: 60000, fuel: 1000000000000000 }\n');
+    const s = await serve(writeConfig(dir, `  - name: spinner\n    component: ${guestWasm('hostile')}\n    policy: ${spinner}\n`), tempDir(), ['--drain-ms', '300']);
+    const pending = api(s, 'POST', '/v1/agents/spinner/invoke', { input: 'loop' }).catch(() => undefined);
+    // The guest spins without a call: its run-start is written only when it ends (ledger deferRun).
+    await sleep(700);
+    const started = Date.now();
+    expect(await s.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await pending;
+    expect(s.stderr()).toMatch(/ended 1 run incomplete at the drain deadline/);
+    const run = runStarts(s.state).find((r) => r.component.name === 'spinner' && r.invoke === undefined);
+    expect(run).toBeDefined();
+    const db = new Database(join(s.state, 'ice.db'), { readonly: true });
+    const end = JSON.parse(db.prepare("SELECT body FROM ledger WHERE run = ? AND type = 'run-end'").pluck().get(run!.run) as string) as { outcome: string; reason: string };
+    db.close();
+    expect(end).toMatchObject({ outcome: 'incomplete', reason: expect.stringMatching(/drain deadline \(300 ms\)/) });
+    expect(existsSync(join(s.state, 'serve', 'server.json'))).toBe(false);
+    expect(ice(['audit', 'verify', '--all', '--state', s.state]).code).toBe(0);
+  });
+});
