@@ -106,7 +106,7 @@ async function api(s: Served, method: string, path: string, body?: unknown, head
   const response = await fetch(`${s.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body) }),
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : body instanceof Uint8Array ? new Blob([new Uint8Array(body)]) : JSON.stringify(body) }),
   });
   return { status: response.status, json: (await response.json()) as Record<string, any> };
 }

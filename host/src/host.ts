@@ -91,6 +91,8 @@ export interface RunOptions {
   readonly cause?: RunCause;
   /** The run's id, when the caller must know it before the run starts (e.g. to claim a delivery for it). */
   readonly runId?: string;
+  /** The event delivery (claimed for this run) the run completes: marked done with its run-end. */
+  readonly delivery?: number;
 }
 
 interface RunTotals {
@@ -373,7 +375,7 @@ export class Host {
       throw new RunInputError(`${what} ${inputBytes} bytes, over the host's limit of ${max} bytes (maxInputBytes)`);
     }
     const { policy, info, prepared, admitted } = agent;
-    const request: RunRequest = { runId: options.runId ?? newRunId(), invocation, policy, digest: info.digest, admitted, ...(options.cause ? { cause: options.cause } : {}) };
+    const request: RunRequest = { runId: options.runId ?? newRunId(), invocation, policy, digest: info.digest, admitted, ...(options.cause ? { cause: options.cause } : {}), ...(options.delivery !== undefined ? { delivery: options.delivery } : {}) };
     let summary: RunSummary;
     if (this.execution === 'in-process') {
       await prepareCapabilities(admitted);
@@ -428,6 +430,7 @@ export class Host {
         runId: request.runId,
         invocation: request.invocation,
         ...(request.cause ? { cause: request.cause } : {}),
+        ...(request.delivery !== undefined ? { delivery: request.delivery } : {}),
         digest: request.digest,
         admitted: request.admitted,
         policy: { document: policy.document, source: policy.source, digest: policy.digest },

@@ -61,7 +61,9 @@ export class IntentLog {
 
   /** After the run-end is committed. */
   remove(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    // Most runs never write one (no host effect): no file to remove, and no syscall to find that out.
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
     this.fd = undefined;
     rmSync(this.path, { force: true });
   }

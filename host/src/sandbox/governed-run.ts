@@ -14,6 +14,7 @@ import { RunKernel } from '../kernel/kernel.js';
 import { LiveAnswerer, type HostBridge } from '../kernel/live.js';
 import { appendLogged, BufferedRunWriter, LEDGER_RESERVE_BYTES, IntentLog, readIntentLog, removeIntentLog, type IntentLogEntry, type LedgerStore, type RunCounts, type RunCause, type RunEndInput, type RunWriter } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
+import { finishDelivery } from '../views/deliveries.js';
 import { runInstance, type Instantiate, type RunEnding } from './instance.js';
 import { recordedInput, recordedInvoke, type Invocation } from './invoke.js';
 import type { Journal } from './journal.js';
@@ -24,6 +25,8 @@ export interface RunRequest {
   readonly invocation: Invocation;
   /** Why the run happens (a trigger), recorded in its run-start. */
   readonly cause?: RunCause;
+  /** The event delivery this run completes: marked done in the transaction of its run-end (views/deliveries.ts). */
+  readonly delivery?: number;
   readonly policy: IcePolicy;
   readonly digest: string;
   /** What the component imports, by capability (admitted against the policy). */
@@ -73,7 +76,12 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   const { ending, fuel } = runInstance(instantiate, request.admitted, kernel, policy.limits, request.invocation, output.text, deadline);
   const durationUs = Math.round((performance.now() - started) * 1000);
   // The run-end is committed durably (WAL fsynced), which also makes every call record before it so.
-  const end = () => writer.end(runEnd(ending, policy, fuel, durationUs, writer.bytesBound));
+  const end = () =>
+    services.state.transaction(() => {
+      const root = writer.end(runEnd(ending, policy, fuel, durationUs, writer.bytesBound));
+      if (request.delivery !== undefined) finishDelivery(services.state, request.delivery);
+      return root;
+    });
   const ledgerRoot = options.hostSyncs ? end() : services.state.durable(end);
   intentLog.remove();
   return { runId, ending, fuel, counts: writer.counts, ledgerRoot, durationUs };
@@ -103,6 +111,7 @@ export function endStoppedRun(
       const writer = ledger.hasRun(request.runId) ? ledger.resumeRun(request.runId) : startRun(ledger, request);
       appendLogged(writer, [...rescued, ...readIntentLog(state.dir, request.runId)]);
       const root = writer.end(runEnd(ending, request.policy, undefined, durationUs, writer.bytes));
+      if (request.delivery !== undefined) finishDelivery(state, request.delivery);
       const counts = writer.openIntents.size > 0 ? { ...writer.counts, unknown: writer.openIntents.size } : writer.counts;
       return { root, counts };
     }),

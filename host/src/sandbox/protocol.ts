@@ -25,6 +25,8 @@ export interface WorkerJob {
   readonly invocation: Invocation;
   /** Why the run happens (a trigger), recorded in its run-start. */
   readonly cause?: RunCause;
+  /** The event delivery the run completes (marked done with its run-end). */
+  readonly delivery?: number;
   readonly digest: string;
   /** What the component imports, by capability. */
   readonly admitted: Admitted;

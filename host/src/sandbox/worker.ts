@@ -53,7 +53,7 @@ async function run(job: WorkerJob): Promise<void> {
     await prepareCapabilities(job.admitted);
     post({ type: 'started', runId: job.runId });
     const summary = governedRun(
-      { runId: job.runId, invocation: job.invocation, policy, digest: job.digest, admitted: job.admitted, ...(job.cause ? { cause: job.cause } : {}) },
+      { runId: job.runId, invocation: job.invocation, policy, digest: job.digest, admitted: job.admitted, ...(job.cause ? { cause: job.cause } : {}), ...(job.delivery !== undefined ? { delivery: job.delivery } : {}) },
       (provider, meter) => instantiateGenerated(component.instantiate, component.modules, provider, meter),
       services,
       // The pool's host syncs the WAL before it hands the result on (group commit, storage/wal-sync.ts).

@@ -19,7 +19,7 @@ import { newRunId, type AgentState, type RunCause, type TriggerKind } from '../l
 import type { AgentEntry, McpConfig } from '../mcp/config.js';
 import { McpConfigError } from '../mcp/config.js';
 import { loadAgent } from '../mcp/server.js';
-import { agentsWithPending, claimDelivery, finishDelivery, pendingDeliveries, recoverDeliveries, releaseDelivery, setSubscriptions, type Delivery, type Subscription } from '../views/deliveries.js';
+import { agentsWithPending, claimDeliveries, finishDelivery, recoverDeliveries, releaseDelivery, setSubscriptions, type Delivery, type Subscription } from '../views/deliveries.js';
 import { readAgent, recordRefusal, recordTransition, TransitionError, type RecordSubject } from '../views/lifecycle.js';
 import type { ApprovalRequest } from '../capabilities/define.js';
 
@@ -416,13 +416,9 @@ export class ServeRuntime {
       const room = served.entry.queue - served.queue.length;
       this.backlogged.add(name);
       if (room <= 0) continue;
-      const found = pendingDeliveries(state, name, room);
-      if (found.length < room) this.backlogged.delete(name);
-      for (const delivery of found) {
-        const runId = newRunId();
-        if (!claimDelivery(state, delivery.id, runId)) continue;
-        served.queue.push(deliveryWork(delivery, runId));
-      }
+      const claimed = claimDeliveries(state, name, room, newRunId);
+      if (claimed.length < room) this.backlogged.delete(name);
+      for (const { delivery, run } of claimed) served.queue.push(deliveryWork(delivery, run));
       this.pump(served);
     }
   }
@@ -445,15 +441,17 @@ export class ServeRuntime {
 
   private start(served: Served, work: Work): void {
     served.running++;
-    const options = { runId: work.runId, ...(work.cause ? { cause: work.cause } : {}) };
+    const options = { runId: work.runId, ...(work.cause ? { cause: work.cause } : {}), ...(work.delivery !== undefined ? { delivery: work.delivery } : {}) };
     const agent = served.agent;
     const { request } = work;
     const run =
       request.kind === 'run' ? agent.run(request.input, options) : request.kind === 'call' ? agent.call(request.function, request.args, options) : agent.command(request.args, request.stdin, options);
-    const done = run.then(
-      (result) => this.finished(served, work, result),
-      (error: unknown) => this.failed(served, work, error),
-    );
+    const done = run
+      .then(
+        (result) => this.finished(served, work, result),
+        (error: unknown) => this.failed(served, work, error),
+      )
+      .catch((error: unknown) => this.options.logger.error({ agent: served.entry.name, run: work.runId, error: error instanceof Error ? error.message : String(error) }, 'after a run'));
     this.running.add(done);
     void done.finally(() => this.running.delete(done));
   }
@@ -461,7 +459,6 @@ export class ServeRuntime {
   private finished(served: Served, work: Work, result: RunResult): void {
     served.running--;
     served.lastRun = { run: result.runId, outcome: result.outcome, at: new Date().toISOString() };
-    if (work.delivery !== undefined) finishDelivery(this.host.state, work.delivery);
     if (result.outcome === 'trap' || result.outcome === 'limit') this.fault(served, result.runId);
     work.settle?.(result);
     this.pump(served);
@@ -473,8 +470,7 @@ export class ServeRuntime {
     served.running--;
     this.emitting.delete(work.runId);
     if (error instanceof RunStopped) {
-      // Cut off by shutdown: ended incomplete; its delivery goes back to pending for the next start.
-      if (work.delivery !== undefined) releaseDelivery(this.host.state, work.delivery);
+      // Cut off by shutdown and ended incomplete: the next start puts its delivery back to pending.
     } else if (work.delivery !== undefined) {
       // Refused before it ran (an input over the host's limit): recorded, and the delivery is done with.
       this.refuse(served, 'event', `delivery of ${work.cause?.kind === 'event' ? work.cause.event : 'an event'} refused: ${error instanceof Error ? error.message : String(error)}`, work.cause);

@@ -102,29 +102,37 @@ export function setSubscriptions(state: StateDb, subscriptions: readonly Subscri
   });
 }
 
-/** The oldest pending deliveries to `agent`, in emit (commit) order. */
-export function pendingDeliveries(state: StateDb, agent: string, limit: number): Delivery[] {
-  return limit <= 0 ? [] : prepared(state).pending.all(agent, limit);
-}
-
 /** The agents with pending deliveries. */
 export function agentsWithPending(state: StateDb): string[] {
   return prepared(state).pendingAgents.all().map((r) => r.agent);
 }
 
-/** Claims a pending delivery for the run `run` (before it starts); false if it was not pending. */
-export function claimDelivery(state: StateDb, id: number, run: string): boolean {
-  return prepared(state).claim.run(run, id).changes === 1;
+// Each write below runs in `state.transaction`: it takes the process's write lock (storage/write-lock.ts),
+// so the host thread never meets a worker's SQLite lock and sleeps in SQLite's busy handler.
+
+/**
+ * Up to `limit` of the oldest pending deliveries to `agent`, each claimed for a new run id from
+ * `runId` in one transaction (before the runs start).
+ */
+export function claimDeliveries(state: StateDb, agent: string, limit: number, runId: () => string): { delivery: Delivery; run: string }[] {
+  if (limit <= 0) return [];
+  const s = prepared(state);
+  return state.transaction(() =>
+    s.pending.all(agent, limit).flatMap((delivery) => {
+      const run = runId();
+      return s.claim.run(run, delivery.id).changes === 1 ? [{ delivery, run }] : [];
+    }),
+  );
 }
 
 /** The run of a claimed delivery ended (any outcome but `incomplete`): delivered. */
 export function finishDelivery(state: StateDb, id: number): void {
-  prepared(state).finish.run(id);
+  state.transaction(() => prepared(state).finish.run(id));
 }
 
 /** The run of a claimed delivery never ended (cut off): deliver it again. */
 export function releaseDelivery(state: StateDb, id: number): void {
-  prepared(state).release.run(id);
+  state.transaction(() => prepared(state).release.run(id));
 }
 
 /**
