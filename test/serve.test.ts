@@ -309,6 +309,42 @@ describe('ice serve', () => {
     expect(ice(['state', 'verify', '--state', state]).code).toBe(0);
   }, 120_000);
 
+  it('serializes an agent\'s runs and refuses, recording it, a trigger its full queue cannot take', async () => {
+    const dir = tempDir();
+    const spinner = policy(dir, 'spinner', 'grants:\n  log: {}\n  clock: {}\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }\nlimits: { timeoutMs: 1500, fuel: 1000000000000000 }\n');
+    const s = await serve(writeConfig(dir, `  - name: spinner\n    component: ${guestWasm('hostile')}\n    policy: ${spinner}\n    queue: 1\n    faults: { max: 10, windowMs: 60000 }\n`));
+    const first = api(s, 'POST', '/v1/agents/spinner/invoke', { input: 'loop' });
+    await sleep(300);
+    const second = api(s, 'POST', '/v1/agents/spinner/invoke', { input: 'ok' });
+    await sleep(100);
+    expect((await api(s, 'GET', '/v1/agents/spinner')).json.queue).toMatchObject({ length: 1, capacity: 1, running: 1, concurrency: 1 });
+    const third = await api(s, 'POST', '/v1/agents/spinner/invoke', { input: 'ok' });
+    expect([third.status, third.json.error]).toEqual([429, expect.stringMatching(/spinner's queue is full \(1 runs waiting, queue: 1 in .*ice\.yaml\)/)]);
+    // In arrival order: the second starts only once the first has hit its deadline.
+    expect((await first).json.run).toMatchObject({ outcome: 'limit', limit: 'timeout' });
+    expect((await second).json.run.outcome).toBe('ok');
+    const refused = runStarts(s.state).find((r) => r.invoke?.kind === 'refused');
+    expect(refused?.invoke).toMatchObject({ agent: 'spinner', trigger: 'manual', reason: expect.stringMatching(/queue is full/) });
+    expect(refused?.cause).toMatchObject({ kind: 'manual', by: 'api' });
+  });
+
+  it('refuses malformed requests with a message naming the fix, and an oversized webhook body before reading it', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    const notJson = await api(s, 'POST', '/v1/agents/notes/invoke', '{"input":');
+    expect([notJson.status, notJson.json.error]).toEqual([400, 'the body is not JSON']);
+    const both = await api(s, 'POST', '/v1/agents/notes/invoke', { input: 'x', function: 'y' });
+    expect([both.status, both.json.error]).toEqual([400, expect.stringMatching(/\{"input": "<text>"\}/)]);
+    const typed = await api(s, 'POST', '/v1/agents/notes/invoke', { function: 'add', args: {} });
+    expect([typed.status, typed.json.error]).toEqual([400, expect.stringMatching(/^subscriber exports no function "add"; it exports run$/)]);
+    const huge = await fetch(`${s.url}/hooks/notes`, { method: 'POST', body: 'x'.repeat(2 * 1024 * 1024), headers: signWebhook(HOOK_SECRET, 'x') });
+    expect(huge.status).toBe(413);
+    const badAgainst = await api(s, 'POST', '/v1/agents/notes/upgrade?against=lots', new Uint8Array([0, 97, 115, 109]), { 'content-type': 'application/wasm' });
+    expect([badAgainst.status, badAgainst.json.error]).toEqual([400, expect.stringMatching(/against must be a number/)]);
+    const notWasm = await api(s, 'POST', '/v1/agents/notes/upgrade', new Uint8Array([1, 2, 3]), { 'content-type': 'application/wasm' });
+    expect([notWasm.status, notWasm.json.error]).toEqual([400, expect.stringMatching(/agent notes: the new component cannot be loaded/)]);
+    expect((await api(s, 'GET', '/v1/nothing')).status).toBe(404);
+  });
+
   it('on SIGTERM drains runs in flight up to --drain-ms, then ends them incomplete', async () => {
     const dir = tempDir();
     const spinner = policy(dir, 'spinner', 'grants:\n  log: {}\n  clock: {}\n  kv: { read: ["count"] }\n  events: { kinds: ["flood.*"] }\nlimits: { timeoutMs: 60000, fuel: 1000000000000000 }\n');

@@ -30,6 +30,8 @@ export async function mcpCommand(argv: string[], io: Io): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`ice mcp: unexpected ${positionals.join(' ')}: the agents come from --config\nusage: ${MCP_USAGE}`);
   if (!values.config) throw new UsageError(`ice mcp: --config <agents.yaml> is required: it names each agent's component and policy\nusage: ${MCP_USAGE}`);
   const config = loadMcpConfig(values.config);
+  const triggered = config.agents.filter((a) => a.on.events || a.on.schedule || a.on.http).map((a) => a.name);
+  if (triggered.length > 0) io.stderr(`ice mcp: the triggers (on:) of ${triggered.join(', ')} run only under ice serve; here they are ignored\n`);
   const secrets = values.secrets !== undefined ? loadSecretsFile(values.secrets) : undefined;
   const line = (text: string) => io.stderr(`${text}\n`);
   let stop!: () => void;

@@ -42,7 +42,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (!values.config) throw new UsageError(`ice serve: --config <ice.yaml> is required: it names each agent's component, policy and triggers\nusage: ${SERVE_USAGE}`);
   const drainMs = values['drain-ms'] === undefined ? DEFAULT_DRAIN_MS : wholeNumber('--drain-ms', values['drain-ms'], 0, 3_600_000);
   const workers = values.workers === undefined ? undefined : wholeNumber('--workers', values.workers, 1, 256);
-  const config = loadMcpConfig(values.config);
+  const config = loadMcpConfig(values.config, 'serve');
   const secrets = values.secrets !== undefined ? loadSecretsFile(values.secrets) : undefined;
   const logger = pino({ name: 'ice-serve', level: process.env.ICE_LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true }));
   let stop!: (signal: string) => void;

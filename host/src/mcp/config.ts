@@ -92,6 +92,8 @@ const On = z
           z.string({ error: (issue) => `expected an event kind pattern like "notes.*", got ${describeValue(issue.input)}` }).superRefine((text, ctx) => {
             const shape = parsePattern(text, 'notes.*');
             if ('problem' in shape) ctx.addIssue({ code: 'custom', message: `bad pattern ${JSON.stringify(text)}: ${shape.problem}` });
+            // An event kind is 1-128 of letters, digits and . _ : / - (capabilities/events): a pattern no kind can match is a typo.
+            else if (!/^(?:\*|[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}\*?)$/u.test(text)) ctx.addIssue({ code: 'custom', message: `bad pattern ${JSON.stringify(text)}: no event kind can match it (kinds are letters, digits and . _ : / -; a pattern is "*", a prefix ending in "*", or a kind)` });
           }),
           { error: (issue) => `expected a list of event kind patterns like ["notes.*"], got ${describeValue(issue.input)}` },
         )
@@ -196,28 +198,28 @@ const Config = z
  * component or policy is reported when the agent is loaded (serveMcp), naming the agent.
  * @throws McpConfigError
  */
-export function loadMcpConfig(path: string): McpConfig {
+export function loadMcpConfig(path: string, kind: 'MCP' | 'serve' = 'MCP'): McpConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new McpConfigError(`cannot read the MCP config ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new McpConfigError(`cannot read the ${kind} config ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
   const document = parseDocument(text, { uniqueKeys: true });
-  if (document.errors.length > 0) throw new McpConfigError(`the MCP config ${path} is not valid YAML: ${document.errors[0]!.message}`);
+  if (document.errors.length > 0) throw new McpConfigError(`the ${kind} config ${path} is not valid YAML: ${document.errors[0]!.message}`);
   const raw: unknown = document.toJS();
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `  ${where(issue.path, raw)}: ${issue.code === 'unrecognized_keys' ? unknownKeys(issue.keys, issue.path) : issue.message}`);
     if (issues.length > MAX_LISTED_ISSUES) issues.splice(MAX_LISTED_ISSUES, Infinity, `  … and ${issues.length - MAX_LISTED_ISSUES} more`);
-    throw new McpConfigError(`the MCP config ${path} is invalid:\n${issues.join('\n')}`);
+    throw new McpConfigError(`the ${kind} config ${path} is invalid:\n${issues.join('\n')}`);
   }
   const base = dirname(resolve(path));
   const seen = new Map<string, number>();
   const hooks = new Map<string, string>();
   const agents = parsed.data.agents.map((agent, i) => {
     const first = seen.get(agent.name);
-    if (first !== undefined) throw new McpConfigError(`the MCP config ${path} names agent ${agent.name} twice (agents[${first}] and agents[${i}]): each agent's tools are named after it, so rename one`);
+    if (first !== undefined) throw new McpConfigError(`the ${kind} config ${path} names agent ${agent.name} twice (agents[${first}] and agents[${i}]): each agent's tools are named after it, so rename one`);
     seen.set(agent.name, i);
     const hooked = agent.on.http === undefined ? undefined : hooks.get(agent.on.http);
     if (hooked !== undefined) throw new McpConfigError(`the config ${path} gives the webhook ${agent.on.http} to two agents (${hooked} and ${agent.name}): give each its own path`);
