@@ -151,21 +151,27 @@ function refused(command: string, error: ServerError, io: Io): number {
 }
 
 async function list(client: () => ServerClient, { values }: Parsed, io: Io): Promise<number> {
-  const answer = await client().get<{ agents: AgentStatus[] }>('/v1/agents');
+  const c = client();
+  const answer = await c.get<{ agents: AgentStatus[] }>('/v1/agents');
+  if (!Array.isArray(answer.agents) || !answer.agents.every(isAgentStatus)) throw notTheApi(c, 'GET /v1/agents');
   if (values['json']) io.stdout(`${JSON.stringify(answer)}\n`);
-  else io.stdout(formatAgentList(answer.agents ?? []));
+  else io.stdout(formatAgentList(answer.agents));
   return EXIT.ok;
 }
 
 async function status(client: () => ServerClient, { values, name }: Parsed, io: Io): Promise<number> {
-  const answer = await client().get<AgentStatus>(agentPath(name));
+  const c = client();
+  const answer = await c.get<AgentStatus>(agentPath(name));
+  if (!isAgentStatus(answer)) throw notTheApi(c, `GET ${agentPath(name)}`);
   io.stdout(values['json'] ? `${JSON.stringify(answer)}\n` : formatAgentStatus(answer));
   return EXIT.ok;
 }
 
 async function transition(client: () => ServerClient, action: 'suspend' | 'resume', { values, name }: Parsed, io: Io): Promise<number> {
   const body = { by: operator(values), ...(typeof values['reason'] === 'string' ? { reason: values['reason'] } : {}) };
-  const answer = await client().post<AgentStatus>(`${agentPath(name)}/${action}`, { body });
+  const c = client();
+  const answer = await c.post<AgentStatus>(`${agentPath(name)}/${action}`, { body });
+  if (!isAgentStatus(answer)) throw notTheApi(c, `POST ${agentPath(name)}/${action}`);
   io.stdout(values['json'] ? `${JSON.stringify(answer)}\n` : `agent ${clean(answer.name)} is ${clean(answer.state)} (recorded as run ${clean(answer.since?.run ?? '?')})\n`);
   return EXIT.ok;
 }
@@ -177,7 +183,9 @@ async function upgrade(client: () => ServerClient, { values, name }: Parsed, io:
   if (values['against'] !== undefined) query.set('against', wholeNumber('agents upgrade', '--against', String(values['against']), 1000));
   if (values['force']) query.set('force', '1');
   const bytes = readUserFile('agents upgrade', '--component', file);
-  const report = await client().post<UpgradeReport>(`${agentPath(name)}/upgrade?${query}`, { bytes: { data: bytes, type: 'application/wasm' } });
+  const c = client();
+  const report = await c.post<UpgradeReport>(`${agentPath(name)}/upgrade?${query}`, { bytes: { data: bytes, type: 'application/wasm' } });
+  if (typeof report.from !== 'string' || typeof report.to !== 'string') throw notTheApi(c, `POST ${agentPath(name)}/upgrade`, "an upgrade's report");
   if (values['json']) {
     io.stdout(`${JSON.stringify(report)}\n`);
     return EXIT.ok;
@@ -210,14 +218,33 @@ async function invoke(client: () => ServerClient, { values, name, commandArgs }:
     request = { input: input ?? '' };
   }
   const by = operator(values);
-  const answer = await client().post<{ run: RunResultJson }>(`${agentPath(name)}/invoke`, { body: { ...request, by } });
+  const c = client();
+  const answer = await c.post<{ run: RunResultJson }>(`${agentPath(name)}/invoke`, { body: { ...request, by } });
   const result = answer.run;
+  if (typeof result !== 'object' || result === null || typeof result.ok !== 'boolean' || typeof result.runId !== 'string') {
+    throw notTheApi(c, `POST ${agentPath(name)}/invoke`, "a run's result");
+  }
   if (values['json']) io.stdout(`${JSON.stringify(answer)}\n`);
   else {
     if (result.ok && typeof result.output === 'string') io.stdout(result.output.endsWith('\n') ? result.output : `${result.output}\n`);
     io.stderr(`${runSummary(result)}\n`);
   }
   return result.ok ? EXIT.ok : result.outcome === 'error' ? EXIT.guestError : EXIT.trap;
+}
+
+/** The fields the tables read: a server that answers otherwise is not the `ice serve` this client knows. */
+function isAgentStatus(value: unknown): value is AgentStatus {
+  const a = value as AgentStatus | null;
+  return (
+    typeof a === 'object' && a !== null && typeof a.name === 'string' && typeof a.state === 'string' &&
+    typeof a.component?.name === 'string' && typeof a.component.digest === 'string' && typeof a.policy?.source === 'string' &&
+    typeof a.queue?.length === 'number' && typeof a.queue.capacity === 'number' && typeof a.queue.running === 'number' &&
+    typeof a.faults?.recent === 'number' && typeof a.faults.max === 'number' && typeof a.faults.windowMs === 'number'
+  );
+}
+
+function notTheApi(client: ServerClient, request: string, what = "an agent's status"): UsageError {
+  return new UsageError(`ice ${client.command}: ${client.target.url} answered ${request} with JSON that is not ${what}: is it an ice serve, of this ICE's version?`);
 }
 
 function jsonArgs(text: string | boolean | undefined): unknown {

@@ -77,8 +77,8 @@ interface ServedEvent {
  * The same list through a server: the kind filter is the server's (the same pattern code), the
  * component filter is applied here. The events that exist are read page by page without waiting.
  */
-async function listFromServer(values: { kind?: string | undefined; component?: string | undefined; follow?: boolean; server?: string | undefined; 'token-file'?: string | undefined }, printer: EventPrinter, io: Io): Promise<number> {
-  const target = findServer('events list', { server: values.server, 'token-file': values['token-file'] });
+async function listFromServer(values: { kind?: string | undefined; component?: string | undefined; follow?: boolean; server?: string | undefined; state?: string | undefined; 'token-file'?: string | undefined }, printer: EventPrinter, io: Io): Promise<number> {
+  const target = findServer('events list', { server: values.server, state: values.state, 'token-file': values['token-file'] });
   const client = new ServerClient('events list', target);
   const stop = values.follow ? stopOnSignals() : undefined;
   const signal = stop?.signal ?? new AbortController().signal;
