@@ -1,6 +1,7 @@
 /**
- * `ice audit list | show | verify | export`: read, check and hand over the ledger in `<state>/ice.db`.
- * Nothing here writes to the ledger; every check is offline (`ledger/verify.ts`, `ledger/export.ts`).
+ * `ice audit list | show | verify | export | trace | tail`: read, check and hand over the ledger in
+ * `<state>/ice.db`. Nothing here writes to the ledger; every check is offline (`ledger/verify.ts`,
+ * `ledger/export.ts`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -8,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { ICE_CAPABILITY_NAMES } from '../capabilities/registry.js';
 import { ICE_PACKAGE } from '../core/world.js';
 import { exportJsonl, verifyExport } from '../ledger/export.js';
-import { formatRunList, formatStoredRunTable, type CallFilter, type RunListRow } from '../ledger/format.js';
+import { formatCause, formatRunList, formatStoredRunTable, type CallFilter, type RunListRow } from '../ledger/format.js';
+import { causedRuns, DEFAULT_TRACE_BOUNDS, type TracedRun } from '../ledger/trace.js';
+import { shorten, terminalSafe as clean, width } from '../core/text.js';
 import {
   ledgerCalls,
   LedgerStore,
@@ -29,9 +32,17 @@ import { AUDIT_USAGE } from './usage.js';
 import { checkStateDir } from './paths.js';
 import { pathProblem } from '../core/path-problem.js';
 
-type Subcommand = (argv: string[], io: Io) => number;
+type Subcommand = (argv: string[], io: Io) => number | Promise<number>;
 
-const SUBCOMMANDS: Record<string, Subcommand> = { list, show, verify, export: exportRun };
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  list,
+  show,
+  verify,
+  export: exportRun,
+  trace,
+  // Loaded on demand: it is the one subcommand that may talk HTTP.
+  tail: async (argv, io) => (await import('./audit-tail.js')).tail(argv, io),
+};
 
 export async function auditCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
@@ -317,6 +328,81 @@ function exportRun(argv: string[], io: Io): number {
     (io.data ?? io.stdout)(exportJsonl(records));
     return EXIT.ok;
   });
+}
+
+/** `ice audit trace <run-id | last> [--limit <n>] [--json] [--state <dir>]`: the tree of runs a run caused. */
+function trace(argv: string[], io: Io): number {
+  const { values, positionals } = parse('audit trace', argv, { json: { type: 'boolean', default: false }, limit: { type: 'string' }, state: { type: 'string' } }, true);
+  const wanted = onePositional('audit trace', positionals, 'run id (or `last`)', AUDIT_USAGE);
+  const maxChildren = values.limit === undefined ? DEFAULT_TRACE_BOUNDS.maxChildren : positiveInteger('audit trace', '--limit', values.limit);
+  return withLedger('audit trace', values.state, (ledger, state) => {
+    const run = ledger.resolveRunId(wanted);
+    if (!run) throw new UsageError(`ice audit trace: the ledger in ${state.dir} has no runs yet`);
+    // The total bound grows with --limit, so asking for more per run is never cut by it first.
+    const tree = causedRuns(state, run, { maxChildren, maxRuns: Math.max(DEFAULT_TRACE_BOUNDS.maxRuns, maxChildren * 4) });
+    if (!tree) throw new UsageError(`ice audit trace: no run ${run} in the ledger in ${state.dir} (\`ice audit list\` shows the runs)`);
+    io.stdout(values.json ? `${JSON.stringify(tree)}\n` : formatTrace(tree, maxChildren));
+    return EXIT.ok;
+  });
+}
+
+const MAX_TRACE_CALLED = 40;
+const MAX_TRACE_CAUSE = 72;
+
+/**
+ * The tree as a table: the run column carries the tree's branches, the other columns are aligned
+ * across every row. A run that leaves runs out gets a `… N more` row saying how to see them.
+ */
+export function formatTrace(root: TracedRun, limit: number): string {
+  const rows: Array<string[] | string> = [];
+  const walk = (node: TracedRun, lead: string, branch: string): void => {
+    rows.push([
+      branch + clean(node.run),
+      shorten(clean(node.component), MAX_TRACE_CALLED),
+      shorten(clean(node.invoked), MAX_TRACE_CALLED),
+      node.cause ? shorten(formatCause(node.cause), MAX_TRACE_CAUSE) : node === root ? 'started directly' : '?',
+      traceOutcome(node),
+    ]);
+    const last = node.caused.length - 1;
+    node.caused.forEach((child, i) => {
+      const end = i === last && node.omitted === 0;
+      walk(child, lead + (end ? '   ' : '│  '), lead + (end ? '└─ ' : '├─ '));
+    });
+    if (node.omitted > 0) rows.push(`${lead}└─ … ${node.omitted} more ${omittedHint(node, limit)}`);
+  };
+  walk(root, '', '');
+  const header = ['run', 'component', 'called', 'cause', 'outcome'];
+  const table = rows.filter((r): r is string[] => typeof r !== 'string');
+  const widths = header.map((h, i) => Math.max(width(h), ...table.map((r) => width(r[i]!))));
+  const render = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('  ').trimEnd();
+  const lines = [render(header), render(widths.map((w) => '─'.repeat(w))), ...rows.map((r) => (typeof r === 'string' ? r : render(r)))];
+  const shown = count(root) - 1;
+  const left = omitted(root);
+  const runs = (n: number): string => `${n} run${n === 1 ? '' : 's'}`;
+  // Left-out runs may have caused runs of their own: with any left out, the total is a lower bound.
+  lines.push('', left === 0 ? (shown === 0 ? 'it caused no runs' : `${runs(shown)} caused`) : `${runs(shown)} shown; at least ${left} more left out (the … rows)`);
+  return `${lines.join('\n')}\n`;
+}
+
+function traceOutcome(node: TracedRun): string {
+  if (node.outcome === 'unfinished') return node.inFlight ? 'unfinished (in flight)' : 'unfinished';
+  if (node.limit) return `${node.outcome} (${node.limit})`;
+  if (node.blame) return `${node.outcome} (${node.blame} blame)`;
+  return node.outcome;
+}
+
+/** Why runs were left out, and the command that shows them. */
+function omittedHint(node: TracedRun, limit: number): string {
+  if (node.caused.length === 0) return `(\`ice audit trace ${clean(node.run)}\` continues from here)`;
+  return `(caused by ${clean(node.run)}: \`--limit ${Math.max(limit * 2, node.caused.length + node.omitted)}\` shows more)`;
+}
+
+function count(node: TracedRun): number {
+  return 1 + node.caused.reduce((n, child) => n + count(child), 0);
+}
+
+function omitted(node: TracedRun): number {
+  return node.omitted + node.caused.reduce((n, child) => n + omitted(child), 0);
 }
 
 // ── shared ──────────────────────────────────────────────────────────────────────────────────────

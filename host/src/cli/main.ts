@@ -8,7 +8,7 @@ import { PolicyError } from '../policy/errors.js';
 import { SecretsError } from '../capabilities/secrets.js';
 import { UsageError } from './args.js';
 import { EXIT, processIo, safeIo, type Io } from './io.js';
-import { AUDIT_USAGE, BUILD_USAGE, CALL_USAGE, EVENTS_USAGE, INSPECT_USAGE, KV_USAGE, MCP_USAGE, REPLAY_USAGE, RUN_USAGE, SERVE_USAGE, STATE_USAGE } from './usage.js';
+import { AGENTS_USAGE, AUDIT_USAGE, BUILD_USAGE, CALL_USAGE, EVENTS_USAGE, INSPECT_USAGE, KV_USAGE, MCP_USAGE, REPLAY_USAGE, RUN_USAGE, SERVE_USAGE, STATE_USAGE } from './usage.js';
 
 const HELP = `ice — run untrusted agents as WebAssembly components under explicit, audited authority
 
@@ -23,10 +23,12 @@ usage:
   ${EVENTS_USAGE}
   ${MCP_USAGE}
   ${SERVE_USAGE}
+  ${AGENTS_USAGE}
   ${KV_USAGE}
 
 exit codes: 0 ok · 1 the guest returned err, or a check failed (audit verify, state verify, replay
-            divergence) · 2 usage, policy, load or build error · 3 trap or limit
+            divergence), or the server refused (ice agents: 409, 429, an upgrade's divergence) · 2 usage,
+            policy, load or build error, or the server cannot be reached · 3 trap or limit
 state: --state <dir> (default ./.ice) holds kv data, the ledger and the component cache
 `;
 
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   call: async () => (await import('./call.js')).callCommand,
   mcp: async () => (await import('./mcp.js')).mcpCommand,
   serve: async () => (await import('./serve.js')).serveCommand,
+  agents: async () => (await import('./agents.js')).agentsCommand,
   kv: async () => (await import('./kv.js')).kvCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   build: async () => (await import('./build.js')).buildCommand,

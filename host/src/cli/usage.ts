@@ -11,10 +11,22 @@ export const AUDIT_USAGE = [
   'ice audit show <run-id | last> [--json] [--denied] [--interface <name>] [--state <dir>]',
   'ice audit verify [<run-id> [--root <hex>] | --all | --file <export.jsonl>] [--state <dir>]',
   'ice audit export <run-id | last> --format jsonl [--state <dir>]',
+  'ice audit trace <run-id | last> [--limit <n>] [--json] [--state <dir>]',
+  'ice audit tail [--after <row id>] [--json] [--state <dir> | --server <url> --token-file <file>]',
 ].join('\n  ');
 export const REPLAY_USAGE = 'ice replay <run-id | last> [--component <path> | --against <other.wasm>] [--timeout <ms>] [--state <dir>] [--max-component-bytes <n>]';
 export const STATE_USAGE = ['ice state rebuild [--component <name>] [--state <dir>]', 'ice state verify [--component <name>] [--state <dir>]'].join('\n  ');
-export const EVENTS_USAGE = 'ice events list [--kind <pattern>] [--component <name>] [--json] [--state <dir>]';
+export const EVENTS_USAGE = 'ice events list [--kind <pattern>] [--component <name>] [--json] [--follow] [--state <dir> | --server <url> --token-file <file>]';
+/** How `ice agents` finds the server: the one running on a state dir, or one named by its URL. */
+const SERVER = '[--state <dir> | --server <url> --token-file <file>]';
+export const AGENTS_USAGE = [
+  `ice agents list [--json] ${SERVER}`,
+  `ice agents status <name> [--json] ${SERVER}`,
+  `ice agents suspend <name> [--reason <text>] [--by <operator>] [--json] ${SERVER}`,
+  `ice agents resume <name> [--reason <text>] [--by <operator>] [--json] ${SERVER}`,
+  `ice agents upgrade <name> --component <new.wasm> [--against <n>] [--force] [--by <operator>] [--json] ${SERVER}`,
+  `ice agents invoke <name> [--input <text> | --function <name> [--args '<json>'] | [--input <stdin>] -- <command args>…] [--by <operator>] [--json] ${SERVER}`,
+].join('\n  ');
 export const KV_USAGE = [
   'ice kv get <key> --component <name> [--json] [--state <dir>]',
   'ice kv set <key> <value> --component <name> [--by <operator>] [--state <dir>]',

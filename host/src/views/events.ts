@@ -141,13 +141,21 @@ export function ledgerComponents(state: StateDb): string[] {
  * recorded only as a digest matches `*`, and an exact pattern by its SHA-256, but never a prefix
  * (the digest does not say how the kind starts).
  */
-export function* queryEvents(source: LedgerSource, filter: { kind?: Matcher; component?: string } = {}): Generator<GuestEventRow> {
-  for (const call of grantedCalls(source, [EMIT_CALL], filter.component)) {
+export function queryEvents(source: LedgerSource, filter: { kind?: Matcher; component?: string } = {}): Generator<GuestEventRow> {
+  return scanEvents(new GrantedCallScanner([EMIT_CALL], filter.component), source, filter.kind);
+}
+
+/**
+ * The events in the rows `scanner` (made for `[EMIT_CALL]`) has not read yet: a follower keeps one
+ * scanner and calls this again for the events committed since (`ice events list --follow`).
+ */
+export function* scanEvents(scanner: GrantedCallScanner, source: LedgerSource, kind?: Matcher): Generator<GuestEventRow> {
+  for (const call of scanner.scan(source)) {
     const { record } = call;
-    const kind = recordedText(record.args[0], record, 'kind');
-    if (filter.kind !== undefined && !matchesRecorded(filter.kind, kind)) continue;
+    const recordedKind = recordedText(record.args[0], record, 'kind');
+    if (kind !== undefined && !matchesRecorded(kind, recordedKind)) continue;
     const payload = recordedText(record.args[1], record, 'payload');
-    yield { run: record.run, seq: record.seq, at: record.at, component: call.component, kind, payload };
+    yield { run: record.run, seq: record.seq, at: record.at, component: call.component, kind: recordedKind, payload };
   }
 }
 
