@@ -13,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signWebhook } from '../host/src/serve/webhook.js';
-import { ice, tempDir } from './helpers.js';
+import { ice, tempDir, writePolicy } from './helpers.js';
 import { guestWasm, ICE_BIN } from './paths.js';
 
 const HOOK_SECRET = 'hook-secret-for-tests';
@@ -343,6 +343,30 @@ describe('ice serve', () => {
     const notWasm = await api(s, 'POST', '/v1/agents/notes/upgrade', new Uint8Array([1, 2, 3]), { 'content-type': 'application/wasm' });
     expect([notWasm.status, notWasm.json.error]).toEqual([400, expect.stringMatching(/agent notes: the new component cannot be loaded/)]);
     expect((await api(s, 'GET', '/v1/nothing')).status).toBe(404);
+  });
+
+  it('is operated with ice agents on its state dir, and ice audit trace shows what an emit caused', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    const on = ['--state', s.state];
+    const list = ice(['agents', 'list', ...on]);
+    expect([list.code, list.stdout]).toEqual([0, expect.stringMatching(/^notes\s+active\s+subscriber sha256:[0-9a-f]{12}\s+0\/100\s+0\s+0\/3\s+-$/m)]);
+    const invoked = ice(['agents', 'invoke', 'notes', '--input', 'ada', ...on]);
+    expect([invoked.code, invoked.stdout]).toEqual([0, 'hello, ada!\n']);
+    expect(ice(['agents', 'suspend', 'notes', '--reason', 'maintenance', '--by', 'ada', ...on]).stdout).toMatch(/^agent notes is suspended \(recorded as run \S+\)$/m);
+    const refused = ice(['agents', 'invoke', 'notes', '--input', 'bob', ...on]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/agent notes is suspended: it takes no runs until `ice agents resume notes`/)]);
+    expect(ice(['agents', 'resume', 'notes', ...on]).code).toBe(0);
+    const trapped = ice(['agents', 'invoke', 'trapper', '--input', 'x', ...on]);
+    expect(trapped.code).toBe(3);
+    const upgrade = ice(['agents', 'upgrade', 'notes', '--component', guestWasm('trap'), ...on]);
+    expect([upgrade.code, upgrade.stderr]).toEqual([1, expect.stringMatching(/upgrade of agent notes refused: 1 of 1 recent runs/)]);
+    const emitted = (JSON.parse(ice(['agents', 'invoke', 'emitter', '--input', 'notes.added x', '--json', ...on]).stdout) as { run: { runId: string } }).run;
+    await until('the delivery', () => runStarts(s.state).find((r) => r.cause?.event === `${emitted.runId}#1`));
+    await sleep(200);
+    const trace = ice(['audit', 'trace', emitted.runId, ...on]);
+    expect(trace.stdout).toMatch(new RegExp(`^└─ \\S+\\s+subscriber\\s+run\\s+event notes\\.added from ${emitted.runId}#1\\s+ok$`, 'm'));
+    const wrong = ice(['agents', 'list', '--server', s.url, '--token-file', writePolicy('0'.repeat(64), 'token')]);
+    expect(wrong.code).toBe(2);
   });
 
   it('on SIGTERM drains runs in flight up to --drain-ms, then ends them incomplete', async () => {

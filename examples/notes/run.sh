@@ -15,9 +15,15 @@ until [ -f "$state/serve/server.json" ]; do sleep 0.1; done
 url=$(node -e "console.log(require('$state/serve/server.json').url)")
 token=$(cat "$state/serve/token")
 echo "\$ curl -X POST $url/v1/agents/writer/invoke -d '{\"input\":\"notes.added buy milk\\nnotes.deleted old\"}'"
-curl -s -X POST -H "Authorization: Bearer $token" "$url/v1/agents/writer/invoke" -d '{"input":"notes.added buy milk\nnotes.deleted old"}'
+run=$(curl -s -X POST -H "Authorization: Bearer $token" "$url/v1/agents/writer/invoke" -d '{"input":"notes.added buy milk\nnotes.deleted old"}' | tee /dev/stderr | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).run.runId))")
 echo
 sleep 0.5
+echo
+echo "\$ ice agents list"
+ice agents list --state "$state"
+echo
+echo "\$ ice audit trace $run"
+ice audit trace "$run" --state "$state"
 echo
 echo "\$ ice audit list"
 ice audit list --state "$state"

@@ -36,6 +36,10 @@ export interface ApiOptions {
   readonly mcp?: (request: IncomingMessage, response: ServerResponse, body: unknown) => Promise<void>;
   /** Origins allowed on /mcp besides the server's own (`http://127.0.0.1:<port>`, `http://localhost:<port>`). */
   readonly origins: () => readonly string[];
+  /** Long polls answer at once (with what they have) once this is set: the server is stopping. */
+  readonly stopping: () => boolean;
+  /** Long polls in flight, so the server can wait for them before it closes the database. */
+  readonly polls: { count: number };
 }
 
 const MAX_JSON_BYTES = 2 * 1024 * 1024;
@@ -141,7 +145,7 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
     const statement = runtime.host.state.db.prepare<[number, number], { id: number; run: string; seq: number; type: string; hash: string; body: string }>(
       'SELECT id, run, seq, type, hash, body FROM ledger WHERE id > ? ORDER BY id LIMIT ?',
     );
-    const records = await longPoll(request, wait, () => statement.all(after, limit));
+    const records = await longPoll(options, request, wait, () => statement.all(after, limit));
     return send(response, 200, { records, last: records.at(-1)?.id ?? after });
   }
 
@@ -156,7 +160,7 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
         WHERE c.id > ? AND c.type = 'call' AND instr(c.body, ?) > 0 ORDER BY c.id LIMIT ${MAX_PAGE}`,
     );
     let last = after;
-    const events = await longPoll(request, wait, () => {
+    const events = await longPoll(options, request, wait, () => {
       const rows = statement.all(last, `"call":${JSON.stringify(EMIT_CALL)}`);
       if (rows.length > 0) last = rows.at(-1)!.id;
       return rows.flatMap((row) => {
@@ -252,12 +256,17 @@ function cursor(value: string | null): number {
 }
 
 /** Answers as soon as `read` finds something, or after `waitMs` with nothing; stops when the client leaves. */
-async function longPoll<T>(request: IncomingMessage, waitMs: number, read: () => T[]): Promise<T[]> {
+async function longPoll<T>(options: ApiOptions, request: IncomingMessage, waitMs: number, read: () => T[]): Promise<T[]> {
   const until = Date.now() + waitMs;
-  for (;;) {
-    const found = read();
-    if (found.length > 0 || Date.now() >= until || request.destroyed) return found;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  options.polls.count++;
+  try {
+    for (;;) {
+      const found = read();
+      if (found.length > 0 || Date.now() >= until || request.destroyed || options.stopping()) return found;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    options.polls.count--;
   }
 }
 

@@ -50,6 +50,8 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
   });
   const secrets = secretSource(options.host?.secrets, process.env, options.host?.secretsSource);
   let origins: string[] = [];
+  let stopping = false;
+  const polls = { count: 0 };
   const http: HttpServer = createServer(
     { requestTimeout: 120_000, headersTimeout: 30_000 },
     apiHandler({
@@ -60,6 +62,8 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
       maxComponentBytes: options.host?.maxComponentBytes ?? DEFAULT_MAX_COMPONENT_BYTES,
       mcp: (request, response, body) => sessions.handle(request, response, body),
       origins: () => origins,
+      stopping: () => stopping,
+      polls,
     }),
   );
   http.keepAliveTimeout = 5_000;
@@ -85,6 +89,9 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
       // No new connections; open keep-alive connections are closed once idle.
       http.close();
       http.closeIdleConnections();
+      // Long polls answer with what they have, before the database they read closes.
+      stopping = true;
+      for (let waited = 0; polls.count > 0 && waited < 1000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
       await sessions.close();
       const cut = await running.close(drainMs);
       http.closeAllConnections();
