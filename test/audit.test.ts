@@ -332,7 +332,7 @@ describe('ice audit export', () => {
 
 describe('ice audit usage errors', () => {
   it('exit 2 with the fix, never a stack trace', () => {
-    expectUsage(audit('frobnicate'), 'ice audit: unknown subcommand "frobnicate" (one of: list, show, verify, export)');
+    expectUsage(audit('frobnicate'), 'ice audit: unknown subcommand "frobnicate" (one of: list, show, verify, export, trace, tail)');
     expectUsage(audit('export', 'last', '--format', 'csv', '--state', base), 'unknown --format "csv": use --format jsonl');
     expectUsage(audit('export', 'last', '--state', base), '--format is required: use --format jsonl');
     expectUsage(audit('show', 'last', '--interface', 'fs', '--state', base), 'unknown --interface "fs": use one of log, clock, random, kv, events');
