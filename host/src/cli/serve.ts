@@ -62,7 +62,9 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
         maxComponentBytes: maxComponentBytes('serve', values['max-component-bytes']),
         ...(workers !== undefined ? { workers } : {}),
         ...(secrets ? { secrets, secretsSource: `the secrets file ${values.secrets}` } : {}),
-        onGuestLog: (e) => logger.info({ guest: e.component, run: e.runId, guestLevel: e.level }, terminalSafe(e.message)),
+        onGuestLog: (e) => {
+          if (logger.isLevelEnabled('info')) logger.info({ guest: e.component, run: e.runId, guestLevel: e.level }, terminalSafe(e.message));
+        },
       },
     });
   } catch (error) {
