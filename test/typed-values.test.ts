@@ -146,6 +146,14 @@ describe('WIT values as JSON (property tests)', () => {
       }),
       { numRuns: 400 },
     );
+    // Found by this property in CI: a record of four fields charged each field's separator twice.
+    const record: WitType = {
+      kind: 'option',
+      some: { kind: 'record', name: 'rec', fields: [{ name: 'w2-x', type: { kind: 's64' } }, { name: 'g660eh-a-h2', type: { kind: 'bool' } }, { name: 'd', type: { kind: 'option', some: { kind: 'bool' } } }, { name: 'c-fe-n', type: { kind: 'string' } }] },
+    };
+    const exact = { w2X: 0n, g660ehAH2: false, d: undefined, cFeN: '' };
+    expect(JSON.stringify(toJson(record, exact))).toHaveLength(53);
+    expect(() => toJson(record, exact, 53)).not.toThrow();
     const list: WitType = { kind: 'list', element: { kind: 'u8' } };
     expect(() => toJson(list, new Uint8Array(1_000_000), 1024)).toThrow(OutputTooLarge);
   });

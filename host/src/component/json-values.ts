@@ -308,8 +308,10 @@ export function toJson(type: WitType, value: unknown, maxBytes = Number.POSITIVE
       case 'record': {
         if (!isPlainObject(value)) return bad(value, 'a record');
         const out: Record<string, Json> = {};
+        spend(1); // its braces and separator take more
         for (const field of type.fields) {
-          spend(field.name.length + 4); // "name": and a separator
+          // "name": — the separator after a field is its value's to charge (each item charges its own).
+          spend(field.name.length + 3);
           out[field.name] = convert(field.type, value[jsName(field.name)]);
         }
         return out;

@@ -13,13 +13,12 @@
 import type { Logger } from 'pino';
 import { Cron } from 'croner';
 import { DEFAULT_MAX_COMPONENT_BYTES } from '../component/source.js';
-import { sha256Hex } from '../core/digest.js';
 import { createHost, RunInputError, RunStopped, type Agent, type Host, type HostOptions, type RunResult } from '../host.js';
 import { newRunId, type AgentState, type RunCause, type TriggerKind } from '../ledger/index.js';
 import type { AgentEntry, McpConfig } from '../mcp/config.js';
 import { McpConfigError } from '../mcp/config.js';
 import { loadAgent } from '../mcp/server.js';
-import { agentsWithPending, claimDeliveries, finishDelivery, recoverDeliveries, releaseDelivery, setSubscriptions, type Delivery, type Subscription } from '../views/deliveries.js';
+import { agentsWithPending, claimDeliveries, deliveryCounts, finishDelivery, recoverDeliveries, releaseDelivery, setSubscriptions, type Delivery, type Subscription } from '../views/deliveries.js';
 import { readAgent, recordRefusal, recordTransition, TransitionError, type RecordSubject } from '../views/lifecycle.js';
 import type { ApprovalRequest } from '../capabilities/define.js';
 
@@ -59,6 +58,8 @@ export interface AgentStatus {
   readonly triggers: { readonly events?: readonly string[]; readonly schedule?: string; readonly http?: string };
   readonly queue: { readonly length: number; readonly capacity: number; readonly running: number; readonly concurrency: number };
   readonly faults: { readonly recent: number; readonly max: number; readonly windowMs: number };
+  /** Its event deliveries not yet completed: waiting on disk (pending), claimed for a run (running). */
+  readonly deliveries: { readonly pending: number; readonly running: number };
   readonly lastRun?: { readonly run: string; readonly outcome: string; readonly at: string };
   readonly since: { readonly run: string };
 }
@@ -248,6 +249,7 @@ export class ServeRuntime {
       triggers: { ...(entry.on.events ? { events: entry.on.events } : {}), ...(entry.on.schedule ? { schedule: entry.on.schedule } : {}), ...(entry.on.http ? { http: entry.on.http } : {}) },
       queue: { length: served.queue.length, capacity: entry.queue, running: served.running, concurrency: entry.concurrency },
       faults: { recent: served.faults.filter((t) => now - t <= entry.faults.windowMs).length, max: entry.faults.max, windowMs: entry.faults.windowMs },
+      deliveries: deliveryCounts(this.host.state, name),
       ...(served.lastRun ? { lastRun: served.lastRun } : {}),
       since: { run: served.since },
     };
@@ -575,9 +577,4 @@ function checkRequest(agent: Agent, request: AgentRequest): void {
       if (!agent.commandExport) throw new RunInputError(`${agent.name} is not a WASI command`);
       return;
   }
-}
-
-/** The digest of bytes, for messages. */
-export function digestOf(bytes: Uint8Array): string {
-  return sha256Hex(bytes);
 }

@@ -15,7 +15,7 @@ import type { SecretSource } from '../capabilities/secrets.js';
 
 export type Verify = { readonly hmac: string } | { readonly token: string };
 
-export const TOLERANCE_S = 300;
+const TOLERANCE_S = 300;
 /** Signatures remembered for replay refusal; past this many, the oldest are dropped (they are also past the window soonest). */
 const MAX_REMEMBERED = 100_000;
 

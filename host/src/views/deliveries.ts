@@ -6,7 +6,8 @@
  * both. The server rewrites the table at start. `deliveries` holds one row per (event, agent): inserted
  * by `events.emit` in the transaction of the emit's call record (so every recorded event has its
  * deliveries, and none exists without its event), then `pending` → `running` (claimed for a run whose
- * id it records, before the run starts) → `done`. A run cut off by a crash leaves its delivery
+ * id it records, before the run starts) → deleted once the run ended (the ledger holds the run and its
+ * cause, the evidence; the table stays the size of the work in hand). A run cut off by a crash leaves its delivery
  * `running`; `recover` puts it back to `pending` unless the ledger shows the run ended (not
  * `incomplete`), so every event is delivered at least once and completed by exactly one run.
  *
@@ -53,7 +54,6 @@ export interface Delivery {
 export interface DeliveryCounts {
   readonly pending: number;
   readonly running: number;
-  readonly done: number;
 }
 
 const statements = new WeakMap<StateDb, Statements>();
@@ -79,7 +79,7 @@ function prepared(state: StateDb): Statements {
       ),
       pending: db.prepare(`SELECT id, event, agent, kind, payload, source, attempts FROM deliveries WHERE agent = ? AND status = 'pending' ORDER BY id LIMIT ?`),
       claim: db.prepare(`UPDATE deliveries SET status = 'running', run = ?, attempts = attempts + 1 WHERE id = ? AND status = 'pending'`),
-      finish: db.prepare(`UPDATE deliveries SET status = 'done' WHERE id = ? AND status = 'running'`),
+      finish: db.prepare(`DELETE FROM deliveries WHERE id = ? AND status = 'running'`),
       release: db.prepare(`UPDATE deliveries SET status = 'pending' WHERE id = ? AND status = 'running'`),
       pendingAgents: db.prepare(`SELECT DISTINCT agent FROM deliveries WHERE status = 'pending'`),
     };
@@ -137,14 +137,14 @@ export function releaseDelivery(state: StateDb, id: number): void {
 
 /**
  * After a crash (or at any start): every `running` delivery whose run ended in the ledger with an outcome
- * other than `incomplete` is `done`; the others (no run-start, no run-end, or `incomplete`) are
+ * other than `incomplete` is done (deleted); the others (no run-start, no run-end, or `incomplete`) are
  * `pending` again. Call after the host has ended interrupted runs, with no run of this state in flight.
  */
 export function recoverDeliveries(state: StateDb): { readonly done: number; readonly redelivered: number } {
   return state.transaction(() => {
     const done = state.db
       .prepare(
-        `UPDATE deliveries SET status = 'done' WHERE status = 'running' AND EXISTS (
+        `DELETE FROM deliveries WHERE status = 'running' AND EXISTS (
            SELECT 1 FROM ledger e WHERE e.run = deliveries.run AND e.type = 'run-end' AND e.body ->> '$.outcome' <> 'incomplete')`,
       )
       .run().changes;
@@ -154,10 +154,8 @@ export function recoverDeliveries(state: StateDb): { readonly done: number; read
 }
 
 /** Deliveries by status, for one agent or all. */
-export function deliveryCounts(state: StateDb, agent?: string): DeliveryCounts {
-  const rows = state.db
-    .prepare<[string | null, string | null], { status: string; n: number }>('SELECT status, count(*) AS n FROM deliveries WHERE (? IS NULL OR agent = ?) GROUP BY status')
-    .all(agent ?? null, agent ?? null);
+export function deliveryCounts(state: StateDb, agent: string): DeliveryCounts {
+  const rows = state.db.prepare<[string], { status: string; n: number }>('SELECT status, count(*) AS n FROM deliveries WHERE agent = ? GROUP BY status').all(agent);
   const count = (status: string) => rows.find((r) => r.status === status)?.n ?? 0;
-  return { pending: count('pending'), running: count('running'), done: count('done') };
+  return { pending: count('pending'), running: count('running') };
 }
