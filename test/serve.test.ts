@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signWebhook } from '../host/src/serve/webhook.js';
 import { ice, tempDir, writePolicy } from './helpers.js';
-import { guestWasm, ICE_BIN } from './paths.js';
+import { CALC_COMPONENT, guestWasm, ICE_BIN } from './paths.js';
 
 const HOOK_SECRET = 'hook-secret-for-tests';
 
@@ -265,6 +266,26 @@ describe('ice serve', () => {
     await client.close();
     const unauthorized = await fetch(`${s.url}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
     expect(unauthorized.status).toBe(401);
+  });
+
+  it("an ask in a run an MCP session started goes to that session's client; the same ask from any other trigger is denied", async () => {
+    const dir = tempDir();
+    const calcPolicy = policy(dir, 'calc', 'grants:\n  kv: { read: ["shared/*"], write: [], ask: ["shared/*"], askTimeoutMs: 20000 }\n');
+    const s = await serve(writeConfig(dir, `  - name: calc\n    component: ${CALC_COMPONENT}\n    policy: ${calcPolicy}\n`));
+    const client = new Client({ name: 'test', version: '1' }, { capabilities: { elicitation: {} } });
+    const asked: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(request.params.message);
+      return { action: 'accept', content: { approve: true } };
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${s.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${s.token}` } } }));
+    const approved = (await client.callTool({ name: 'calc_remember', arguments: { key: 'shared/plan', value: 'ship' } })) as { isError?: boolean };
+    expect(approved.isError).toBeFalsy();
+    expect(asked).toEqual([expect.stringMatching(/^Agent calc \(kv\.set\) asks: set "shared\/plan"/)]);
+    await client.close();
+    // Invoked over the API, nobody can be asked: denied, and the ledger says by whom.
+    const invoked = await api(s, 'POST', '/v1/agents/calc/invoke', { function: 'remember', args: { key: 'shared/other', value: 'x' } });
+    expect(invoked.json.run).toMatchObject({ ok: false, outcome: 'error', error: expect.stringMatching(/not approved: the approver \(ice-serve\) said no: a run started by a trigger has nobody to ask/) });
   });
 
   it('after SIGKILL mid-burst and a restart, each of 500 events is delivered and completed exactly once; the ledger verifies', async () => {
