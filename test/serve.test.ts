@@ -288,6 +288,30 @@ describe('ice serve', () => {
     expect(invoked.json.run).toMatchObject({ ok: false, outcome: 'error', error: expect.stringMatching(/not approved: the approver \(ice-serve\) said no: a run started by a trigger has nobody to ask/) });
   });
 
+  it('serves Prometheus metrics behind the token: runs, calls and durations from the ledger, agent states and queues live', async () => {
+    const s = await serve(writeConfig(tempDir()));
+    expect((await fetch(`${s.url}/metrics`)).status).toBe(401);
+    await api(s, 'POST', '/v1/agents/emitter/invoke', { input: 'notes.added a\nnotes.added b' });
+    await api(s, 'POST', '/v1/agents/trapper/invoke', { input: 'x' });
+    await until('both deliveries', () => runStarts(s.state).filter((r) => r.cause?.kind === 'event').length === 2);
+    await sleep(300);
+    const response = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } });
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await response.text();
+    expect(text).toContain('ice_runs_total{component="emitter",outcome="ok"} 1');
+    expect(text).toContain('ice_runs_total{component="subscriber",outcome="ok"} 2');
+    expect(text).toContain('ice_runs_total{component="trapper",outcome="trap"} 1');
+    expect(text).toContain('ice_calls_total{component="emitter",interface="ice:agent/events@0.1.0",decision="allow"} 2');
+    expect(text).toContain('ice_run_duration_seconds_count{component="subscriber"} 2');
+    expect(text).toMatch(/^ice_run_fuel_count\{component="emitter"\} 1$/m);
+    expect(text).toContain('ice_agent_state{agent="trapper",state="active"} 1');
+    expect(text).toContain('ice_agent_queue_length{agent="notes"} 0');
+    expect(text).toContain('ice_agent_deliveries{agent="notes",status="pending"} 0');
+    // A second scrape counts only what is new.
+    const again = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text();
+    expect(again).toContain('ice_runs_total{component="emitter",outcome="ok"} 1');
+  });
+
   it('after SIGKILL mid-burst and a restart, each of 500 events is delivered and completed exactly once; the ledger verifies', async () => {
     const dir = tempDir();
     const config = writeConfig(dir);

@@ -8,6 +8,7 @@
  *   POST /v1/agents/:name/upgrade         body: the new component; ?against=N&force=1&by=
  *   GET  /v1/ledger?after=&limit=&wait=   new ledger records (long poll): `ice audit tail`
  *   GET  /v1/events?after=&kind=&wait=    new events (long poll): `ice events list --follow`
+ *   GET  /metrics                         Prometheus metrics (metrics.ts)
  *   POST /hooks/<name>                    webhooks, checked by their own scheme (webhook.ts), not the token
  *   *    /mcp                             MCP over Streamable HTTP (mcp-http.ts)
  *
@@ -23,6 +24,7 @@ import { ICE_VERSION } from '../core/version.js';
 import { RunInputError, type RunResult } from '../host.js';
 import { compileKindPattern, EMIT_CALL } from '../views/events.js';
 import { Refused, type AgentRequest, type ServeRuntime } from './runtime.js';
+import type { ServeMetrics } from './metrics.js';
 import type { WebhookVerifier } from './webhook.js';
 
 export interface ApiOptions {
@@ -40,6 +42,7 @@ export interface ApiOptions {
   readonly stopping: () => boolean;
   /** Long polls in flight, so the server can wait for them before it closes the database. */
   readonly polls: { count: number };
+  readonly metrics: ServeMetrics;
 }
 
 const MAX_JSON_BYTES = 2 * 1024 * 1024;
@@ -98,6 +101,13 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
     checkOrigin(request, options.origins());
     const body = method === 'POST' ? parseJson(await readBody(request, MAX_JSON_BYTES)) : undefined;
     return options.mcp(request, response, body);
+  }
+
+  if (path === '/metrics' && method === 'GET') {
+    const text = await options.metrics.scrape();
+    response.writeHead(200, { 'Content-Type': options.metrics.contentType, 'Cache-Control': 'no-store' });
+    response.end(text);
+    return;
   }
 
   if (path === '/v1/agents' && method === 'GET') return send(response, 200, { agents: runtime.names().map((n) => runtime.status(n)) });

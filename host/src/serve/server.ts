@@ -13,6 +13,7 @@ import type { McpConfig } from '../mcp/config.js';
 import { claimState, loadToken, removeServerInfo, writeServerInfo, ServeSetupError } from './files.js';
 import { apiHandler } from './http.js';
 import { McpSessions } from './mcp-http.js';
+import { ServeMetrics } from './metrics.js';
 import { ServeRuntime } from './runtime.js';
 import { WebhookVerifier } from './webhook.js';
 
@@ -64,6 +65,7 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
       origins: () => origins,
       stopping: () => stopping,
       polls,
+      metrics: new ServeMetrics(runtime.host.state, () => runtime!),
     }),
   );
   http.keepAliveTimeout = 5_000;
