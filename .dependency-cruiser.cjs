@@ -14,6 +14,7 @@ const LAYERS = [
   ['kernel', '^host/src/kernel/'],
   ['sandbox', '^host/src/sandbox/'],
   ['replay', '^host/src/replay/'],
+  ['telemetry', '^host/src/telemetry/'],
   ['host', '^host/src/(host|index)\\.ts$'],
   ['mcp', '^host/src/mcp/'],
   ['serve', '^host/src/serve/'],

@@ -7,6 +7,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -67,9 +69,9 @@ ${extra}`,
   return path;
 }
 
-async function serve(config: string, state = tempDir(), args: string[] = []): Promise<Served> {
+async function serve(config: string, state = tempDir(), args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Served> {
   const child = spawn(process.execPath, [ICE_BIN, 'serve', '--config', config, '--state', state, '--listen', '127.0.0.1:0', ...args], {
-    env: { ...process.env, HOOK_SECRET, ICE_LOG_LEVEL: 'warn' },
+    env: { ...process.env, HOOK_SECRET, ICE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -310,6 +312,48 @@ describe('ice serve', () => {
     // A second scrape counts only what is new.
     const again = await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text();
     expect(again).toContain('ice_runs_total{component="emitter",outcome="ok"} 1');
+  });
+
+  it('exports a span tree per run over OTLP/HTTP: the run under the caller\'s traceparent, a child per import call', async () => {
+    const received: any[] = [];
+    const collector = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        if (request.url === '/v1/traces') received.push(JSON.parse(body));
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+      const s = await serve(writeConfig(tempDir()), tempDir(), [], { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const parentId = '00f067aa0ba902b7';
+      const invoked = await api(s, 'POST', '/v1/agents/notes/invoke', { input: 'traced' }, { traceparent: `00-${traceId}-${parentId}-01` });
+      const runId = invoked.json.run.runId as string;
+      const spans = () => received.flatMap((r) => r.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans)));
+      const attr = (span: any, key: string) => {
+        const found = span.attributes.find((a: any) => a.key === key)?.value;
+        return found === undefined ? undefined : (found.stringValue ?? found.intValue ?? found.boolValue);
+      };
+      const run = await until('the run span', () => spans().find((span: any) => attr(span, 'ice.run.id') === runId), 10_000);
+      expect(run).toMatchObject({ name: 'invoke_agent notes', traceId, parentSpanId: parentId });
+      expect(attr(run, 'gen_ai.agent.name')).toBe('notes');
+      expect(attr(run, 'ice.outcome')).toBe('ok');
+      expect(attr(run, 'ice.ledger_root')).toBe(invoked.json.run.ledgerRoot);
+      const children = spans().filter((span: any) => span.parentSpanId === run.spanId);
+      expect(children.map((c: any) => c.name)).toEqual(['log.write']);
+      expect(attr(children[0], 'ice.decision')).toBe('allow');
+      expect(attr(children[0], 'ice.rule')).toBe('grants.log.levels');
+      // No argument values unless the operator opts in.
+      expect(children[0].attributes.map((a: any) => a.key)).not.toContain('ice.call.args');
+      expect(JSON.stringify(received)).not.toContain('hello called with');
+      await s.stop('SIGTERM');
+    } finally {
+      collector.close();
+    }
   });
 
   it('after SIGKILL mid-burst and a restart, each of 500 events is delivered and completed exactly once; the ledger verifies', async () => {

@@ -100,7 +100,12 @@ export type ToolRequest =
   | { readonly kind: 'run'; readonly input: string }
   | { readonly kind: 'call'; readonly function: string; readonly args: unknown }
   | { readonly kind: 'command'; readonly args: readonly string[]; readonly stdin?: string };
-export type ToolRunner = (target: { readonly agent: string; readonly entry: ToolEntry; readonly tool: string }, request: ToolRequest) => Promise<RunResult & { readonly value?: unknown }>;
+export type ToolRunner = (
+  target: { readonly agent: string; readonly entry: ToolEntry; readonly tool: string },
+  request: ToolRequest,
+  /** The request's `_meta` (e.g. a W3C `traceparent`). */
+  meta?: Readonly<Record<string, unknown>>,
+) => Promise<RunResult & { readonly value?: unknown }>;
 
 /** `ice mcp`'s runner: the agent runs at once, on the host's pool. */
 const directly: ToolRunner = ({ entry }, request) =>
@@ -117,7 +122,7 @@ export function serveTools(server: Server, table: ReadonlyMap<string, { tool: To
   server.setRequestHandler(CallToolRequestSchema, async (request) => {
     const found = table.get(request.params.name);
     if (!found) throw new InvalidParams(`unknown tool ${JSON.stringify(request.params.name)}; this server has ${tools.map((t) => t.name).join(', ')}`);
-    const call = callTool(found.entry, request.params.arguments ?? {}, (r) => run({ agent: found.agent, entry: found.entry, tool: request.params.name }, r));
+    const call = callTool(found.entry, request.params.arguments ?? {}, (r) => run({ agent: found.agent, entry: found.entry, tool: request.params.name }, r, request.params._meta));
     inFlight.add(call);
     try {
       return await call;

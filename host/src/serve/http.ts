@@ -131,7 +131,8 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
       case 'invoke': {
         const body = objectBody(parseJson(await readBody(request, MAX_JSON_BYTES)));
         const by = operator(body['by']);
-        const result = await runtime.invoke(name, invokeRequest(body), 'manual', { kind: 'manual', by });
+        const traceparent = typeof request.headers.traceparent === 'string' ? request.headers.traceparent : undefined;
+        const result = await runtime.invoke(name, invokeRequest(body), 'manual', { kind: 'manual', by }, traceparent ? { traceparent } : {});
         return send(response, 200, { run: resultJson(result) });
       }
       case 'upgrade': {
@@ -207,7 +208,8 @@ async function hook(options: ApiOptions, path: string, request: IncomingMessage,
   if (!Buffer.from(text, 'utf8').equals(body)) throw new HttpError(400, 'the webhook body must be UTF-8 text');
   const input = JSON.stringify({ trigger: 'webhook', path, contentType: request.headers['content-type'] ?? null, body: text });
   // Answered once queued: a sender should not wait for the agent.
-  const run = options.runtime.invoke(target.name, { kind: 'run', input }, 'webhook', { kind: 'webhook', path });
+  const traceparent = typeof request.headers.traceparent === 'string' ? request.headers.traceparent : undefined;
+  const run = options.runtime.invoke(target.name, { kind: 'run', input }, 'webhook', { kind: 'webhook', path }, traceparent ? { traceparent } : {});
   run.catch(() => undefined);
   send(response, 202, { accepted: true });
 }

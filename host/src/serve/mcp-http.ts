@@ -55,12 +55,14 @@ export class McpSessions {
       runtime.names().map((name) => ({ name, agent: runtime.agent(name) })),
       this.source,
     );
-    serveTools(server, table, async ({ agent, tool }, toolRequest) => {
+    serveTools(server, table, async ({ agent, tool }, toolRequest, meta) => {
+      // A W3C trace context in the request's _meta (MCP's convention for trace propagation) parents the run.
+      const traceparent = typeof meta?.['traceparent'] === 'string' ? meta['traceparent'] : undefined;
       const runId = newRunId();
       const session = { server, closing };
       this.runs.set(runId, session);
       try {
-        return await runtime.invoke(agent, toolRequest, 'mcp', { kind: 'mcp', tool }, runId);
+        return await runtime.invoke(agent, toolRequest, 'mcp', { kind: 'mcp', tool }, { runId, ...(traceparent ? { traceparent } : {}) });
       } finally {
         this.runs.delete(runId);
       }

@@ -21,6 +21,7 @@ import { loadAgent } from '../mcp/server.js';
 import { agentsWithPending, claimDeliveries, deliveryCounts, finishDelivery, recoverDeliveries, releaseDelivery, setSubscriptions, type Delivery, type Subscription } from '../views/deliveries.js';
 import { readAgent, recordRefusal, recordTransition, TransitionError, type RecordSubject } from '../views/lifecycle.js';
 import type { ApprovalRequest } from '../capabilities/define.js';
+import type { RunTracer } from '../telemetry/traces.js';
 
 /** What a run of an agent calls. */
 export type AgentRequest =
@@ -46,6 +47,8 @@ export interface ServeRuntimeOptions {
   readonly logger: Logger;
   /** How often the database is polled for deliveries from other processes (an `ice run` on this state). Default 250 ms. */
   readonly pollMs?: number;
+  /** Traces of runs (telemetry/traces.ts); undefined: tracing off. */
+  readonly tracer?: RunTracer;
   /** Asks of runs started by an MCP session go to its client (serve/mcp-http.ts). */
   readonly approve?: (request: ApprovalRequest) => Promise<{ approved: boolean; by?: string; reason?: string }> | undefined;
 }
@@ -71,6 +74,8 @@ interface Work {
   readonly trigger: TriggerKind;
   /** The delivery this run completes. */
   readonly delivery?: number;
+  /** The caller's W3C trace context (traces). */
+  readonly traceparent?: string;
   readonly settle?: (result: RunResult | Error) => void;
 }
 
@@ -343,7 +348,14 @@ export class ServeRuntime {
    * Queues a run of `name` and resolves with its result once it ends. @throws Refused (404 unknown,
    * 409 not active, 429 queue full: recorded), RunInputError (bad input: nothing ran)
    */
-  invoke(name: string, request: AgentRequest, trigger: TriggerKind, cause: RunCause | undefined, runId: string = newRunId()): Promise<RunResult> {
+  invoke(
+    name: string,
+    request: AgentRequest,
+    trigger: TriggerKind,
+    cause: RunCause | undefined,
+    options: { readonly runId?: string; /** W3C trace context of the caller: the run's span becomes its child. */ readonly traceparent?: string } = {},
+  ): Promise<RunResult> {
+    const runId = options.runId ?? newRunId();
     const served = this.served(name);
     if (this.closing) throw new Refused(503, 'the server is shutting down');
     if (served.state !== 'active') {
@@ -358,7 +370,7 @@ export class ServeRuntime {
       throw new Refused(429, reason);
     }
     return new Promise<RunResult>((resolve, reject) => {
-      served.queue.push({ runId, request, cause, trigger, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      served.queue.push({ runId, request, cause, trigger, ...(options.traceparent ? { traceparent: options.traceparent } : {}), settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
       this.pump(served);
     });
   }
@@ -461,6 +473,8 @@ export class ServeRuntime {
   private finished(served: Served, work: Work, result: RunResult): void {
     served.running--;
     served.lastRun = { run: result.runId, outcome: result.outcome, at: new Date().toISOString() };
+    // Spans from the run's records (telemetry/traces.ts): nothing on the run's path, only when tracing is on.
+    this.options.tracer?.record(this.host.readRun(result.runId), { agent: served.entry.name, ...(work.traceparent ? { traceparent: work.traceparent } : {}) });
     if (result.outcome === 'trap' || result.outcome === 'limit') this.fault(served, result.runId);
     work.settle?.(result);
     this.pump(served);

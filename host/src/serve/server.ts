@@ -14,6 +14,7 @@ import { claimState, loadToken, removeServerInfo, writeServerInfo, ServeSetupErr
 import { apiHandler } from './http.js';
 import { McpSessions } from './mcp-http.js';
 import { ServeMetrics } from './metrics.js';
+import { RunTracer } from '../telemetry/traces.js';
 import { ServeRuntime } from './runtime.js';
 import { WebhookVerifier } from './webhook.js';
 
@@ -42,12 +43,15 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
   claimState(options.stateDir);
   const { token, file: tokenFile } = loadToken(options.stateDir, options.tokenFile !== undefined ? { tokenFile: options.tokenFile } : {});
   let runtime: ServeRuntime | undefined;
+  // Traces of runs, exported over OTLP/HTTP when the environment names an endpoint.
+  const tracer = RunTracer.fromEnvironment();
   const sessions = new McpSessions(() => runtime!, config.source);
   runtime = await ServeRuntime.start(config, {
     stateDir: options.stateDir,
     ...(options.host ? { host: options.host } : {}),
     logger: options.logger,
     approve: (request) => sessions.approve(request),
+    ...(tracer ? { tracer } : {}),
   });
   const secrets = secretSource(options.host?.secrets, process.env, options.host?.secretsSource);
   let origins: string[] = [];
@@ -96,6 +100,7 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
       for (let waited = 0; polls.count > 0 && waited < 1000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
       await sessions.close();
       const cut = await running.close(drainMs);
+      await tracer?.shutdown().catch((error: unknown) => options.logger.warn({ error: String(error) }, 'could not export the last spans'));
       http.closeAllConnections();
       removeServerInfo(options.stateDir);
       return cut;
