@@ -88,31 +88,34 @@ const endAt = db.prepare<[string], string>("SELECT body ->> '$.at' FROM ledger W
 
 // 1. HTTP invoke throughput. The client is node:http with keep-alive: fetch (undici) spent more of the
 // two cores than the server did, and measured the client (600 runs/s against 900–1100).
-const keepAlive = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-const target = new URL(url);
-const body = JSON.stringify({ input: 'bench' });
-const invokeHello = () =>
-  new Promise<void>((resolve, reject) => {
-    const request = http.request(
-      { host: target.hostname, port: target.port, path: '/v1/agents/hello/invoke', method: 'POST', agent: keepAlive, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-      (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => ((JSON.parse(text) as { run?: { ok: boolean } }).run?.ok ? resolve() : reject(new Error(`a hello run failed: ${text}`))));
-      },
-    );
-    request.on('error', reject);
-    request.end(body);
-  });
-for (let i = 0; i < 200; i++) await invokeHello();
-let next = 0;
-let t0 = performance.now();
-await Promise.all(Array.from({ length: CLIENTS }, async () => {
-  while (next++ < RUNS) await invokeHello();
-}));
-const httpRate = RUNS / ((performance.now() - t0) / 1000);
-keepAlive.destroy();
+async function httpThroughput(serverUrl: string, bearer: string): Promise<number> {
+  const keepAlive = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+  const target = new URL(serverUrl);
+  const body = JSON.stringify({ input: 'bench' });
+  const invokeHello = () =>
+    new Promise<void>((resolve, reject) => {
+      const request = http.request(
+        { host: target.hostname, port: target.port, path: '/v1/agents/hello/invoke', method: 'POST', agent: keepAlive, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (response) => {
+          let text = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (text += chunk));
+          response.on('end', () => ((JSON.parse(text) as { run?: { ok: boolean } }).run?.ok ? resolve() : reject(new Error(`a hello run failed: ${text}`))));
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+  for (let i = 0; i < 200; i++) await invokeHello();
+  let sent = 0;
+  const t = performance.now();
+  await Promise.all(Array.from({ length: CLIENTS }, async () => {
+    while (sent++ < RUNS) await invokeHello();
+  }));
+  keepAlive.destroy();
+  return RUNS / ((performance.now() - t) / 1000);
+}
+const httpRate = await httpThroughput(url, token);
 
 // 2. Triggered runs: a burst of events, delivered to a serialized agent and to one with concurrency 8.
 async function burst(kind: string, agent: string): Promise<number> {
@@ -156,14 +159,39 @@ for (let i = 0; i < LATENCY_SAMPLES; i++) {
 }
 server.kill('SIGTERM');
 await new Promise((resolve) => server.once('exit', resolve));
+
+// 4. The same HTTP throughput with tracing on: spans of every run exported over OTLP/HTTP to a local
+// collector that accepts and drops them.
+let spansReceived = 0;
+const collector = http.createServer((request, response) => {
+  let text = '';
+  request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  request.on('end', () => {
+    spansReceived += (text.match(/"spanId"/g) ?? []).length;
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end('{}');
+  });
+});
+await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+const tracedState = join(work, 'traced');
+const traced = spawn(process.execPath, [join(root, 'bin', 'ice.js'), 'serve', '--config', config, '--state', tracedState, '--listen', '127.0.0.1:0'], {
+  env: { ...process.env, HOOK: SECRET, ICE_LOG_LEVEL: 'warn', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as { port: number }).port}` },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+const tracedInfo = join(tracedState, 'serve', 'server.json');
+while (!existsSync(tracedInfo)) await sleep(50);
+const tracedRate = await httpThroughput((JSON.parse(readFileSync(tracedInfo, 'utf8')) as { url: string }).url, readFileSync(join(tracedState, 'serve', 'token'), 'utf8').trim());
+traced.kill('SIGTERM');
+await new Promise((resolve) => traced.once('exit', resolve));
+collector.close();
 db.close();
 
 // Baselines: the library's worker pool (no HTTP, no actor queue), and `ice run` as one process per run.
 const host = await createHost({ stateDir: join(work, 'library') });
 const agent = await host.load(hello, join(work, 'hello.policy.yaml'));
 for (let i = 0; i < 200; i++) await agent.run('warm');
-next = 0;
-t0 = performance.now();
+let next = 0;
+const t0 = performance.now();
 await Promise.all(Array.from({ length: 64 }, async () => {
   while (next++ < RUNS) await agent.run('bench');
 }));
@@ -185,6 +213,7 @@ line('─'.repeat(78), '─'.repeat(10), '─'.repeat(24));
 line('`ice run` of hello, one process per run (before ice serve)', processRate.toFixed(1), '1×');
 line(`hello on the library's worker pool (Agent.run, 64 concurrent, no HTTP)`, String(Math.round(poolRate)), `${Math.round(poolRate / processRate)}×`);
 line(`hello invoked over the HTTP API (${CLIENTS} keep-alive clients, agent concurrency 64)`, String(Math.round(httpRate)), `${Math.round(httpRate / processRate)}×  (goal ≥ 1000)`);
+line(`the same with tracing on (OTLP/HTTP to a local collector; ${spansReceived} spans received)`, String(Math.round(tracedRate)), `${Math.round(tracedRate / processRate)}×  (${(tracedRate / httpRate).toFixed(2)}× of tracing off)`);
 line(`hello triggered by a burst of ${BURST} events, concurrency 1 (in arrival order)`, String(Math.round(serialRate)), `${Math.round(serialRate / processRate)}×`);
 line(`hello triggered by a burst of ${BURST} events, concurrency 8`, String(Math.round(parallelRate)), `${Math.round(parallelRate / processRate)}×  (goal ≥ 1000)`);
 console.log('');
