@@ -316,10 +316,18 @@ describe('ice serve', () => {
 
   it('exports a span tree per run over OTLP/HTTP: the run under the caller\'s traceparent, a child per import call', async () => {
     const received: any[] = [];
+    const outbound: (string | undefined)[] = [];
+    // One local server: the OTLP collector at /v1/traces, and a page the fetcher agent GETs.
     const collector = createServer((request, response) => {
       let body = '';
       request.on('data', (chunk: Buffer) => (body += chunk.toString()));
       request.on('end', () => {
+        if (request.url === '/page') {
+          outbound.push(request.headers.traceparent as string | undefined);
+          response.writeHead(200, { 'content-type': 'text/plain' });
+          response.end('a page');
+          return;
+        }
         if (request.url === '/v1/traces') received.push(JSON.parse(body));
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end('{}');
@@ -328,7 +336,9 @@ describe('ice serve', () => {
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
     try {
       const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
-      const s = await serve(writeConfig(tempDir()), tempDir(), [], { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+      const dir = tempDir();
+      const fetcher = policy(dir, 'fetcher', `grants:\n  log: {}\n  http: { allow: [{ url: "${endpoint}/page" }] }\n  model: { models: ["local/echo"], maxTokensPerCall: 64 }\n`);
+      const s = await serve(writeConfig(dir, `  - name: fetcher\n    component: ${guestWasm('fetcher')}\n    policy: ${fetcher}\n`), tempDir(), [], { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
       const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
       const parentId = '00f067aa0ba902b7';
       const invoked = await api(s, 'POST', '/v1/agents/notes/invoke', { input: 'traced' }, { traceparent: `00-${traceId}-${parentId}-01` });
@@ -350,6 +360,16 @@ describe('ice serve', () => {
       // No argument values unless the operator opts in.
       expect(children[0].attributes.map((a: any) => a.key)).not.toContain('ice.call.args');
       expect(JSON.stringify(received)).not.toContain('hello called with');
+
+      // A granted outbound request carries the run's own trace context: its span is the request's parent.
+      const fetched = await api(s, 'POST', '/v1/agents/fetcher/invoke', { input: `${endpoint}/page` });
+      expect(fetched.json.run.ok).toBe(true);
+      const fetchRun = await until('the fetcher run span', () => spans().find((span: any) => attr(span, 'ice.run.id') === fetched.json.run.runId), 10_000);
+      expect(outbound).toEqual([`00-${fetchRun.traceId}-${fetchRun.spanId}-01`]);
+      const fetchChildren = spans().filter((span: any) => span.parentSpanId === fetchRun.spanId).map((c: any) => c.name);
+      expect(fetchChildren).toEqual(['http.fetch', 'log.write', 'chat']);
+      const chat = spans().find((span: any) => span.parentSpanId === fetchRun.spanId && span.name === 'chat');
+      expect(attr(chat, 'gen_ai.operation.name')).toBe('chat');
       await s.stop('SIGTERM');
     } finally {
       collector.close();

@@ -93,6 +93,8 @@ export interface RunOptions {
   readonly runId?: string;
   /** The event delivery (claimed for this run) the run completes: marked done with its run-end. */
   readonly delivery?: number;
+  /** The run's own W3C trace context (its span, when traced): its outbound HTTP requests carry it. */
+  readonly traceparent?: string;
 }
 
 interface RunTotals {
@@ -383,7 +385,7 @@ export class Host {
       summary = governedRun(request, (provider, meter) => instantiateGenerated(prepared.generated, modules, provider, meter), this.services(), { ownDeadline: true });
     } else {
       if (this.stopping) throw new RunInputError('the host is shutting down: no new runs');
-      const running = this.inWorker(agent, request);
+      const running = this.inWorker(agent, request, options.traceparent);
       this.inFlight.add(running);
       try {
         summary = await running;
@@ -420,11 +422,11 @@ export class Host {
     }
   }
 
-  private async inWorker(agent: Agent, request: RunRequest): Promise<RunSummary> {
+  private async inWorker(agent: Agent, request: RunRequest, traceparent?: string): Promise<RunSummary> {
     const { policy, prepared } = agent;
     const { memoryMiB, timeoutMs } = policy.limits;
     this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir, (op, args) => this.gateway.serve(op, args), this.writeLock);
-    this.gateway.begin(request.runId, policy);
+    this.gateway.begin(request.runId, policy, traceparent);
     const outcome = await this.pool.run({
       job: {
         runId: request.runId,

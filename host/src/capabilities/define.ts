@@ -164,6 +164,8 @@ export interface HostCallContext<G extends Grant = Grant> {
   readonly runId: string;
   /** The seq of the call's intent record. */
   readonly seq: number | undefined;
+  /** The run's W3C trace context when the run is traced (its span is the parent of what the call causes). */
+  readonly traceparent?: string;
   readonly secrets: SecretSource;
   readonly config: HostConfig;
   /** Asks the host's approver (for a step only the host thread discovers: a redirect hop under an ask rule). */

@@ -36,6 +36,8 @@ interface ExecutingRun {
   asks: number;
   /** Aborted when the run ends: what is still in flight for it is abandoned. */
   readonly ended: AbortController;
+  /** The run's W3C trace context, when it is traced: its outbound requests carry it. */
+  readonly traceparent: string | undefined;
 }
 
 export class HostGateway {
@@ -45,8 +47,8 @@ export class HostGateway {
   constructor(private readonly options: GatewayOptions) {}
 
   /** The run may use the host thread until `end`. */
-  begin(runId: string, policy: IcePolicy): void {
-    this.runs.set(runId, { policy, asks: 0, ended: new AbortController() });
+  begin(runId: string, policy: IcePolicy, traceparent?: string): void {
+    this.runs.set(runId, { policy, asks: 0, ended: new AbortController(), traceparent });
   }
 
   end(runId: string): void {
@@ -81,6 +83,7 @@ export class HostGateway {
       component: policy.component,
       runId,
       seq,
+      ...(run.traceparent ? { traceparent: run.traceparent } : {}),
       secrets: this.options.secrets,
       config: this.options.config ?? {},
       approve: (r) => this.approve(r),

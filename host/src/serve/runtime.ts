@@ -21,7 +21,7 @@ import { loadAgent } from '../mcp/server.js';
 import { agentsWithPending, claimDeliveries, deliveryCounts, finishDelivery, recoverDeliveries, releaseDelivery, setSubscriptions, type Delivery, type Subscription } from '../views/deliveries.js';
 import { readAgent, recordRefusal, recordTransition, TransitionError, type RecordSubject } from '../views/lifecycle.js';
 import type { ApprovalRequest } from '../capabilities/define.js';
-import type { RunTracer } from '../telemetry/traces.js';
+import type { RunSpanIds, RunTracer } from '../telemetry/traces.js';
 
 /** What a run of an agent calls. */
 export type AgentRequest =
@@ -455,14 +455,21 @@ export class ServeRuntime {
 
   private start(served: Served, work: Work): void {
     served.running++;
-    const options = { runId: work.runId, ...(work.cause ? { cause: work.cause } : {}), ...(work.delivery !== undefined ? { delivery: work.delivery } : {}) };
+    // A traced run's span ids are chosen now, so its outbound requests can name it as their parent.
+    const ids = this.options.tracer?.begin(work.traceparent);
+    const options = {
+      runId: work.runId,
+      ...(work.cause ? { cause: work.cause } : {}),
+      ...(work.delivery !== undefined ? { delivery: work.delivery } : {}),
+      ...(ids ? { traceparent: ids.traceparent } : {}),
+    };
     const agent = served.agent;
     const { request } = work;
     const run =
       request.kind === 'run' ? agent.run(request.input, options) : request.kind === 'call' ? agent.call(request.function, request.args, options) : agent.command(request.args, request.stdin, options);
     const done = run
       .then(
-        (result) => this.finished(served, work, result),
+        (result) => this.finished(served, work, result, ids),
         (error: unknown) => this.failed(served, work, error),
       )
       .catch((error: unknown) => this.options.logger.error({ agent: served.entry.name, run: work.runId, error: error instanceof Error ? error.message : String(error) }, 'after a run'));
@@ -470,11 +477,11 @@ export class ServeRuntime {
     void done.finally(() => this.running.delete(done));
   }
 
-  private finished(served: Served, work: Work, result: RunResult): void {
+  private finished(served: Served, work: Work, result: RunResult, ids?: RunSpanIds): void {
     served.running--;
     served.lastRun = { run: result.runId, outcome: result.outcome, at: new Date().toISOString() };
     // Spans from the run's records (telemetry/traces.ts): nothing on the run's path, only when tracing is on.
-    this.options.tracer?.record(this.host.readRun(result.runId), { agent: served.entry.name, ...(work.traceparent ? { traceparent: work.traceparent } : {}) });
+    this.options.tracer?.record(this.host.readRun(result.runId), { agent: served.entry.name, ...(work.traceparent ? { traceparent: work.traceparent } : {}), ...(ids ? { ids } : {}) });
     if (result.outcome === 'trap' || result.outcome === 'limit') this.fault(served, result.runId);
     work.settle?.(result);
     this.pump(served);

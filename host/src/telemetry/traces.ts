@@ -16,7 +16,8 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, trace, ty
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { randomBytes } from 'node:crypto';
 import { ICE_VERSION } from '../core/version.js';
 import { ledgerCalls, type Captured, type LedgerCall, type RunStartRecord, type StoredRecord } from '../ledger/index.js';
 
@@ -27,11 +28,36 @@ export interface RunTracerOptions {
 }
 
 const propagator = new W3CTraceContextPropagator();
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/u;
+
+/** A run's span ids, chosen before it runs so its outbound requests can name its span as their parent. */
+export interface RunSpanIds {
+  readonly traceId: string;
+  readonly spanId: string;
+  /** `00-<traceId>-<spanId>-01`: what the run's outbound HTTP requests carry. */
+  readonly traceparent: string;
+}
+
+/** Random ids, except the next span's when `preset` says (the run span, whose id was given out before). */
+class PresetIdGenerator extends RandomIdGenerator {
+  preset: RunSpanIds | undefined;
+  override generateTraceId = (): string => this.preset?.traceId ?? randomHex(16);
+  override generateSpanId = (): string => {
+    const preset = this.preset?.spanId;
+    if (this.preset) this.preset = { ...this.preset, spanId: '' };
+    return preset || randomHex(8);
+  };
+}
+
+function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}
 const MODEL_CALL = /\/model@[^#]*#complete$/u;
 
 export class RunTracer {
   private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
+  private readonly ids = new PresetIdGenerator();
 
   constructor(
     exporter: SpanExporter,
@@ -40,6 +66,7 @@ export class RunTracer {
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': options.serviceName ?? 'ice', 'service.version': ICE_VERSION }),
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 200 })],
+      idGenerator: this.ids,
     });
     this.tracer = this.provider.getTracer('ice', ICE_VERSION);
   }
@@ -50,17 +77,26 @@ export class RunTracer {
     return new RunTracer(new OTLPTraceExporter(), { ...options, includeArguments: options.includeArguments ?? env['ICE_TRACE_ARGUMENTS'] === '1' });
   }
 
+  /** The ids a run's span will have, under the caller's trace when it sent a valid `traceparent`. */
+  begin(parent?: string): RunSpanIds {
+    const traceId = TRACEPARENT.exec(parent ?? '')?.[1] ?? randomHex(16);
+    const spanId = randomHex(8);
+    return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
+  }
+
   /**
    * The spans of one ended run, from its records; `traceparent` (W3C) from the caller that asked for the
    * run becomes its parent. `agent` names the served agent (default: the component).
    */
-  record(records: readonly StoredRecord[], options: { readonly traceparent?: string; readonly agent?: string } = {}): void {
+  record(records: readonly StoredRecord[], options: { readonly traceparent?: string; readonly agent?: string; readonly ids?: RunSpanIds } = {}): void {
     const start = records[0]?.record;
     const end = records.at(-1)?.record;
     if (start?.type !== 'run-start' || end?.type !== 'run-end') return;
     const parent = options.traceparent ? propagator.extract(ROOT_CONTEXT, { traceparent: options.traceparent }, defaultTextMapGetter) : ROOT_CONTEXT;
     const agent = options.agent ?? start.component.name;
     const started = Date.parse(start.at);
+    // The ids the run's outbound requests already named (begin), else fresh ones.
+    this.ids.preset = options.ids;
     const span = this.tracer.startSpan(
       `invoke_agent ${agent}`,
       {
@@ -87,6 +123,7 @@ export class RunTracer {
       },
       parent,
     );
+    this.ids.preset = undefined;
     if (end.outcome !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: end.reason ?? end.outcome });
     const inRun = trace.setSpan(parent, span);
     for (const call of ledgerCalls(records.map((r) => r.record))) this.recordCall(call, inRun);

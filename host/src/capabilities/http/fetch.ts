@@ -35,6 +35,8 @@ export interface FetchServices {
   readonly approve: (request: ApprovalRequest) => Promise<ApprovalAnswer>;
   /** Aborted when the run ends. */
   readonly signal?: AbortSignal;
+  /** The run's W3C trace context (a traced run): sent as `traceparent` in place of any the guest set. */
+  readonly traceparent?: string;
 }
 
 const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
@@ -87,12 +89,15 @@ export async function performFetch(services: FetchServices, request: WireRequest
       report({ failed: injection.failed }, hop, started, approval);
       break;
     }
-    const idempotency = idempotencyHeader(hop, services);
+    const idempotency = [...idempotencyHeader(hop, services), ...traceHeader(services)];
     // Every secret this fetch has sent so far: a later hop's server may have been handed it in a URL.
     for (const secret of injection.values) if (!carried.some((c) => c.value === secret.value)) carried.push(secret);
     const redactor = new Redactor(carried);
     const guarded = injection.values.length > 0;
-    const guestHeaders = guarded ? hop.headers.filter((h) => h.name.toLowerCase() !== 'accept-encoding') : hop.headers;
+    const guestHeaders = hop.headers.filter((h) => {
+      const name = h.name.toLowerCase();
+      return !(guarded && name === 'accept-encoding') && !(services.traceparent && (name === 'traceparent' || name === 'tracestate'));
+    });
     const remaining = deadline - performance.now();
     const sent: HopResult =
       remaining <= 0
@@ -177,6 +182,11 @@ export async function performFetch(services: FetchServices, request: WireRequest
 function idempotencyHeader(hop: Hop, services: FetchServices): Header[] {
   if (!hop.rule.idempotencyKey || hop.body === undefined || services.seq === undefined) return [];
   return [{ name: IDEMPOTENCY_KEY, value: `${services.runId}-${services.seq}` }];
+}
+
+/** The run's trace context for the receiving service (W3C Trace Context), when the run is traced. */
+function traceHeader(services: FetchServices): Header[] {
+  return services.traceparent ? [{ name: 'traceparent', value: services.traceparent }] : [];
 }
 
 /** Which origin each secret was first sent to in this fetch, and which secrets a hop has carried away from it. */

@@ -28,7 +28,17 @@ export const FETCH = hostEffect<WireRequest, FetchReply, HttpGrant>(async (reque
     ...(context.config.ca ? { ca: context.config.ca } : {}),
   }));
   return performFetch(
-    { grant, component: context.component, runId: context.runId, seq: context.seq, pool, secrets: context.secrets, approve: context.approve, signal: context.signal },
+    {
+      grant,
+      component: context.component,
+      runId: context.runId,
+      seq: context.seq,
+      pool,
+      secrets: context.secrets,
+      approve: context.approve,
+      signal: context.signal,
+      ...(context.traceparent ? { traceparent: context.traceparent } : {}),
+    },
     request,
   );
 });
