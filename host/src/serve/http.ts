@@ -6,7 +6,9 @@
  *   POST /v1/agents/:name/suspend|resume  lifecycle (recorded)
  *   POST /v1/agents/:name/invoke          one run: {input} | {function, args} | {command, stdin}
  *   POST /v1/agents/:name/upgrade         body: the new component; ?against=N&force=1&by=
- *   GET  /v1/ledger?after=&limit=&wait=   new ledger records (long poll): `ice audit tail`
+ *   GET  /v1/ledger?after=&limit=&wait=   new ledger records (long poll): `ice audit tail`; ?tail=1: where it ends
+ *   GET  /v1/runs?component=&outcome=&denied=1, /v1/runs/<id>   runs, and one run with its verify result and the runs it caused
+ *   GET  /, /console/*                    the web console (console.ts; its shell holds no data)
  *   GET  /v1/events?after=&kind=&wait=    new events (long poll): `ice events list --follow`
  *   GET  /metrics                         Prometheus metrics (metrics.ts)
  *   POST /hooks/<name>                    webhooks, checked by their own scheme (webhook.ts), not the token
@@ -23,6 +25,8 @@ import { LoadError } from '../component/errors.js';
 import { ICE_VERSION } from '../core/version.js';
 import { RunInputError, type RunResult } from '../host.js';
 import { compileKindPattern, EMIT_CALL } from '../views/events.js';
+import { causedRuns } from '../ledger/trace.js';
+import { consoleAsset } from './console.js';
 import { Refused, type AgentRequest, type ServeRuntime } from './runtime.js';
 import type { ServeMetrics } from './metrics.js';
 import type { WebhookVerifier } from './webhook.js';
@@ -86,6 +90,24 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
 
   if (path === '/healthz' && method === 'GET') return send(response, 200, { ok: true, version: ICE_VERSION });
 
+  // The console's shell holds no data (it asks the API, with the token, for everything): served open.
+  const asset = method === 'GET' ? consoleAsset(path) : undefined;
+  if (asset) {
+    response.writeHead(200, {
+      'Content-Type': asset.type,
+      'Content-Length': Buffer.byteLength(asset.body),
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+      // Only its own script and style, no inline code, no other origin: a guest string that reached the
+      // page as markup could not run anyway.
+      'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    });
+    response.end(asset.body);
+    return;
+  }
+
   if (path.startsWith('/hooks/')) {
     if (method !== 'POST') throw new HttpError(405, 'webhooks are POST');
     return hook(options, path, request, response);
@@ -147,6 +169,40 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
         return send(response, 200, report);
       }
     }
+  }
+
+  if (path === '/v1/runs' && method === 'GET') {
+    const limit = Math.min(MAX_PAGE, cursor(url.searchParams.get('limit')) || 200);
+    const component = url.searchParams.get('component');
+    const outcome = url.searchParams.get('outcome');
+    const denied = url.searchParams.get('denied') === '1';
+    // Filtered after the newest rows are read: a page is the newest `limit` runs that pass.
+    const runs = runtime.host.ledger
+      .listRuns(limit * 5)
+      .filter((r) => (component === null || r.component.name === component) && (outcome === null || r.outcome === outcome))
+      .map((r) => ({ ...r, ...runCounts(runtime, r.run) }))
+      .filter((r) => !denied || r.denied > 0)
+      .slice(0, limit);
+    return send(response, 200, { runs });
+  }
+
+  const runRoute = /^\/v1\/runs\/([0-9A-Z]{26})$/u.exec(path);
+  if (runRoute && method === 'GET') {
+    const id = runRoute[1]!;
+    const records = runtime.host.readRun(id);
+    if (records.length === 0) throw new HttpError(404, `no run ${id} in the ledger`);
+    const verified = runtime.host.verify(id);
+    return send(response, 200, {
+      records: records.map((r) => ({ hash: r.hash, record: r.record })),
+      verify: verified.ok ? { ok: true } : { ok: false, seq: verified.seq, reason: verified.reason },
+      caused: causedRuns(runtime.host.state, id, { maxDepth: 8, maxChildren: 50, maxRuns: 500 }) ?? null,
+    });
+  }
+
+  if (path === '/v1/ledger' && method === 'GET' && url.searchParams.get('tail') === '1') {
+    // Where the ledger ends now: a follower starts there.
+    const end = Number(runtime.host.state.db.prepare('SELECT coalesce(max(id), 0) FROM ledger').pluck().get());
+    return send(response, 200, { records: [], last: end, end });
   }
 
   if (path === '/v1/ledger' && method === 'GET') {
@@ -328,4 +384,12 @@ function send(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   response.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
   response.end(text);
+}
+
+/** A run's denied and limited call counts (its run-end, or its records so far). */
+function runCounts(runtime: ServeRuntime, run: string): { denied: number; limited: number } {
+  const row = runtime.host.state.db
+    .prepare<[string], { denied: number | null; limited: number | null }>("SELECT body ->> '$.counts.denied' AS denied, body ->> '$.counts.limited' AS limited FROM ledger WHERE run = ? AND type = 'run-end'")
+    .get(run);
+  return { denied: Number(row?.denied ?? 0), limited: Number(row?.limited ?? 0) };
 }
