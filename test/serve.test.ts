@@ -246,6 +246,10 @@ describe('ice serve', () => {
       expect(fetchChildren).toEqual(['http.fetch', 'log.write', 'chat']);
       const chat = spans().find((span: any) => span.parentSpanId === fetchRun.spanId && span.name === 'chat');
       expect(attr(chat, 'gen_ai.operation.name')).toBe('chat');
+      expect(Number(attr(chat, 'gen_ai.usage.input_tokens'))).toBeGreaterThan(0);
+      expect(Number(attr(chat, 'gen_ai.usage.output_tokens'))).toBeGreaterThan(0);
+      // The model's name is an argument: not in a span unless the operator opts in.
+      expect(attr(chat, 'gen_ai.request.model')).toBeUndefined();
       await s.stop('SIGTERM');
     } finally {
       collector.close();

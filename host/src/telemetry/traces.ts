@@ -152,7 +152,7 @@ export class RunTracer {
           'ice.call.outcome': unknown ? 'unknown' : 'ok' in call.outcome! ? 'ok' : call.outcome!.err.kind,
           ...(call.hop !== undefined ? { 'ice.call.hop': call.hop } : {}),
           ...(call.approval ? { 'ice.approval.by': call.approval.by, 'ice.approval.answer': call.approval.answer, 'ice.approval.waited_ms': call.approval.waitedMs } : {}),
-          ...(model ? { 'gen_ai.operation.name': 'chat', ...usage(call) } : {}),
+          ...(model ? { 'gen_ai.operation.name': 'chat', ...usage(call), ...(this.options.includeArguments ? requestedModel(call) : {}) } : {}),
           ...(this.options.includeArguments ? { 'ice.call.args': call.args.map(shown) } : {}),
         },
       },
@@ -184,12 +184,26 @@ function shown(value: Captured): string {
   return 'sha256' in value ? `sha256:${value.sha256}` : JSON.stringify(value);
 }
 
+/** A field of a record as the ledger captured it (`{fields: {…}}`), whole; undefined when digested or absent. */
+function field(captured: Captured | null | undefined, name: string): Captured | undefined {
+  return captured && 'fields' in captured ? captured.fields[name] : undefined;
+}
+
+function plainNumber(captured: Captured | undefined): number | undefined {
+  return captured && 'value' in captured && typeof captured.value === 'number' ? captured.value : undefined;
+}
+
 /** GenAI token usage from a model call's recorded result (the result, not an argument). */
 function usage(call: LedgerCall): Record<string, number> {
   const ok = call.outcome !== undefined && 'ok' in call.outcome ? call.outcome.ok : null;
-  const value = ok !== null && 'value' in ok ? (ok.value as { usage?: { inputTokens?: unknown; outputTokens?: unknown } } | null) : null;
-  const used = value?.usage;
-  return typeof used?.inputTokens === 'number' && typeof used.outputTokens === 'number'
-    ? { 'gen_ai.usage.input_tokens': used.inputTokens, 'gen_ai.usage.output_tokens': used.outputTokens }
-    : {};
+  const used = field(ok, 'usage');
+  const input = plainNumber(field(used, 'inputTokens'));
+  const output = plainNumber(field(used, 'outputTokens'));
+  return input !== undefined && output !== undefined ? { 'gen_ai.usage.input_tokens': input, 'gen_ai.usage.output_tokens': output } : {};
+}
+
+/** The model a call asked for (an argument: only with the operator's opt-in, and only when captured whole). */
+function requestedModel(call: LedgerCall): Record<string, string> {
+  const model = field(call.args[0], 'model');
+  return model && 'value' in model && typeof model.value === 'string' ? { 'gen_ai.request.model': model.value } : {};
 }
