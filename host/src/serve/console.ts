@@ -238,6 +238,7 @@ let following = 0;
 async function follow(onRecords) {
   const mine = ++following;
   let after = (await api('/v1/ledger?after=0&limit=1&tail=1')).end;
+  status.textContent = 'live · ledger row ' + after;
   while (mine === following) {
     try {
       const page = await api('/v1/ledger?after=' + after + '&limit=500&wait=20000');
