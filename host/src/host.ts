@@ -3,7 +3,8 @@
  * cache; `host.load` inspects, admits and prepares a component under a policy; `agent.run` executes
  * one governed, recorded run.
  */
-import { availableParallelism, userInfo } from 'node:os';
+import { mkdirSync, statSync } from 'node:fs';
+import { availableParallelism, homedir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { admitImports, checkAdmitted, hasRunExport, prepareCapabilities, RUN_SIGNATURE, type Admitted } from './capabilities/admit.js';
@@ -37,7 +38,11 @@ import { COMPONENT_NAME } from './policy/schema.js';
 export interface HostOptions {
   /** Where kv data, the ledger and the component cache live. Default `./.ice`. */
   readonly stateDir?: string;
-  /** Transpiled-component cache directory; `false` keeps it in memory only. Default `<stateDir>/cache`. */
+  /**
+   * Transpiled-component cache directory; `false` keeps it in memory only. Default: one per user —
+   * ICE_CACHE_DIR, else `$XDG_CACHE_HOME/ice`, else `~/.cache/ice` (owner-only; a directory others can
+   * write is refused for `<stateDir>/cache`) — so a new state dir does not pay a component's first load.
+   */
   readonly cacheDir?: string | false;
   /** Operational logger (pino). Default: warnings and errors to stderr, level from ICE_LOG_LEVEL. */
   readonly logger?: Logger;
@@ -187,7 +192,7 @@ export class Host {
     this.walSync = new WalSync(`${this.state.path}-wal`);
     this.kv = new KvStore(this.state);
     this.ledger = new LedgerStore(this.state);
-    const cacheDir = options.cacheDir === undefined ? join(this.stateDir, 'cache') : options.cacheDir;
+    const cacheDir = options.cacheDir === undefined ? userCacheDir(this.stateDir, this.logger) : options.cacheDir;
     this.cache = new ComponentCache(cacheDir === false ? undefined : cacheDir);
     this.components = new ComponentStore(join(this.stateDir, 'components'));
     this.guestLog =
@@ -632,6 +637,33 @@ async function asLoadError<T>(origin: string, step: () => Promise<T>): Promise<T
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new LoadError('prepare-failed', origin, `${origin} could not be loaded: ${reason}`);
   }
+}
+
+/**
+ * The per-user component cache (see HostOptions.cacheDir). The cache holds JavaScript the host imports,
+ * so a directory that is not ours, or that others can write, is not used: the state dir's own is.
+ */
+function userCacheDir(stateDir: string, logger: Logger): string {
+  const home = (() => {
+    try {
+      return homedir();
+    } catch {
+      return '';
+    }
+  })();
+  const configured = process.env.ICE_CACHE_DIR || (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, 'ice') : home ? join(home, '.cache', 'ice') : '');
+  if (configured === '') return join(stateDir, 'cache');
+  const dir = resolve(configured);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const info = statSync(dir);
+    const ours = typeof process.getuid !== 'function' || info.uid === process.getuid();
+    if (info.isDirectory() && ours && (info.mode & 0o022) === 0) return dir;
+    logger.warn({ dir }, 'the component cache is not owned by this user or others can write it: using the state directory\'s own');
+  } catch (error) {
+    logger.warn({ dir, error: error instanceof Error ? error.message : String(error) }, 'cannot use the per-user component cache: using the state directory\'s own');
+  }
+  return join(stateDir, 'cache');
 }
 
 function isCompiled(policy: object): policy is IcePolicy {

@@ -29,7 +29,8 @@ usage:
 exit codes: 0 ok · 1 the guest returned err, or a check failed (audit verify, state verify, replay
             divergence), or the server refused (ice agents: 409, 429, an upgrade's divergence) · 2 usage,
             policy, load or build error, or the server cannot be reached · 3 trap or limit
-state: --state <dir> (default ./.ice) holds kv data, the ledger and the component cache
+state: --state <dir> (default ./.ice) holds kv data and the ledger; prepared components are cached per user
+       (ICE_CACHE_DIR, else $XDG_CACHE_HOME/ice, else ~/.cache/ice)
 `;
 
 type Command = (argv: string[], io: Io) => Promise<number>;

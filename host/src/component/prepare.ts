@@ -292,7 +292,16 @@ function writeCached(root: string, key: string, files: Record<string, Uint8Array
     manifest[INFO] = sha256Hex(infoText);
     // The manifest goes last: an entry is whole only once it exists.
     writeFileSync(join(temporary, MANIFEST), JSON.stringify({ jco: JCO_VERSION, files: manifest }, null, 2));
-    if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+    // The cache may be shared (a per-user cache, several processes): a whole entry another process wrote
+    // stays — its glue may be being imported right now, and a key always holds the same files. Only a
+    // damaged one is replaced.
+    if (existsSync(target)) {
+      if (readCached(target) !== undefined) {
+        rmSync(temporary, { recursive: true, force: true });
+        return;
+      }
+      rmSync(target, { recursive: true, force: true });
+    }
     renameSync(temporary, target);
   } catch {
     // A cache that cannot be written only costs a transpile next time.
