@@ -15,19 +15,10 @@ import { EXIT, type Io } from './io.js';
 import { readUserFile } from './paths.js';
 import { defaultOperator, findServer, SERVER_OPTIONS, ServerClient, ServerError } from './server-client.js';
 import { AGENTS_USAGE } from './usage.js';
+import type { AgentStatus } from '../serve/runtime.js';
 
-/** What the server says of an agent (`GET /v1/agents/:name`). */
-export interface AgentStatus {
-  readonly name: string;
-  readonly state: string;
-  readonly component: { readonly name: string; readonly digest: string };
-  readonly policy: { readonly source: string; readonly digest: string };
-  readonly triggers: { readonly events?: readonly string[]; readonly schedule?: string; readonly http?: string };
-  readonly queue: { readonly length: number; readonly capacity: number; readonly running: number; readonly concurrency?: number };
-  readonly faults: { readonly recent: number; readonly max: number; readonly windowMs: number };
-  readonly lastRun?: { readonly run: string; readonly outcome: string; readonly at: string };
-  readonly since: { readonly run: string; readonly at?: string };
-}
+/** What the server says of an agent (`GET /v1/agents/:name`): the server's own type, so the two cannot drift. */
+export type { AgentStatus } from '../serve/runtime.js';
 
 /** One run's result (`POST /v1/agents/:name/invoke`). */
 export interface RunResultJson {
@@ -326,14 +317,13 @@ export function formatAgentStatus(a: AgentStatus): string {
     ...(t.schedule ? [`schedule ${clean(t.schedule)}`] : []),
     ...(t.http ? [`http ${clean(t.http)}`] : []),
   ];
-  const concurrency = a.queue.concurrency === undefined ? '' : ` (concurrency ${a.queue.concurrency})`;
   const lines = [
     `agent      ${clean(a.name)}`,
-    `state      ${clean(a.state)}  (since run ${clean(a.since?.run ?? '?')}${a.since?.at ? ` at ${clean(a.since.at)}` : ''})`,
+    `state      ${clean(a.state)}  (since run ${clean(a.since?.run ?? '?')})`,
     `component  ${clean(a.component.name)}  ${digest(a.component.digest)}`,
     `policy     ${clean(a.policy.source)}  ${digest(a.policy.digest)}`,
     `triggers   ${triggers.length === 0 ? 'none (runs only when invoked)' : triggers.join(' · ')}`,
-    `queue      ${a.queue.length} waiting of ${a.queue.capacity}, ${a.queue.running} running${concurrency}`,
+    `queue      ${a.queue.length} waiting of ${a.queue.capacity}, ${a.queue.running} running (concurrency ${a.queue.concurrency})`,
     `faults     ${a.faults.recent} in the last ${seconds(a.faults.windowMs)} (quarantined at ${a.faults.max})`,
     `last run   ${a.lastRun ? `${clean(a.lastRun.run)}  ${clean(a.lastRun.outcome)}  at ${clean(a.lastRun.at)}` : 'none yet'}`,
   ];
