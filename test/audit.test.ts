@@ -153,8 +153,11 @@ describe('ice audit verify', () => {
   });
 
   it('finds an edited hash column at its record', () => {
-    const state = tampered((db) => db.prepare('UPDATE ledger SET hash = ? WHERE run = ? AND seq = 1').run('0'.repeat(64), runs[2]));
-    expectFailed(audit('verify', '--state', state), runs[2]!, 1, 'hash does not match body');
+    // The row that holds seq 1: a record of its own, or (ledger v2) the batch of the calls from seq 1 on.
+    const state = tampered((db) => db.prepare('UPDATE ledger SET hash = ? WHERE run = ? AND seq = (SELECT min(seq) FROM ledger WHERE run = ? AND seq >= 1)').run('0'.repeat(64), runs[2], runs[2]));
+    const out = audit('verify', '--state', state);
+    expect(out).toMatchObject({ code: 1, stderr: '' });
+    expect(out.stdout).toMatch(new RegExp(`^FAILED run ${runs[2]} at seq 1: hash does not match body( \\(the batch of seq 1–\\d+: a record in it, or the batch, was changed\\))?\n$`, 'u'));
   });
 
   it('finds a deleted record at the missing seq', () => {

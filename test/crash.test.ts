@@ -19,12 +19,12 @@ const POLICY = writePolicy(
     'grants:\n  log: {}\n  clock: { maxCalls: 1000000000 }\n  kv: { read: ["count"] }\n  events: deny\n',
 );
 
-/** Committed call records so far, read by another connection as any auditor would. */
+/** Committed call records so far, read by another connection as any auditor would (one record per row: ledger_records). */
 function committedCalls(stateDir: string): number {
   try {
     const db = new Database(join(stateDir, 'ice.db'), { readonly: true, fileMustExist: true });
     try {
-      return (db.prepare("SELECT count(*) AS n FROM ledger WHERE type = 'call'").get() as { n: number }).n;
+      return (db.prepare("SELECT count(*) AS n FROM ledger_records WHERE type = 'call'").get() as { n: number }).n;
     } finally {
       db.close();
     }

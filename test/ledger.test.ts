@@ -729,10 +729,10 @@ describe('state database', () => {
     writer.end({ outcome: 'ok', durationUs: 1 });
     const before = ledger.readRun(writer.run).map((r) => r.hash);
     state.close();
-    // What ICE 0.1.0's schema v1 looked like: no `running` table, no kv usage (v3), no serve tables (v4), and kv data to count.
+    // What ICE 0.1.0's schema v1 looked like: no `running` table, no kv usage (v3), no serve tables (v4), no ledger_records (v5), and kv data to count.
     const raw = new Database(join(dir, 'ice.db'));
     raw.exec('DROP TABLE running; DROP TRIGGER kv_usage_insert; DROP TRIGGER kv_usage_update; DROP TRIGGER kv_usage_delete; DROP TABLE kv_usage');
-    raw.exec('DROP TABLE agents; DROP TABLE subscriptions; DROP TABLE deliveries; DROP INDEX ledger_cause');
+    raw.exec('DROP TABLE agents; DROP TABLE subscriptions; DROP TABLE deliveries; DROP INDEX ledger_cause; DROP VIEW ledger_records');
     raw.exec("INSERT INTO kv (namespace, key, value) VALUES ('c', 'k1', 'héllo'), ('c', 'k2', 'x')");
     raw.pragma('user_version = 1');
     raw.close();

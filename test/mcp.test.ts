@@ -75,13 +75,19 @@ async function connect(
 const text = (result: CallToolResult) => (result.content[0] as { text: string }).text;
 
 /** `ice audit show <run> --json`: the run's records. */
-function auditShow(runId: string, state: string): { type: string; call?: string; decision?: string; approval?: { by: string; answer: string; reason?: string } }[] {
+type ShownRecord = { type: string; call?: string; decision?: string; approval?: { by: string; answer: string; reason?: string } };
+
+function auditShow(runId: string, state: string): ShownRecord[] {
   const show = ice(['audit', 'show', runId, '--json', '--state', state]);
   expect(show.code).toBe(0);
+  // One stored row per line: a record, or (ledger v2) a batch whose records are the run's calls.
   return show.stdout
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l));
+    .flatMap((l) => {
+      const row = JSON.parse(l) as ShownRecord & { records?: ShownRecord[] };
+      return row.type === 'batch' ? row.records! : [row];
+    });
 }
 
 describe('ice mcp over stdio (the SDK client)', () => {

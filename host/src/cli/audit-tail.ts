@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { shorten, terminalSafe as clean } from '../core/text.js';
 import { displayCall, formatCaptured, formatCause, formatDuration } from '../ledger/format.js';
 import type { CallOutcome, Captured, LedgerRecord } from '../ledger/records.js';
-import { invokedName, type LedgerRow } from '../ledger/store.js';
+import { expandRow, invokedName, type LedgerRow } from '../ledger/store.js';
 import { openStateDbReadOnly } from '../storage/read-only.js';
 import { UsageError, withUsage } from './args.js';
 import { pause, POLL_MS, LONG_POLL_MS, stopOnSignals } from './follow.js';
@@ -124,7 +124,7 @@ function databaseSource(db: Database.Database, stateDir: string): RowSource {
     async next(after, signal) {
       for (;;) {
         const rows = select.all(after, PAGE);
-        if (rows.length > 0) return rows;
+        if (rows.length > 0) return rows.flatMap(expandRow);
         if (!(await pause(POLL_MS, signal))) return [];
       }
     },

@@ -20,10 +20,11 @@ import { HostFault, LedgerBudgetSpent, type Answerer } from './kernel.js';
 
 /** Where the kernel records calls: a run's (buffered) writer. */
 export interface CallRecorder {
-  appendCall(call: CallInput): unknown;
+  /** `bound`: recordBytesBound of `call`, when the caller computed it already (the writer needs it too). */
+  appendCall(call: CallInput, bound?: number): unknown;
   /** Makes the intent durable (with everything queued before it: the intent log, or a commit); returns its seq. */
   appendIntent(intent: IntentInput): number;
-  appendResult(result: ResultInput): unknown;
+  appendResult(result: ResultInput, bound?: number): unknown;
   /** Commits what is queued; called before a state write opens its transaction. */
   flush(): void;
   /** An upper bound of the bytes of the run's records so far; exact right after `flush()`. */
@@ -168,10 +169,10 @@ export class LiveAnswerer implements Answerer {
    * undefined when it fits. A bound from string lengths decides almost every call; only a record the
    * bound cannot place under the budget is measured exactly (which commits the queue first).
    */
-  private overBudget(site: CallSite, input: QueuedInput): Verdict | undefined {
+  private overBudget(site: CallSite, input: QueuedInput, bound = recordBytesBound(this.run.runId, input)): Verdict | undefined {
     const recorder = this.services.recorder;
     const max = this.run.limits.maxLedgerBytes;
-    if (recorder.bytesBound + recordBytesBound(this.run.runId, input) <= max) return undefined;
+    if (recorder.bytesBound + bound <= max) return undefined;
     const bytes = recorder.measure(input);
     const used = recorder.bytesBound;
     if (used + bytes <= max) return undefined;
@@ -257,18 +258,22 @@ export class LiveAnswerer implements Answerer {
     // The call's time, set here so a queued record does not need a copy to carry it.
     const at = isoNow();
     let input = this.recordInput(site, args, intent, verdict, value, durationUs, at, extra);
+    // The record's size bound, computed once: the budget check and the writer's tally both need it.
+    let bound: number | undefined;
     // A state write was checked against the budget before it was made (its outcome is known in advance);
     // any other record is checked as it is, and one that would not fit becomes a limit.
     if (verdict.rule !== LEDGER_RULE && !(verdict.decision === 'allow' && site.effect === 'state' && !(value instanceof FailedStep))) {
-      const over = this.overBudget(site, input);
+      bound = recordBytesBound(this.run.runId, input);
+      const over = this.overBudget(site, input, bound);
       if (over) {
         verdict = over;
+        bound = undefined;
         input = this.recordInput(site, args, intent, verdict, undefined, durationUs, at, extra);
       }
     }
     if (verdict.rule === LEDGER_RULE && verdict.decision === 'limit') input = this.compact(site, args, input);
-    if (intent !== undefined) this.services.recorder.appendResult(input as ResultInput);
-    else this.services.recorder.appendCall(input as CallInput);
+    if (intent !== undefined) this.services.recorder.appendResult(input as ResultInput, bound);
+    else this.services.recorder.appendCall(input as CallInput, bound);
     if (verdict.decision !== 'allow') return { tag: 'err', val: verdict.error };
     if (value instanceof FailedStep) return { tag: 'err', val: { tag: 'failed', val: value.message } satisfies IceError };
     return { tag: 'ok', val: value };

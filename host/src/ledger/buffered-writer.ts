@@ -81,16 +81,17 @@ export class BufferedRunWriter {
     return this.open.size > 0 ? { ...this.tally, unknown: this.open.size } : { ...this.tally };
   }
 
-  appendCall(input: CallInput): void {
+  /** `bound`: `recordBytesBound(run, input)` if the caller has it (the kernel computed it for the budget check). */
+  appendCall(input: CallInput, bound?: number): void {
     // The record keeps the time of the call, not of its flush (the kernel sets it; a copy only when it did not).
-    this.append(input.at === undefined ? { ...input, at: isoNow() } : input);
+    this.append(input.at === undefined ? { ...input, at: isoNow() } : input, bound);
     this.tally.calls++;
     this.tally[DECISION_COUNTER[input.decision]]++;
   }
 
   /** Queues the result of an intent of this run. */
-  appendResult(input: ResultInput): void {
-    this.append(input.at === undefined ? { ...input, at: isoNow() } : input);
+  appendResult(input: ResultInput, bound?: number): void {
+    this.append(input.at === undefined ? { ...input, at: isoNow() } : input, bound);
     this.tally[DECISION_COUNTER[input.decision]]++;
     this.open.delete(input.intent);
   }
@@ -137,7 +138,7 @@ export class BufferedRunWriter {
     return root;
   }
 
-  private append(input: QueuedInput): void {
+  private append(input: QueuedInput, bound?: number): void {
     if (this.state.inTransaction) {
       // Inside a state write's transaction: the record commits with the write, after the flushed queue.
       if (this.queue.length > 0) throw new LedgerError(`append${capitalized(queuedType(input))}: flush() before opening a transaction`);
@@ -145,7 +146,7 @@ export class BufferedRunWriter {
       return;
     }
     this.queue.push(input);
-    this.queuedBytes += recordBytesBound(this.inner.run, input);
+    this.queuedBytes += bound ?? recordBytesBound(this.inner.run, input);
     const kept = this.options.onQueued?.(input, this.seq) ?? true;
     if (!kept || this.queue.length >= this.maxPending) this.flush();
   }

@@ -2,20 +2,31 @@
  * A run exported as JSON lines (`ice audit export <run> --format jsonl`) and the offline check of such
  * a file (`ice audit verify --file`).
  *
- * Each line is exactly a stored record body — the bytes whose SHA-256 is the record's hash — in seq
- * order, so the file is checked without the database: every hash is recomputed from its line and the
+ * Each line is exactly a stored row's body — the bytes whose SHA-256 is its hash: a record, or a batch
+ * of calls (ledger v2) — in seq order, so the file is checked without the database: every hash is recomputed from its line and the
  * chain, seq order, shapes and run-end counts are checked as `verifyRun` does for a stored run.
  *
  * What a file alone cannot show: the run-start's link to the previous run (that run-start is not in
  * the file), and whether the file is the run at all — anyone can write a self-consistent chain. The
  * last line's hash is the run's ledger root: compare it with the root the run reported.
  */
-import { KEYED_CHAIN, recordHasher, type LedgerRecord, type StoredRecord } from './records.js';
+import { BATCH_TYPE, KEYED_CHAIN, recordHasher, storedRecords, type LedgerRecord, type StoredBatch, type StoredRecord } from './records.js';
 import { prevMismatchReason, verifyRun } from './verify.js';
 
 /** The export of a run's records (in seq order, as `LedgerStore.readRun` returns them). */
 export function exportJsonl(records: readonly StoredRecord[]): string {
-  return records.map((r) => `${r.body}\n`).join('');
+  let text = '';
+  let batch: StoredBatch | undefined;
+  for (const r of records) {
+    // The calls of a batch row are one line: the batch body, the bytes its hash covers.
+    if (r.batch !== undefined) {
+      if (r.batch !== batch) text += `${r.batch.body}\n`;
+      batch = r.batch;
+      continue;
+    }
+    text += `${r.body}\n`;
+  }
+  return text;
 }
 
 /** The text is not an export (empty, not JSON lines, not records, or records of more than one run). */
@@ -39,14 +50,15 @@ export function parseExport(text: string, key?: Buffer): StoredRecord[] {
   const lines = (text.endsWith('\n') ? text.slice(0, -1) : text).split('\n');
   let run: string | undefined;
   let hash = recordHasher(undefined);
-  return lines.map((body, index) => {
+  return lines.flatMap((body, index) => {
     const record = parseRecordLine(body, index + 1);
     if (run === undefined && record.type === 'run-start' && record.chain === KEYED_CHAIN && key !== undefined) hash = recordHasher(key);
     run ??= record.run;
     if (record.run !== run) {
       throw new ExportFormatError(index + 1, `a record of run ${record.run} in an export of run ${run} (an export holds one run)`);
     }
-    return { hash: hash(body), body, record };
+    const hashed = hash(body);
+    return (record as { type: string }).type === BATCH_TYPE ? storedRecords(BATCH_TYPE, hashed, body) : [{ hash: hashed, body, record }];
   });
 }
 
@@ -99,21 +111,30 @@ export function verifyExport(text: string, options: { key?: Buffer } = {}): Expo
 
 /**
  * When the chain breaks at `seq` because its prev is not the hash of the line before, one of the two
- * lines was changed. If `seq` still hashes to what its own successor records, it is intact and the
+ * lines was changed. If `seq`'s line still hashes to what its own successor records, it is intact and the
  * line before it was edited; if its successor's link is broken too, the single change that explains
  * both is an edit of `seq`'s prev. A run-end has no successor: either is possible, and the reason says so.
+ * A batch line (ledger v2) is one line: an edit of any call in it is reported at the batch's first seq.
  */
 function blameEditedLine(records: readonly StoredRecord[], seq: number): { seq: number; reason?: string } {
-  const last = seq === records.length - 1;
-  if (!last && linkBroken(records, seq + 1)) return { seq };
-  const changed = last ? `it was changed, or the prev of seq ${seq} was` : 'it was changed';
-  return { seq: seq - 1, reason: `the line does not hash to the prev recorded by seq ${seq}: ${changed}` };
+  const lines = linesOf(records);
+  const at = lines.findIndex((line) => line.first === seq);
+  if (at < 1) return { seq };
+  const last = at === lines.length - 1;
+  if (!last && lines[at + 1]!.prev !== lines[at]!.hash) return { seq };
+  const before = lines[at - 1]!;
+  const what = before.first === before.last ? 'the line' : `the batch of seq ${before.first}–${before.last}`;
+  const changed = last ? `it was changed, or the prev of seq ${seq} was` : before.first === before.last ? 'it was changed' : 'a record in it was changed';
+  return { seq: before.first, reason: `${what} does not hash to the prev recorded by seq ${seq}: ${changed}` };
 }
 
-/** Whether the record at position `seq` and the one before it are in place but not chained. */
-function linkBroken(records: readonly StoredRecord[], seq: number): boolean {
-  const before = records[seq - 1];
-  const at = records[seq];
-  if (before === undefined || at === undefined) return false;
-  return before.record.seq === seq - 1 && at.record.seq === seq && at.record.prev !== before.hash;
+/** The lines of an export as the chain links them: first and last seq, hash, and the prev it names. */
+function linesOf(records: readonly StoredRecord[]): Array<{ first: number; last: number; hash: string; prev: unknown }> {
+  const lines: Array<{ first: number; last: number; hash: string; prev: unknown }> = [];
+  for (const r of records) {
+    if (r.batch !== undefined && lines.at(-1)?.hash === r.batch.hash && lines.at(-1)!.first === r.batch.first) continue;
+    const { seq, prev } = r.record as { seq: number; prev: unknown };
+    lines.push(r.batch ? { first: r.batch.first, last: r.batch.last, hash: r.batch.hash, prev } : { first: seq, last: seq, hash: r.hash, prev });
+  }
+  return lines;
 }

@@ -1,6 +1,6 @@
 /**
- * Ledger record format, version 1: the types, and how a record becomes the exact JSON body whose
- * SHA-256 is its hash.
+ * Ledger record format, versions 1 and 2: the types, and how a record becomes the exact JSON body whose
+ * SHA-256 (HMAC-SHA256 for a keyed run) is its hash.
  *
  * A run is a chain: run-start (seq 0), the records of its import calls (seq 1..n), run-end (seq n+1).
  * A call is one `call` record, or — when its effect leaves the run (an HTTP request, a model call, an
@@ -12,6 +12,15 @@
  *
  * Version 1 gained the `intent` and `result` types and the run-end's `unknown` (and `counts.unknown`)
  * without changing any existing field: records written before them read and verify as they always did.
+ *
+ * Version 2 adds one row type, `batch`: consecutive call records of a run committed together (a flush
+ * of buffered-writer.ts) stored as one row and hashed once — `{"v":2,"type":"batch","run","seq": last,
+ * "first","prev","records":[…]}`, each element a call record without the fields the batch carries
+ * (`v`, `run`, `prev`). The batch's hash is the chain link, as a record's is: the next row's `prev`
+ * names it. Everything else (run-start, run-end, intents, results, the record of a state write) stays a
+ * version-1 row, so a reader of either version sees the same records; a version-1 ledger is a
+ * version-2 ledger without batches. What a batch costs: a tampered call inside it is named by its
+ * batch (seq first–last), not by its own seq — the hash covers the batch, not each record.
  */
 import * as crypto from 'node:crypto';
 import type { Captured } from '../core/capture.js';
@@ -121,7 +130,8 @@ export interface RecoveredFound {
 export type CallOutcome = { ok: Captured | null } | { err: { kind: CallErrorKind; message: string } };
 
 export interface CallRecord {
-  v: 1;
+  /** 2: the call was stored in a batch (its `prev` is then the batch's). */
+  v: 1 | 2;
   type: 'call';
   run: string;
   seq: number;
@@ -217,11 +227,37 @@ export interface RunEndRecord {
 
 export type LedgerRecord = RunStartRecord | CallRecord | IntentRecord | ResultRecord | RunEndRecord;
 
-/** A record as stored: its hash, the exact body that was hashed, and the parsed body. */
+/**
+ * A record as stored: its hash, the exact body that was hashed, and the parsed body. A call stored in
+ * a batch has the batch's hash, its own element's text as `body`, and `batch`: the row that was hashed.
+ */
 export interface StoredRecord {
   hash: string;
   body: string;
   record: LedgerRecord;
+  batch?: StoredBatch;
+}
+
+/** A version-2 batch row: its hash, the exact body that was hashed, and the seqs of its records. */
+export interface StoredBatch {
+  readonly hash: string;
+  readonly body: string;
+  readonly first: number;
+  readonly last: number;
+}
+
+export const BATCH_TYPE = 'batch';
+
+/** A batch body as parsed (before its records are checked). */
+export interface BatchRecord {
+  v: 2;
+  type: 'batch';
+  run: string;
+  /** The last record's seq (the row's seq column, so a run's newest row has its newest seq). */
+  seq: number;
+  first: number;
+  prev: string;
+  records: unknown[];
 }
 
 /** What `LedgerStore.startRun` needs from the caller. */
@@ -395,6 +431,67 @@ export function serializeRecord(record: LedgerRecord): string {
         recovered: record.recovered && { records: record.recovered.records, lastSeq: record.recovered.lastSeq, lastHash: record.recovered.lastHash },
       });
   }
+}
+
+/**
+ * One call of a batch, as its element of the batch body: the call record's text without `v`, `run` and
+ * `prev` (the batch has them). Fields in the order of a version-1 call record.
+ */
+export function serializeBatchedCall(seq: number, input: CallInput, at: string): string {
+  return (
+    `{"seq":${seq},"type":"call","at":${JSON.stringify(at)},"call":${JSON.stringify(input.call)},` +
+    `"args":${JSON.stringify(input.args)},"decision":${JSON.stringify(input.decision)},"rule":${JSON.stringify(input.rule)},` +
+    `"outcome":${JSON.stringify(input.outcome)},"durationUs":${JSON.stringify(input.durationUs)}` +
+    (input.hop === undefined ? '' : `,"hop":${JSON.stringify(input.hop)}`) +
+    (input.approval === undefined
+      ? ''
+      : `,"approval":${JSON.stringify({ by: input.approval.by, answer: input.approval.answer, waitedMs: input.approval.waitedMs })}`) +
+    '}'
+  );
+}
+
+/** A batch row's body around its serialized calls (`elements`, from `serializeBatchedCall`). */
+export function serializeBatch(run: string, first: number, last: number, prev: string, elements: readonly string[]): string {
+  return `{"v":2,"type":"batch","run":${JSON.stringify(run)},"seq":${last},"first":${first},"prev":${JSON.stringify(prev)},"records":[${elements.join(',')}]}`;
+}
+
+/**
+ * The records of a batch row, each a call record as a reader sees one (`v: 2`, the batch's `prev`), with
+ * `batch` set; undefined when the body is not a well-formed batch (verify says why).
+ */
+export function expandBatch(hash: string, body: string): StoredRecord[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const b = parsed as Partial<BatchRecord> | null;
+  if (b === null || typeof b !== 'object' || b.type !== BATCH_TYPE || !Array.isArray(b.records) || typeof b.first !== 'number' || typeof b.seq !== 'number') return undefined;
+  const batch: StoredBatch = { hash, body, first: b.first, last: b.seq };
+  return b.records.map((element) => {
+    const inner = (element ?? {}) as Record<string, unknown>;
+    const record = { v: 2, type: 'call', run: b.run, ...inner, prev: b.prev } as unknown as CallRecord;
+    return { hash, body: JSON.stringify(element), record, batch };
+  });
+}
+
+/**
+ * The records a row holds: itself, or the calls of a batch row. A batch whose body is not a batch
+ * (tampered) is kept as one record, for verify to report.
+ */
+export function storedRecords(type: string, hash: string, body: string): StoredRecord[] {
+  if (type === BATCH_TYPE) {
+    const expanded = expandBatch(hash, body);
+    if (expanded !== undefined && expanded.length > 0) return expanded;
+  }
+  let record: LedgerRecord;
+  try {
+    record = JSON.parse(body) as LedgerRecord;
+  } catch {
+    record = {} as LedgerRecord;
+  }
+  return [{ hash, body, record }];
 }
 
 /**

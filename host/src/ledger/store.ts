@@ -25,8 +25,13 @@ import type { Statement } from 'better-sqlite3';
 import type { StateDb } from '../storage/db.js';
 import {
   DECISION_COUNTER,
+  BATCH_TYPE,
   emptyCounts,
+  expandBatch,
   queuedType,
+  storedRecords,
+  serializeBatch,
+  serializeBatchedCall,
   isoNow,
   KEYED_CHAIN,
   recordHasher,
@@ -121,10 +126,10 @@ export class LedgerError extends Error {
 export class LedgerStore {
   private readonly insertStmt: Statement<[string, number, string, string, string]>;
   private readonly lastRunStartStmt: Statement<[], { run: string; hash: string }>;
-  private readonly readRunStmt: Statement<[string], { hash: string; body: string }>;
+  private readonly readRunStmt: Statement<[string], { type: string; hash: string; body: string }>;
   private readonly hasRunStmt: Statement<[string], { found: number }>;
   private readonly lastRecordStmt: Statement<[string], { seq: number; hash: string; type: string }>;
-  private readonly runTalliesStmt: Statement<[string], { type: string; decision: string | null; n: number }>;
+  private readonly runTalliesStmt: Statement<[{ run: string }], { type: string; decision: string | null; n: number }>;
   private readonly openIntentsStmt: Statement<[{ run: string }], { seq: number }>;
   private readonly runningTallyStmt: Statement<[string], { tally: string | null }>;
   private readonly runBytesStmt: Statement<[string], { bytes: number | null; calls: number }>;
@@ -137,15 +142,24 @@ export class LedgerStore {
 
   /** The hash of a record of a keyed run (every run this store starts is keyed). */
   private readonly keyed: (body: string) => string;
+  private readonly batching: boolean;
 
-  constructor(readonly state: StateDb) {
+  /**
+   * `format`: 2 (the default) stores consecutive call records as batch rows; 1 writes a row per record,
+   * as ICE before ledger v2 did (kept to write, and test, ledgers of that format).
+   */
+  constructor(
+    readonly state: StateDb,
+    options: { readonly format?: 1 | 2 } = {},
+  ) {
+    this.batching = (options.format ?? 2) === 2;
     const { db } = state;
     this.keyed = recordHasher(state.ledgerKey.key);
     this.insertStmt = db.prepare('INSERT INTO ledger (run, seq, type, hash, body) VALUES (?, ?, ?, ?, ?)');
     this.lastRunStartStmt = db.prepare(
       "SELECT run, hash FROM ledger WHERE type = 'run-start' ORDER BY id DESC LIMIT 1",
     );
-    this.readRunStmt = db.prepare('SELECT hash, body FROM ledger WHERE run = ? ORDER BY seq');
+    this.readRunStmt = db.prepare('SELECT type, hash, body FROM ledger WHERE run = ? ORDER BY seq');
     this.rowsStmt = db.prepare('SELECT id, run, seq, type, hash, body FROM ledger ORDER BY id');
     this.insertRunningStmt = db.prepare('INSERT INTO running (run, pid, started) VALUES (?, ?, ?)');
     this.hasRunStmt = db.prepare('SELECT 1 AS found FROM ledger WHERE run = ? LIMIT 1');
@@ -154,11 +168,18 @@ export class LedgerStore {
     // record into the host's memory: a stopped run can hold gigabytes.
     this.runTalliesStmt = db.prepare(
       `SELECT type, CASE WHEN type IN ('call', 'result') THEN body ->> '$.decision' END AS decision, count(*) AS n
-         FROM ledger WHERE run = ? GROUP BY 1, 2`,
+         FROM ledger WHERE run = @run AND type <> 'batch' GROUP BY 1, 2
+       UNION ALL
+       SELECT 'call', j.value ->> '$.decision', count(*) FROM ledger l, json_each(l.body, '$.records') j
+        WHERE l.run = @run AND l.type = 'batch' GROUP BY 1, 2`,
     );
     this.runningTallyStmt = db.prepare('SELECT tally FROM running WHERE run = ?');
     // octet_length reads a row's header, not its text: cheap whatever the run's size.
-    this.runBytesStmt = db.prepare("SELECT sum(octet_length(body)) AS bytes, count(*) FILTER (WHERE type IN ('call', 'intent')) AS calls FROM ledger WHERE run = ?");
+    this.runBytesStmt = db.prepare(
+      `SELECT sum(octet_length(body)) AS bytes,
+              count(*) FILTER (WHERE type IN ('call', 'intent')) + coalesce(sum(seq - (body ->> '$.first') + 1) FILTER (WHERE type = 'batch'), 0) AS calls
+         FROM ledger WHERE run = ?`,
+    );
     this.openIntentsStmt = db.prepare(
       `SELECT seq FROM ledger WHERE run = @run AND type = 'intent'
        EXCEPT SELECT body ->> '$.intent' FROM ledger WHERE run = @run AND type = 'result'
@@ -167,7 +188,8 @@ export class LedgerStore {
     this.listRunsStmt = db.prepare(
       `SELECT s.body AS start, e.body AS end, e.hash AS root,
               CASE WHEN e.body IS NULL THEN
-                (SELECT count(*) FROM ledger m WHERE m.run = s.run AND m.type IN ('call', 'intent')) END AS callsSoFar
+                (SELECT count(*) FILTER (WHERE m.type IN ('call', 'intent')) + coalesce(sum(m.seq - (m.body ->> '$.first') + 1) FILTER (WHERE m.type = 'batch'), 0)
+                   FROM ledger m WHERE m.run = s.run) END AS callsSoFar
          FROM ledger s LEFT JOIN ledger e ON e.run = s.run AND e.type = 'run-end'
         WHERE s.type = 'run-start'
         ORDER BY s.id DESC LIMIT ?`,
@@ -210,7 +232,7 @@ export class LedgerStore {
       }
       // The run is in flight, owned by this process, until its run-end (see ledger/recover.ts).
       this.insertRunningStmt.run(start.run, process.pid, record.at);
-      const writer = new SqliteRunWriter(this.state, this.insertStmt, this.keyed, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'));
+      const writer = new SqliteRunWriter(this.state, this.insertStmt, this.keyed, start.run, 0, hash, emptyCounts(), false, new Set(), Buffer.byteLength(body, 'utf8'), this.batching);
       writer.saveTally();
       // If an enclosing transaction rolls the run-start back, the writer has nothing to chain to.
       this.state.onRollback(() => writer.invalidate('its run-start record was rolled back'));
@@ -255,13 +277,13 @@ export class LedgerStore {
     const startBody = this.state.db.prepare('SELECT body FROM ledger WHERE run = ? AND seq = 0').pluck().get(runId) as string | undefined;
     const start = startBody === undefined ? undefined : (JSON.parse(startBody) as { type?: string; chain?: string });
     const hasher = start?.type === 'run-start' && start.chain === KEYED_CHAIN ? this.keyed : recordHasher(undefined);
-    return new SqliteRunWriter(this.state, this.insertStmt, hasher, runId, last.seq, last.hash, tallied, false, open, bytes ?? 0);
+    return new SqliteRunWriter(this.state, this.insertStmt, hasher, runId, last.seq, last.hash, tallied, false, open, bytes ?? 0, this.batching);
   }
 
   /** The tallies `tally` keeps record by record, as SQL aggregates (parses every call and result, in SQLite). */
   private aggregateCounts(runId: string): RunCounts {
     const counts = emptyCounts();
-    for (const row of this.runTalliesStmt.all(runId)) {
+    for (const row of this.runTalliesStmt.all({ run: runId })) {
       if (row.type === 'call' || row.type === 'intent') counts.calls += row.n;
       if ((row.type === 'call' || row.type === 'result') && row.decision !== null && DECISIONS.has(row.decision)) {
         counts[DECISION_COUNTER[row.decision as keyof typeof DECISION_COUNTER]] += row.n;
@@ -275,9 +297,12 @@ export class LedgerStore {
     return this.hasRunStmt.get(runId) !== undefined;
   }
 
-  /** A run's records in seq order (empty if unknown). Bodies are parsed, not verified: see `verifyRun`. */
+  /**
+   * A run's records in seq order (empty if unknown), the calls of a batch row one by one (each with
+   * `batch`). Bodies are parsed, not verified: see `verifyRun`.
+   */
   readRun(runId: string): StoredRecord[] {
-    return this.readRunStmt.all(runId).map(({ hash, body }) => ({ hash, body, record: JSON.parse(body) as LedgerRecord }));
+    return this.readRunStmt.all(runId).flatMap(({ type, hash, body }) => storedRecords(type, hash, body));
   }
 
   /** The id of the newest run in store order, or undefined for an empty ledger. */
@@ -316,6 +341,17 @@ export class LedgerStore {
   rows(): IterableIterator<LedgerRow> {
     return this.rowsStmt.iterate();
   }
+}
+
+/**
+ * A row as a reader streaming the ledger sees it: itself, or one row per call of a batch row (same id,
+ * each body a whole call record, `v: 2`), in seq order.
+ */
+export function expandRow(row: LedgerRow): LedgerRow[] {
+  if (row.type !== BATCH_TYPE) return [row];
+  const expanded = expandBatch(row.hash, row.body);
+  if (expanded === undefined || expanded.length === 0) return [row];
+  return expanded.map(({ record }) => ({ id: row.id, run: row.run, seq: record.seq, type: record.type, hash: row.hash, body: JSON.stringify(record) }));
 }
 
 /** What a run called, in one word: `run`, the function's name, `wasi:cli/run`, or what a host record stands for. */
@@ -486,6 +522,8 @@ class SqliteRunWriter implements RunWriter {
     private endedValue: boolean,
     private openValue: Set<number> = new Set(),
     private bytesValue = 0,
+    /** Whether consecutive queued calls become batch rows (format 2) or a row each (format 1). */
+    private readonly batching = true,
   ) {}
 
   get seq(): number {
@@ -608,17 +646,27 @@ class SqliteRunWriter implements RunWriter {
   }
 
   /**
-   * Appends queued records at once (a batch from BufferedRunWriter: calls, intents, results): the same
-   * records as that many single appends, with one rollback snapshot for the batch. Must run inside a transaction. (Multi-row
-   * INSERTs of 32 rows measured no faster than this on better-sqlite3 12, so the code stays simple.)
+   * Appends queued records at once (a batch from BufferedRunWriter: calls, intents, results), with one
+   * rollback snapshot for the batch. Must run inside a transaction. Consecutive call records become one
+   * version-2 batch row (records.ts), hashed once; intents, results and a lone call stay one row each.
+   * (Multi-row INSERTs of single records measured no faster on better-sqlite3 12; one row per batch is.)
    */
   appendQueued(inputs: readonly QueuedInput[]): void {
     this.checkWritable('appendQueued');
     if (!this.state.inTransaction) throw new LedgerError('appendQueued: must run inside state.transaction');
     this.snapshotForRollback();
+    let calls: CallInput[] = [];
     for (const input of inputs) {
-      let record: CallRecord | IntentRecord | ResultRecord;
       const type = queuedType(input);
+      if (type === 'call' && this.batching) {
+        calls.push(input as CallInput);
+        continue;
+      }
+      if (calls.length > 0) {
+        this.writeCalls(calls);
+        calls = [];
+      }
+      let record: CallRecord | IntentRecord | ResultRecord;
       if (type === 'result') record = this.resultRecord(input as ResultInput);
       else if (type === 'intent') record = this.intentRecord(input as IntentInput);
       else {
@@ -626,15 +674,52 @@ class SqliteRunWriter implements RunWriter {
         checkDuration('call', (input as CallInput).durationUs);
         record = this.callRecord(input as CallInput);
       }
-      const body = serializeRecord(record);
-      const hash = this.hashBody(body);
-      this.insertStmt.run(record.run, record.seq, record.type, hash, body);
-      this.seqValue = record.seq;
-      this.headValue = hash;
-      this.bytesValue += Buffer.byteLength(body, 'utf8');
-      tally(this.countsValue, this.openValue, record);
+      this.writeRow(record, serializeRecord(record));
     }
+    if (calls.length > 0) this.writeCalls(calls);
     this.saveTally();
+  }
+
+  /** Consecutive calls: one batch row, or a version-1 row for a lone call. */
+  private writeCalls(calls: readonly CallInput[]): void {
+    if (calls.length === 1) {
+      const input = calls[0]!;
+      checkCallInput(input);
+      checkDuration('call', input.durationUs);
+      const record = this.callRecord(input);
+      this.writeRow(record, serializeRecord(record));
+      return;
+    }
+    const first = this.seqValue + 1;
+    const elements: string[] = new Array(calls.length);
+    for (let i = 0; i < calls.length; i++) {
+      const input = calls[i]!;
+      checkCallInput(input);
+      checkDuration('call', input.durationUs);
+      elements[i] = serializeBatchedCall(first + i, input, input.at ?? isoNow());
+    }
+    const last = first + calls.length - 1;
+    const body = serializeBatch(this.run, first, last, this.headValue, elements);
+    const hash = this.hashBody(body);
+    this.insertStmt.run(this.run, last, BATCH_TYPE, hash, body);
+    this.seqValue = last;
+    this.headValue = hash;
+    this.bytesValue += Buffer.byteLength(body, 'utf8');
+    const counts = this.countsValue;
+    for (const input of calls) {
+      counts.calls++;
+      counts[DECISION_COUNTER[input.decision]]++;
+    }
+  }
+
+  /** One version-1 row; advances the head and the tallies (the caller snapshots for a rollback). */
+  private writeRow(record: CallRecord | IntentRecord | ResultRecord, body: string): void {
+    const hash = this.hashBody(body);
+    this.insertStmt.run(record.run, record.seq, record.type, hash, body);
+    this.seqValue = record.seq;
+    this.headValue = hash;
+    this.bytesValue += Buffer.byteLength(body, 'utf8');
+    tally(this.countsValue, this.openValue, record);
   }
 
   end(input: RunEndInput): string {

@@ -10,12 +10,14 @@
  */
 import { DEFAULT_LIMITS } from '../policy/schema.js';
 import {
+  BATCH_TYPE,
   DECISION_COUNTER,
   emptyCounts,
   KEYED_CHAIN,
   recordHasher,
   type RecoveredFound,
   type RunCounts,
+  type StoredBatch,
   type StoredRecord,
 } from './records.js';
 import type { LedgerRow } from './store.js';
@@ -113,7 +115,7 @@ class RunChain {
       if (scheme !== undefined && scheme !== KEYED_CHAIN) unknownScheme = scheme;
       this.keyed = scheme === KEYED_CHAIN;
     }
-    if (this.hash(body) !== hash) return fail('hash does not match body');
+    if (this.hash(body) !== hash) return fail(batchFirst(body) === seq ? `hash does not match body (${batchRange(body)}: a record in it, or the batch, was changed)` : 'hash does not match body');
     if (unknownScheme !== undefined) return fail(`unknown chain scheme ${JSON.stringify(unknownScheme)}`);
     let parsed: unknown;
     try {
@@ -123,6 +125,7 @@ class RunChain {
     }
     if (!isObject(parsed)) return fail('body is not a JSON object');
     const rec = parsed;
+    if (rec.v === 2 && rec.type === BATCH_TYPE && seq > 0) return this.checkBatch(hash, rec, columns);
     if (rec.v !== 1) return fail(`unsupported record version ${JSON.stringify(rec.v)}`);
     if (rec.run !== this.run) return fail(`record claims run ${JSON.stringify(rec.run)}`);
     if (columns !== undefined) {
@@ -206,6 +209,43 @@ class RunChain {
     return undefined;
   }
 
+  /**
+   * A version-2 batch row whose hash matched its body: its link, its seqs (first = the next expected,
+   * the row's seq = the last), and each call in it, as a call record is checked. A failure inside names
+   * the call's own seq; the hash, checked before, covers the batch as a whole.
+   */
+  private checkBatch(hash: string, rec: Record<string, unknown>, columns: { seq: number; type: string } | undefined): Failure | undefined {
+    const first = this.next;
+    const fail = (reason: string, seq = first): Failure => ({ seq, reason });
+    if (rec.run !== this.run) return fail(`record claims run ${JSON.stringify(rec.run)}`);
+    if (this.ended) return fail('record after run-end');
+    if (rec.first !== first) return fail(`expected seq ${first}, found a batch from seq ${JSON.stringify(rec.first)}`);
+    const records = rec.records;
+    if (!Array.isArray(records) || records.length < 2) return fail('malformed batch: records');
+    const last = first + records.length - 1;
+    if (rec.seq !== last) return fail(`malformed batch: seq ${JSON.stringify(rec.seq)} is not its last record's (${last})`);
+    if (columns !== undefined) {
+      if (columns.seq !== last) return fail(`seq column ${columns.seq} does not match body seq ${last}`);
+      if (columns.type !== BATCH_TYPE) return fail(`type column "${columns.type}" does not match body type`);
+    }
+    if (rec.prev !== this.head) return fail(prevMismatchReason(first));
+    for (let i = 0; i < records.length; i++) {
+      const seq = first + i;
+      const call: unknown = records[i];
+      if (!isObject(call)) return fail('malformed call record in a batch: not a JSON object', seq);
+      if (call.seq !== seq) return fail(`expected seq ${seq}, found ${JSON.stringify(call.seq)}`, seq);
+      if (call.type !== 'call') return fail(`a batch holds call records, found ${JSON.stringify(call.type)}`, seq);
+      const shape = callShape(call);
+      if (shape) return fail(`malformed call record: ${shape}`, seq);
+      this.counts.calls++;
+      this.counts[DECISION_COUNTER[call.decision as keyof typeof DECISION_COUNTER]]++;
+      if (this.recent !== undefined) this.recent[seq % RECENT_HASHES] = hash;
+    }
+    this.head = hash;
+    this.next = last + 1;
+    return undefined;
+  }
+
   private recentHash(seq: number): string | undefined {
     return seq < this.next && this.next - seq <= RECENT_HASHES ? this.recent?.[seq % RECENT_HASHES] : undefined;
   }
@@ -245,8 +285,12 @@ export function verifyRun(
   const first = records[0];
   if (first === undefined) return { ok: false, seq: 0, run: options.run ?? '', reason: 'run has no records' };
   const chain = new RunChain(options.run ?? claimedRun(first), options.key);
-  for (const { hash, body } of records) {
-    const failure = chain.check(hash, body, chain.expectsRunStart ? options.previousRunStart : undefined);
+  let batch: StoredBatch | undefined;
+  for (const { hash, body, batch: inBatch } of records) {
+    // The calls of a batch row (readRun gives them one by one) are checked once, as the row they are.
+    if (inBatch !== undefined && inBatch === batch) continue;
+    batch = inBatch;
+    const failure = inBatch ? chain.check(inBatch.hash, inBatch.body, undefined) : chain.check(hash, body, chain.expectsRunStart ? options.previousRunStart : undefined);
     if (failure) return { ok: false, run: chain.run, ...failure };
   }
   if (!chain.keyed && options.allowUnkeyed === false) return { ok: false, run: chain.run, seq: 0, reason: DOWNGRADED };
@@ -281,6 +325,7 @@ export function verifyStore(
       chains.set(row.run, chain);
     }
     const isStart = chain.expectsRunStart;
+    const before = chain.records;
     const failure = chain.check(row.hash, row.body, isStart ? previousRunStart : undefined, row);
     if (failure) return { ok: false, run: row.run, ...failure };
     if (isStart) {
@@ -290,7 +335,7 @@ export function verifyStore(
       if (!chain.keyed && !legacy) return { ok: false, run: row.run, seq: 0, reason: DOWNGRADED };
       keyedSeen ||= chain.keyed;
     }
-    records++;
+    records += chain.records - before;
   }
   for (const chain of chains.values()) {
     const failure = chain.finish(options.inFlight?.has(chain.run) === true);
@@ -325,6 +370,18 @@ function startOf(body: string): { type: unknown; chain: unknown } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The `first` seq a body names if it is a batch's (cheap: before the hash is trusted, for a reason's wording only). */
+function batchFirst(body: string): number | undefined {
+  if (!body.startsWith('{"v":2,"type":"batch"')) return undefined;
+  const found = /"first":(\d+)/.exec(body);
+  return found ? Number(found[1]) : undefined;
+}
+
+function batchRange(body: string): string {
+  const last = /"seq":(\d+)/.exec(body)?.[1];
+  return `the batch of seq ${batchFirst(body)}–${last ?? '?'}`;
 }
 
 /** A run's own time limit, from the policy its run-start recorded. */

@@ -26,6 +26,7 @@ import { ICE_VERSION } from '../core/version.js';
 import { RunInputError, type RunResult } from '../host.js';
 import { compileKindPattern, EMIT_CALL } from '../views/events.js';
 import { causedRuns } from '../ledger/trace.js';
+import { expandRow } from '../ledger/store.js';
 import { consoleAsset } from './console.js';
 import { Refused, type AgentRequest, type ServeRuntime } from './runtime.js';
 import type { ServeMetrics } from './metrics.js';
@@ -212,7 +213,8 @@ async function handle(options: ApiOptions, authorized: (r: IncomingMessage) => b
     const statement = runtime.host.state.db.prepare<[number, number], { id: number; run: string; seq: number; type: string; hash: string; body: string }>(
       'SELECT id, run, seq, type, hash, body FROM ledger WHERE id > ? ORDER BY id LIMIT ?',
     );
-    const records = await longPoll(options, request, wait, () => statement.all(after, limit));
+    // A batch row (ledger v2) goes out as its calls, one record each, under the row's id.
+    const records = await longPoll(options, request, wait, () => statement.all(after, limit).flatMap(expandRow));
     return send(response, 200, { records, last: records.at(-1)?.id ?? after });
   }
 

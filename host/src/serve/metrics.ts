@@ -78,13 +78,18 @@ export class ServeMetrics {
     const range = [this.lastId, upTo] as const;
     // Calls: a call record, or the result of an intent (the intent alone has no outcome yet).
     const calls = db
-      .prepare<[number, number], { component: string; call: string; decision: string; n: number }>(
+      .prepare<[{ from: number; to: number }], { component: string; call: string; decision: string; n: number }>(
         `SELECT s.body ->> '$.component.name' AS component, c.body ->> '$.call' AS call, c.body ->> '$.decision' AS decision, count(*) AS n
            FROM ledger c JOIN ledger s ON s.run = c.run AND s.seq = 0
-          WHERE c.id > ? AND c.id <= ? AND c.type IN ('call', 'result')
+          WHERE c.id > @from AND c.id <= @to AND c.type IN ('call', 'result')
+          GROUP BY 1, 2, 3
+         UNION ALL
+         SELECT s.body ->> '$.component.name', j.value ->> '$.call', j.value ->> '$.decision', count(*)
+           FROM ledger c JOIN ledger s ON s.run = c.run AND s.seq = 0, json_each(c.body, '$.records') j
+          WHERE c.id > @from AND c.id <= @to AND c.type = 'batch'
           GROUP BY 1, 2, 3`,
       )
-      .all(...range);
+      .all({ from: range[0], to: range[1] });
     for (const row of calls) this.calls.inc({ component: row.component, interface: interfaceOf(row.call), decision: row.decision }, row.n);
     const ends = db
       .prepare<[number, number], { component: string; invoke: string | null; outcome: string; durationUs: number; fuel: number | null }>(

@@ -21,7 +21,7 @@ import { ensureLedgerKey, type LedgerKey } from './ledger-key.js';
 import { WriteLock } from './write-lock.js';
 
 /** The schema version this build writes and understands (`PRAGMA user_version`). */
-export const STATE_SCHEMA_VERSION = 4;
+export const STATE_SCHEMA_VERSION = 5;
 
 /** The database file name inside a state directory. */
 export const STATE_DB_FILE = 'ice.db';
@@ -178,6 +178,16 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX deliveries_running ON deliveries (run) WHERE status = 'running';
   -- The runs a run caused (\`ice audit trace\`), without scanning every run-start.
   CREATE INDEX ledger_cause ON ledger (body ->> '$.cause.run') WHERE type = 'run-start';
+  `,
+  // v5: ledger v2 (ledger/records.ts): consecutive call records committed together are one \`batch\`
+  // row, hashed once. The version bump makes an ICE that cannot read batches refuse the file instead of
+  // misreading it. \`ledger_records\` is the ledger one record per row for SQL readers (an auditor's
+  // query, a report): a batch's calls as rows of their own, each body its element of the batch.
+  `
+  CREATE VIEW ledger_records (id, run, seq, type, body) AS
+    SELECT id, run, seq, type, body FROM ledger WHERE type <> 'batch'
+    UNION ALL
+    SELECT l.id, l.run, j.value ->> '$.seq', 'call', j.value FROM ledger l, json_each(l.body, '$.records') j WHERE l.type = 'batch';
   `,
 ];
 
