@@ -234,11 +234,16 @@ try {
   for (let i = 0; i < 200; i++) instantiateGenerated(inProcess.prepared.generated, modules256, { imports: world, coreImports: () => ({}) }, meterOf());
   const instantiateMs = (performance.now() - t) / 200;
   startup.push(['instantiate the component alone (fresh instance, mean of 200)', instantiateMs]);
-  await Promise.all(Array.from({ length: 20 }, () => hello.run('warm')));
-  t = performance.now();
-  const RUNS = 400;
-  await Promise.all(Array.from({ length: RUNS }, (_, i) => hello.run(`run ${i}`)));
-  const runsPerSecond = RUNS / ((performance.now() - t) / 1000);
+  // A pool serving traffic is warm (the JIT of both workers): 2,000 runs first, then the median of five bursts.
+  for (let w = 0; w < 2; w++) await Promise.all(Array.from({ length: 1000 }, () => hello.run('warm')));
+  const RUNS = 1000;
+  const bursts: number[] = [];
+  for (let b = 0; b < 5; b++) {
+    t = performance.now();
+    await Promise.all(Array.from({ length: RUNS }, (_, i) => hello.run(`run ${i}`)));
+    bursts.push(RUNS / ((performance.now() - t) / 1000));
+  }
+  const runsPerSecond = median(bursts);
   const processMs: number[] = [];
   for (let i = 0; i < 5; i++) {
     const start = performance.now();
@@ -273,7 +278,7 @@ try {
   }
   console.log('\nstart-up, ms');
   for (const [label, ms] of startup) console.log(`${pad(label, 84)}  ${ms.toFixed(1)}`);
-  console.log(`${pad(`hello runs per second on the worker pool (${availableParallelism()} workers, ${RUNS} concurrent runs)`, 84)}  ${Math.round(runsPerSecond)}`);
+  console.log(`${pad(`hello runs per second on the worker pool (${availableParallelism()} workers, ${RUNS} concurrent runs, warm, median of 5)`, 84)}  ${Math.round(runsPerSecond)}`);
 
   // The goals of "a governed call at memory speed" (issue 18), from the numbers above: the ratio is
   // measured ÷ goal, so ≤ 1.00 meets a time goal and ≥ 1.00 a rate goal. Ledger throughput: bench/ledger.ts.

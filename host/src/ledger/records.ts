@@ -439,8 +439,8 @@ export function serializeRecord(record: LedgerRecord): string {
  */
 export function serializeBatchedCall(seq: number, input: CallInput, at: string): string {
   return (
-    `{"seq":${seq},"type":"call","at":${JSON.stringify(at)},"call":${JSON.stringify(input.call)},` +
-    `"args":${JSON.stringify(input.args)},"decision":${JSON.stringify(input.decision)},"rule":${JSON.stringify(input.rule)},` +
+    `{"seq":${seq},"type":"call","at":${jsonOfRepeated(at)},"call":${jsonOfRepeated(input.call)},` +
+    `"args":${JSON.stringify(input.args)},"decision":${jsonOfRepeated(input.decision)},"rule":${jsonOfRepeated(input.rule)},` +
     `"outcome":${JSON.stringify(input.outcome)},"durationUs":${JSON.stringify(input.durationUs)}` +
     (input.hop === undefined ? '' : `,"hop":${JSON.stringify(input.hop)}`) +
     (input.approval === undefined
@@ -448,6 +448,22 @@ export function serializeBatchedCall(seq: number, input: CallInput, at: string):
       : `,"approval":${JSON.stringify({ by: input.approval.by, answer: input.approval.answer, waitedMs: input.approval.waitedMs })}`) +
     '}'
   );
+}
+
+/**
+ * JSON text of a string a batch repeats (a call's name, rule, decision, the millisecond it was made):
+ * looked up rather than escaped again (a fifth of serializing a call). Bounded; strings are immutable,
+ * so a cached text is always the string's.
+ */
+const repeatedJson = new Map<string, string>();
+function jsonOfRepeated(text: string): string {
+  let json = repeatedJson.get(text);
+  if (json === undefined) {
+    json = JSON.stringify(text);
+    if (repeatedJson.size >= 4096) repeatedJson.clear();
+    repeatedJson.set(text, json);
+  }
+  return json;
 }
 
 /** A batch row's body around its serialized calls (`elements`, from `serializeBatchedCall`). */

@@ -6,6 +6,12 @@
  * Each worker reports on a dedicated MessagePort. After a kill the host drains that port
  * synchronously, so a run that finished just as its deadline fired is reported as finished, not as a
  * timeout that never happened.
+ *
+ * A busy worker is sent the next run before its current one ends (one at most, when no worker is
+ * idle): it starts that run as soon as it posts the result of the current one, instead of waiting a
+ * round trip through the host thread for it. The host treats the prefetched run as dispatched only
+ * then — its start-up timer and its deadline begin when the worker reaches it — and a prefetched run
+ * whose worker is killed or dies before reaching it goes back to the front of the queue.
  */
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
@@ -47,6 +53,8 @@ interface Slot {
   /** The running job's deadline, paused while the run waits for an approver. */
   deadline: { pause(): void; resume(): void } | undefined;
   busy: boolean;
+  /** A run already sent to this busy worker, which it starts when its current run ends. */
+  prefetched: { readonly queued: Queued; readonly send: WorkerJob } | undefined;
 }
 
 interface Queued {
@@ -89,6 +97,7 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const { resolve } of this.queue.splice(0)) resolve({ kind: 'failed', reason: 'the host was closed before the run started', elapsedUs: 0, rescued: [] });
+    // A prefetched run is settled when its worker's exit is handled (recoverPrefetched): it may have started.
     await Promise.all(
       this.slots.splice(0).map((slot) => {
         slot.bridge.close();
@@ -98,12 +107,61 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    while (!this.closed && this.queue.length > 0) {
       const slot = this.slots.find((s) => !s.busy) ?? (this.slots.length < this.size ? this.spawn() : undefined);
-      if (!slot) return;
-      const next = this.queue.shift()!;
-      this.execute(slot, next);
+      if (slot) {
+        this.execute(slot, this.queue.shift()!);
+        continue;
+      }
+      const busy = this.slots.find((s) => s.prefetched === undefined);
+      if (!busy) return;
+      const queued = this.queue.shift()!;
+      const send = this.message(busy, queued.task.job);
+      busy.prefetched = { queued, send };
+      busy.port.postMessage(send);
     }
+  }
+
+  /** The job as this worker needs it: what it already holds (compiled modules, a policy's document) is not sent again. */
+  private message(slot: Slot, job: WorkerJob): WorkerJob {
+    const policyKey = `${job.policy.digest}\0${job.policy.source}`;
+    const send: WorkerJob = {
+      ...job,
+      component: slot.known.has(job.component.key) ? { key: job.component.key, glueUrl: job.component.glueUrl } : job.component,
+      policy: slot.knownPolicies.has(policyKey) ? { source: job.policy.source, digest: job.policy.digest } : job.policy,
+    };
+    slot.known.add(job.component.key);
+    slot.knownPolicies.add(policyKey);
+    return send;
+  }
+
+  /**
+   * The prefetched run of a worker that was killed or died: finished if its result is among the
+   * worker's last messages, failed if it had started (its records rescued from the journal), and
+   * otherwise put back at the front of the queue, never having run.
+   */
+  private recoverPrefetched(slot: Slot, drained: readonly FromWorker[]): void {
+    const prefetched = slot.prefetched;
+    if (!prefetched) return;
+    slot.prefetched = undefined;
+    const { queued } = prefetched;
+    const runId = queued.task.job.runId;
+    let started = false;
+    for (const message of drained) {
+      if (message.type === 'started' && message.runId === runId) started = true;
+      else if (!started) continue;
+      else if (message.type === 'log') queued.task.onLog(message.entry);
+      else if (message.type === 'event') queued.task.onEvent(message.event);
+      else if (message.type === 'output') queued.task.onOutput(message.entry);
+      else if (message.type === 'done' && message.runId === runId) return queued.resolve({ kind: 'done', summary: message.summary });
+      else if (message.type === 'failed' && message.runId === runId) return queued.resolve({ kind: 'failed', reason: message.reason, elapsedUs: 0, rescued: slot.journal.read() });
+    }
+    if (started) {
+      queued.resolve({ kind: 'failed', reason: "the run's worker was stopped while the run ran (another run on it was past its deadline, or the worker died)", elapsedUs: 0, rescued: slot.journal.read() });
+      return;
+    }
+    if (this.closed) queued.resolve({ kind: 'failed', reason: 'the host was closed before the run started', elapsedUs: 0, rescued: [] });
+    else this.queue.unshift(queued);
   }
 
   private spawn(): Slot {
@@ -123,6 +181,7 @@ export class WorkerPool {
       knownPolicies: new Set(),
       busy: false,
       deadline: undefined,
+      prefetched: undefined,
       // A human may take longer than the run's timeout to answer: the deadline stops while the run waits.
       bridge: new BridgeServer(bridgeBuffer, async (op, args) => {
         const waiting = op === APPROVAL ? slot.deadline : undefined;
@@ -138,24 +197,19 @@ export class WorkerPool {
     return slot;
   }
 
-  private execute(slot: Slot, { task, resolve }: Queued): void {
+  /** `sent`: the job was already posted to this worker (prefetched); it is not posted again. */
+  private execute(slot: Slot, { task, resolve }: Queued, sent = false): void {
     slot.busy = true;
     slot.worker.ref();
     const dispatched = performance.now();
     const elapsedUs = () => Math.round((performance.now() - dispatched) * 1000);
     const { job } = task;
-    // What the worker already holds is not sent again: compiled modules, a policy's document.
-    const policyKey = `${job.policy.digest}\0${job.policy.source}`;
-    const send: WorkerJob = {
-      ...job,
-      component: slot.known.has(job.component.key) ? { key: job.component.key, glueUrl: job.component.glueUrl } : job.component,
-      policy: slot.knownPolicies.has(policyKey) ? { source: job.policy.source, digest: job.policy.digest } : job.policy,
-    };
-    slot.known.add(job.component.key);
-    slot.knownPolicies.add(policyKey);
+    const send = sent ? undefined : this.message(slot, job);
 
     let settled = false;
     let started = false;
+    /** Set once the worker is being terminated: whatever the outcome, the slot is not reused. */
+    let killed = false;
     const finish = (outcome: PoolOutcome, healthy: boolean) => {
       if (settled) return;
       settled = true;
@@ -164,19 +218,27 @@ export class WorkerPool {
       slot.port.off('message', onMessage);
       slot.worker.off('error', onError);
       slot.worker.off('exit', onExit);
-      if (healthy) {
+      resolve(outcome);
+      const next = slot.prefetched;
+      if (healthy && !killed) {
         slot.busy = false;
-        slot.worker.unref();
+        // The worker goes on with the run it was sent ahead, without a round trip through this thread.
+        if (next) {
+          slot.prefetched = undefined;
+          this.execute(slot, next.queued, true);
+        } else slot.worker.unref();
       } else {
+        const drained: FromWorker[] = [];
+        for (let m = receiveMessageOnPort(slot.port); m !== undefined; m = receiveMessageOnPort(slot.port)) drained.push(m.message as FromWorker);
+        this.recoverPrefetched(slot, drained);
         this.retire(slot);
       }
-      resolve(outcome);
       this.dispatch();
     };
     let remaining = task.timeoutMs;
     let deadlineAt = 0;
     const handle = (message: FromWorker): boolean => {
-      if (message.type === 'started') {
+      if (message.type === 'started' && message.runId === job.runId) {
         started = true;
         clearTimeout(timer);
         deadlineAt = performance.now() + remaining;
@@ -195,9 +257,11 @@ export class WorkerPool {
       } else if (message.type === 'log') task.onLog(message.entry);
       else if (message.type === 'event') task.onEvent(message.event);
       else if (message.type === 'output') task.onOutput(message.entry);
-      else if (message.runId === job.runId) {
-        if (message.type === 'done') finish({ kind: 'done', summary: message.summary }, true);
-        else finish({ kind: 'failed', reason: message.reason, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, true);
+      else if (message.type === 'done' && message.runId === job.runId) {
+        finish({ kind: 'done', summary: message.summary }, true);
+        return true;
+      } else if (message.type === 'failed' && message.runId === job.runId) {
+        finish({ kind: 'failed', reason: message.reason, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, true);
         return true;
       }
       return false;
@@ -213,6 +277,7 @@ export class WorkerPool {
       finish({ kind: 'failed', reason: `the run's worker exited (code ${code})`, elapsedUs: elapsedUs(), rescued: slot.journal.read() }, false);
     };
     const kill = () => {
+      killed = true;
       // The exit this causes is expected: it must not be reported as a crash.
       slot.worker.off('exit', onExit);
       slot.worker.off('error', onError);
@@ -236,7 +301,7 @@ export class WorkerPool {
     slot.port.on('message', onMessage);
     slot.worker.on('error', onError);
     slot.worker.on('exit', onExit);
-    slot.port.postMessage(send);
+    if (send) slot.port.postMessage(send);
   }
 
   /** Drops a worker that was killed or died; the next dispatch spawns a fresh one if needed. */

@@ -42,9 +42,20 @@ interface Component {
 const components = new Map<string, Component>();
 const policies = new Map<string, IcePolicy>();
 
+// One run at a time, in the order sent: the pool may send the next run while this one is running
+// (prefetch), and its deadline, journal and bridge belong to the run the worker reported `started`.
+const jobs: WorkerJob[] = [];
+let draining = false;
 port.on('message', (job: WorkerJob) => {
-  void run(job);
+  jobs.push(job);
+  if (!draining) void drain();
 });
+
+async function drain(): Promise<void> {
+  draining = true;
+  for (let job = jobs.shift(); job !== undefined; job = jobs.shift()) await run(job);
+  draining = false;
+}
 
 async function run(job: WorkerJob): Promise<void> {
   try {
