@@ -7,6 +7,7 @@ import type { GuestMemory, CoreFunction } from '../capabilities/abi.js';
 import { ICE_PACKAGE } from '../core/world.js';
 import { FUEL_GLOBAL, FootprintTally, MEMORY_BUDGET_GLOBAL, MEMORY_REFUSED_GLOBAL, METER_MODULE, REFUEL_FUNCTION, footprintOf, type Footprint } from '../component/core-binary.js';
 import type { AgentExports, GeneratedInstantiate, Meter } from '../component/prepare.js';
+import { directRunOf, directRuns, gluePlainRun, type DirectRun } from './direct-run.js';
 
 /** What serves a run's imports: the kernel. */
 export interface ImportProvider {
@@ -49,7 +50,10 @@ export function instantiateGenerated(
     if (refusal !== undefined) throw new FootprintError(`the component is refused at instantiation: ${refusal}`);
     meter.memoryBudget.value = tally.budgetPages - tally.pages;
   };
-  return generated(
+  // The core instance `run` can be called on directly (direct-run.ts), when the glue is the plain kind.
+  const plain = gluePlainRun(generated);
+  const direct: DirectRun[] = [];
+  const exports = generated(
     (path) => {
       const module = modules.get(path);
       if (!module) throw new Error(`transpiled component has no core module ${path}`);
@@ -67,7 +71,11 @@ export function instantiateGenerated(
       const { memory, cabi_realloc: realloc } = instance.exports as { memory?: WebAssembly.Memory; cabi_realloc?: GuestMemory['realloc'] };
       guest.memory = memory;
       guest.realloc = realloc;
+      const entry = plain ? directRunOf(instance, module) : undefined;
+      if (entry) direct.push(entry);
       return instance;
     },
   );
+  if (direct.length === 1) directRuns.set(exports, direct[0]!);
+  return exports;
 }

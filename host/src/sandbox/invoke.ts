@@ -9,6 +9,7 @@ import { failureType, successType } from '../component/json-schema.js';
 import { argumentsFromJson, jsName, toJson, type Json } from '../component/json-values.js';
 import type { TypedFunction } from '../component/wit-types.js';
 import type { RunStartRecord } from '../ledger/index.js';
+import { directRuns } from './direct-run.js';
 
 export type Invocation =
   | { readonly kind: 'run'; readonly input: string }
@@ -53,8 +54,14 @@ export function componentError(error: unknown): error is Error & { payload: unkn
  */
 export function invokeExports(exports: Record<string, unknown>, invocation: Invocation, stdout: () => string, maxOutputBytes: number): Returned {
   switch (invocation.kind) {
-    case 'run':
+    case 'run': {
+      const direct = directRuns.get(exports);
+      if (direct) {
+        const { tag, val } = direct(invocation.input);
+        return tag === 'ok' ? { outcome: 'ok', output: val } : { outcome: 'error', error: val };
+      }
       return { outcome: 'ok', output: (exports as { run(input: string): string }).run(invocation.input) };
+    }
     case 'call':
       return callTyped(exports, invocation.fn, invocation.args, maxOutputBytes);
     case 'command': {
