@@ -165,6 +165,21 @@ describe('ledger v2 batches: tampering', () => {
     expect(found.ok === false && found.reason).toMatch(/seq|prev/u);
   });
 
+  it('lists and resumes a run whose batch is garbage without failing, and verify names it', () => {
+    const state = open();
+    const ledger = new LedgerStore(state);
+    const inner = ledger.startRun({ run: newRunId(), component: { name: 'cut', digest: sha256Hex('c') }, policy: { digest: sha256Hex('p'), source: 'p', document: {} }, input: capture('', 'full'), host: { ice: 't' } });
+    const writer = new BufferedRunWriter(inner, state);
+    for (let i = 1; i <= 4; i++) writer.appendCall(call(i));
+    writer.flush();
+    dropTriggers(state);
+    state.db.prepare("UPDATE ledger SET body = 'not json' WHERE run = ? AND type = 'batch'").run(inner.run);
+    expect(ledger.listRuns(5)).toMatchObject([{ run: inner.run, outcome: 'unfinished' }]);
+    state.db.prepare('UPDATE running SET tally = NULL WHERE run = ?').run(inner.run);
+    expect(() => ledger.resumeRun(inner.run)).not.toThrow();
+    expect(verifyStore(ledger, { inFlight: new Set([inner.run]) })).toMatchObject({ ok: false, run: inner.run, seq: 1, reason: 'hash does not match body' });
+  });
+
   it('refuses, with the key, a batch whose records do not line up or are not calls', () => {
     const state = open();
     const ledger = new LedgerStore(state);

@@ -171,13 +171,14 @@ export class LedgerStore {
          FROM ledger WHERE run = @run AND type <> 'batch' GROUP BY 1, 2
        UNION ALL
        SELECT 'call', j.value ->> '$.decision', count(*) FROM ledger l, json_each(l.body, '$.records') j
-        WHERE l.run = @run AND l.type = 'batch' GROUP BY 1, 2`,
+        WHERE l.run = @run AND l.type = 'batch' AND json_valid(l.body) GROUP BY 1, 2`,
     );
     this.runningTallyStmt = db.prepare('SELECT tally FROM running WHERE run = ?');
-    // octet_length reads a row's header, not its text: cheap whatever the run's size.
+    // octet_length reads a row's header, not its text: cheap whatever the run's size. A batch's calls
+    // are counted from its seqs; a body that is not JSON (tampered) is left to verify, not an error here.
     this.runBytesStmt = db.prepare(
       `SELECT sum(octet_length(body)) AS bytes,
-              count(*) FILTER (WHERE type IN ('call', 'intent')) + coalesce(sum(seq - (body ->> '$.first') + 1) FILTER (WHERE type = 'batch'), 0) AS calls
+              count(*) FILTER (WHERE type IN ('call', 'intent')) + coalesce(sum(seq - (body ->> '$.first') + 1) FILTER (WHERE type = 'batch' AND json_valid(body)), 0) AS calls
          FROM ledger WHERE run = ?`,
     );
     this.openIntentsStmt = db.prepare(
@@ -188,7 +189,7 @@ export class LedgerStore {
     this.listRunsStmt = db.prepare(
       `SELECT s.body AS start, e.body AS end, e.hash AS root,
               CASE WHEN e.body IS NULL THEN
-                (SELECT count(*) FILTER (WHERE m.type IN ('call', 'intent')) + coalesce(sum(m.seq - (m.body ->> '$.first') + 1) FILTER (WHERE m.type = 'batch'), 0)
+                (SELECT count(*) FILTER (WHERE m.type IN ('call', 'intent')) + coalesce(sum(m.seq - (m.body ->> '$.first') + 1) FILTER (WHERE m.type = 'batch' AND json_valid(m.body)), 0)
                    FROM ledger m WHERE m.run = s.run) END AS callsSoFar
          FROM ledger s LEFT JOIN ledger e ON e.run = s.run AND e.type = 'run-end'
         WHERE s.type = 'run-start'

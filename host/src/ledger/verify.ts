@@ -2,7 +2,8 @@
  * Offline verification of the hash chain. Recomputes every hash from the stored body (never trusting
  * a parsed copy) and checks the links, the seq order, the record shapes and the run-end tallies.
  * Reports the first bad record: its run, its seq (the position where the chain breaks — for a
- * missing record, the seq that is missing) and a reason.
+ * missing record, the seq that is missing) and a reason. A batch row (ledger v2) is hashed whole: a
+ * changed call in it is reported at the batch's first seq, with the batch's range in the reason.
  *
  * What a chain cannot show on its own: removing the newest runs, or appending a forged but
  * well-formed run at the end. Anchor the ledger root (the run-end hash a run returns) or the newest
