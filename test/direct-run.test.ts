@@ -23,13 +23,12 @@ describe('run(input) on the core module', () => {
       const modules = agent.prepared.modules(agent.policy.limits.memoryMiB);
       // log.write answered ok at the core level (tag 0 in the return area), as the kernel would.
       const instance = () => {
-        const guest: GuestMemory = {};
         const provider = {
           imports: { 'ice:agent/log': { write: () => undefined } },
-          coreImports: (memory: GuestMemory) => {
-            Object.assign(guest, memory);
-            return { 'ice:agent/log@0.1.0': { write: (_level: number, _ptr: number, _len: number, ret: number) => new DataView(memory.memory!.buffer).setUint8(ret, 0) } };
-          },
+          // The guest's memory exists once its instance does, before any call: read it at call time.
+          coreImports: (guest: GuestMemory) => ({
+            'ice:agent/log@0.1.0': { write: (_level: number, _ptr: number, _len: number, ret: number) => new DataView(guest.memory!.buffer).setUint8(ret, 0) },
+          }),
         };
         return instantiateGenerated(generated, modules, provider, runMeter(1e9).meter) as unknown as { run(input: string): string };
       };

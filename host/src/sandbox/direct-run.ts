@@ -42,7 +42,7 @@ function isPlain(source: string): boolean {
   const runs = [...source.matchAll(/\b(exports\d+)Run = (exports\d+)\.run;/g)];
   if (runs.length !== 1) return false;
   const [, name, core] = runs[0]!;
-  if (`${core}` !== name) return false;
+  if (core !== name) return false;
   return (
     (source.match(/\bfunction run\(arg0\)/g)?.length ?? 0) === 1 &&
     source.includes(`memory0 = ${core}.memory;`) &&
