@@ -16,23 +16,14 @@ import {
   expandRow,
   ledgerCalls,
   newRunId,
-  recordHasher,
   sha256Hex,
-  verifyRun as verifyRunWithKey,
-  verifyStore as verifyStoreWithKey,
   type CallInput,
   type LedgerRow,
 } from '../host/src/ledger/index.js';
 import { exportJsonl, verifyExport } from '../host/src/ledger/export.js';
 import { ServeMetrics } from '../host/src/serve/metrics.js';
 import type { ServeRuntime } from '../host/src/serve/runtime.js';
-
-const LEDGER_KEY = 'ledger-batch-test-key-0123456789abcdef01234';
-process.env.ICE_LEDGER_KEY = LEDGER_KEY;
-const key = Buffer.from(LEDGER_KEY, 'utf8');
-const keyedHash = recordHasher(key);
-const verifyRun: typeof verifyRunWithKey = (records, options = {}) => verifyRunWithKey(records, { key, ...options });
-const verifyStore: typeof verifyStoreWithKey = (store, options = {}) => verifyStoreWithKey(store, { key, ...options });
+import { key, keyedHash, verifyRun, verifyStore } from './ledger-keyed.js';
 
 const dirs: string[] = [];
 const opened: StateDb[] = [];
@@ -105,13 +96,19 @@ function setAt(target: unknown, path: Array<string | number>, replacement: unkno
   node[path[path.length - 1]!] = replacement;
 }
 
+/** A written run (n calls each side of an intent) whose ledger has lost its append-only triggers, and its first batch row. */
+function tamperable(n: number) {
+  const state = open();
+  const ledger = new LedgerStore(state);
+  const { run } = writeRun(ledger, n);
+  dropTriggers(state);
+  const batch = rows(state, run).find((r) => r.type === 'batch')!;
+  return { state, ledger, run, batch };
+}
+
 describe('ledger v2 batches: tampering', () => {
   it('detects an edit to any field of a batch, named by the batch (its first seq and range)', () => {
-    const state = open();
-    const ledger = new LedgerStore(state);
-    const { run } = writeRun(ledger, 3);
-    dropTriggers(state);
-    const batch = rows(state, run).find((r) => r.type === 'batch')!;
+    const { state, ledger, run, batch } = tamperable(3);
     expect(JSON.parse(batch.body)).toMatchObject({ v: 2, type: 'batch', first: 1, seq: 3 });
     let edits = 0;
     for (const { path, replacement } of leafEdits(JSON.parse(batch.body))) {
@@ -130,11 +127,7 @@ describe('ledger v2 batches: tampering', () => {
   });
 
   it('detects a batch rehashed without the key, and one rehashed with it at the next row', () => {
-    const state = open();
-    const ledger = new LedgerStore(state);
-    const { run } = writeRun(ledger, 4);
-    dropTriggers(state);
-    const batch = rows(state, run).find((r) => r.type === 'batch')!;
+    const { state, ledger, run, batch } = tamperable(4);
     const allowed = batch.body.replace('"decision":"deny"', '"decision":"allow"');
     setBody(state, batch.id, allowed, sha256Hex(allowed));
     expect(verifyStore(ledger)).toMatchObject({ ok: false, run, seq: 1, reason: expect.stringContaining('the batch of seq 1–4') });
@@ -181,11 +174,7 @@ describe('ledger v2 batches: tampering', () => {
   });
 
   it('refuses, with the key, a batch whose records do not line up or are not calls', () => {
-    const state = open();
-    const ledger = new LedgerStore(state);
-    const { run } = writeRun(ledger, 3);
-    dropTriggers(state);
-    const batch = rows(state, run).find((r) => r.type === 'batch')!;
+    const { state, ledger, run, batch } = tamperable(3);
     const forge = (edit: (b: { seq: number; first: number; records: Array<Record<string, unknown>> }) => void) => {
       const parsed = JSON.parse(batch.body) as { seq: number; first: number; records: Array<Record<string, unknown>> };
       edit(parsed);

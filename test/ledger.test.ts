@@ -18,21 +18,11 @@ import {
   formatRunTable,
   formatStoredRunTable,
   newRunId,
-  recordHasher,
   sha256Hex,
-  verifyRun as verifyRunWithKey,
-  verifyStore as verifyStoreWithKey,
   type CallInput,
   type RunWriter,
 } from '../host/src/ledger/index.js';
-
-// One ledger key for every state these tests open (ICE_LEDGER_KEY), so the tampering helpers can
-// rehash as an attacker who holds the key would, and reach the checks behind the hash.
-const LEDGER_KEY = 'ledger-test-key-0123456789abcdef0123456789';
-process.env.ICE_LEDGER_KEY = LEDGER_KEY;
-const keyedHash = recordHasher(Buffer.from(LEDGER_KEY, 'utf8'));
-const verifyRun: typeof verifyRunWithKey = (records, options = {}) => verifyRunWithKey(records, { key: Buffer.from(LEDGER_KEY, 'utf8'), ...options });
-const verifyStore: typeof verifyStoreWithKey = (store, options = {}) => verifyStoreWithKey(store, { key: Buffer.from(LEDGER_KEY, 'utf8'), ...options });
+import { keyedHash, verifyRun, verifyStore } from './ledger-keyed.js';
 
 const dirs: string[] = [];
 const opened: StateDb[] = [];

@@ -26,7 +26,7 @@ export const COMPACT_ARG_BYTES = 256;
 
 /**
  * An upper bound of the UTF-8 bytes of `JSON.stringify(value)`: a UTF-16 unit never takes more than 6
- * bytes (`\uXXXX`), a number never more than 24 characters.
+ * bytes (a `\u` escape with four hex digits), a number never more than 24 characters.
  */
 export function jsonBytesBound(value: unknown): number {
   switch (typeof value) {

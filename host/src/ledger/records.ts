@@ -364,15 +364,7 @@ export function serializeRecord(record: LedgerRecord): string {
       // have checked the field types (see `checkCallInput`), so no field is undefined.
       return (
         `{"v":${record.v},"type":"call","run":${JSON.stringify(record.run)},"seq":${record.seq},` +
-        `"at":${JSON.stringify(record.at)},"prev":${JSON.stringify(record.prev)},` +
-        `"call":${JSON.stringify(record.call)},"args":${JSON.stringify(record.args)},` +
-        `"decision":${JSON.stringify(record.decision)},"rule":${JSON.stringify(record.rule)},` +
-        `"outcome":${JSON.stringify(record.outcome)},"durationUs":${JSON.stringify(record.durationUs)}` +
-        (record.hop === undefined ? '' : `,"hop":${JSON.stringify(record.hop)}`) +
-        (record.approval === undefined
-          ? ''
-          : `,"approval":${JSON.stringify({ by: record.approval.by, answer: record.approval.answer, waitedMs: record.approval.waitedMs })}`) +
-        '}'
+        `"at":${JSON.stringify(record.at)},"prev":${JSON.stringify(record.prev)},${callFields(record)}`
       );
     case 'intent':
       return JSON.stringify({
@@ -438,14 +430,22 @@ export function serializeRecord(record: LedgerRecord): string {
  * `prev` (the batch has them). Fields in the order of a version-1 call record.
  */
 export function serializeBatchedCall(seq: number, input: CallInput, at: string): string {
+  return `{"seq":${seq},"type":"call","at":${jsonOfRepeated(at)},${callFields(input)}`;
+}
+
+/**
+ * A call record's own fields, from `call` to the closing brace, in their fixed order: the same text in a
+ * version-1 row and in a batch. Callers have checked the field types (see `checkCallInput`).
+ */
+function callFields(call: CallInput): string {
   return (
-    `{"seq":${seq},"type":"call","at":${jsonOfRepeated(at)},"call":${jsonOfRepeated(input.call)},` +
-    `"args":${JSON.stringify(input.args)},"decision":${jsonOfRepeated(input.decision)},"rule":${jsonOfRepeated(input.rule)},` +
-    `"outcome":${JSON.stringify(input.outcome)},"durationUs":${JSON.stringify(input.durationUs)}` +
-    (input.hop === undefined ? '' : `,"hop":${JSON.stringify(input.hop)}`) +
-    (input.approval === undefined
+    `"call":${jsonOfRepeated(call.call)},"args":${JSON.stringify(call.args)},` +
+    `"decision":${jsonOfRepeated(call.decision)},"rule":${jsonOfRepeated(call.rule)},` +
+    `"outcome":${JSON.stringify(call.outcome)},"durationUs":${JSON.stringify(call.durationUs)}` +
+    (call.hop === undefined ? '' : `,"hop":${JSON.stringify(call.hop)}`) +
+    (call.approval === undefined
       ? ''
-      : `,"approval":${JSON.stringify({ by: input.approval.by, answer: input.approval.answer, waitedMs: input.approval.waitedMs })}`) +
+      : `,"approval":${JSON.stringify({ by: call.approval.by, answer: call.approval.answer, waitedMs: call.approval.waitedMs })}`) +
     '}'
   );
 }

@@ -54,7 +54,7 @@ interface Slot {
   deadline: { pause(): void; resume(): void } | undefined;
   busy: boolean;
   /** A run already sent to this busy worker, which it starts when its current run ends. */
-  prefetched: { readonly queued: Queued; readonly send: WorkerJob } | undefined;
+  prefetched: Queued | undefined;
 }
 
 interface Queued {
@@ -116,9 +116,8 @@ export class WorkerPool {
       const busy = this.slots.find((s) => s.prefetched === undefined);
       if (!busy) return;
       const queued = this.queue.shift()!;
-      const send = this.message(busy, queued.task.job);
-      busy.prefetched = { queued, send };
-      busy.port.postMessage(send);
+      busy.prefetched = queued;
+      busy.port.postMessage(this.message(busy, queued.task.job));
     }
   }
 
@@ -141,10 +140,9 @@ export class WorkerPool {
    * otherwise put back at the front of the queue, never having run.
    */
   private recoverPrefetched(slot: Slot, drained: readonly FromWorker[]): void {
-    const prefetched = slot.prefetched;
-    if (!prefetched) return;
+    const queued = slot.prefetched;
+    if (!queued) return;
     slot.prefetched = undefined;
-    const { queued } = prefetched;
     const runId = queued.task.job.runId;
     let started = false;
     for (const message of drained) {
@@ -225,7 +223,7 @@ export class WorkerPool {
         // The worker goes on with the run it was sent ahead, without a round trip through this thread.
         if (next) {
           slot.prefetched = undefined;
-          this.execute(slot, next.queued, true);
+          this.execute(slot, next, true);
         } else slot.worker.unref();
       } else {
         const drained: FromWorker[] = [];

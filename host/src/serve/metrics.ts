@@ -78,18 +78,14 @@ export class ServeMetrics {
     const range = [this.lastId, upTo] as const;
     // Calls: a call record, or the result of an intent (the intent alone has no outcome yet).
     const calls = db
-      .prepare<[{ from: number; to: number }], { component: string; call: string; decision: string; n: number }>(
+      .prepare<[number, number], { component: string; call: string; decision: string; n: number }>(
+        // ledger_records: one row per record, a batch's calls included (storage/db.ts).
         `SELECT s.body ->> '$.component.name' AS component, c.body ->> '$.call' AS call, c.body ->> '$.decision' AS decision, count(*) AS n
-           FROM ledger c JOIN ledger s ON s.run = c.run AND s.seq = 0
-          WHERE c.id > @from AND c.id <= @to AND c.type IN ('call', 'result')
-          GROUP BY 1, 2, 3
-         UNION ALL
-         SELECT s.body ->> '$.component.name', j.value ->> '$.call', j.value ->> '$.decision', count(*)
-           FROM ledger c JOIN ledger s ON s.run = c.run AND s.seq = 0, json_each(c.body, '$.records') j
-          WHERE c.id > @from AND c.id <= @to AND c.type = 'batch'
+           FROM ledger_records c JOIN ledger s ON s.run = c.run AND s.seq = 0
+          WHERE c.id > ? AND c.id <= ? AND c.type IN ('call', 'result')
           GROUP BY 1, 2, 3`,
       )
-      .all({ from: range[0], to: range[1] });
+      .all(...range);
     for (const row of calls) this.calls.inc({ component: row.component, interface: interfaceOf(row.call), decision: row.decision }, row.n);
     const ends = db
       .prepare<[number, number], { component: string; invoke: string | null; outcome: string; durationUs: number; fuel: number | null }>(

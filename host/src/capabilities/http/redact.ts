@@ -129,7 +129,7 @@ export function formsOf(value: string): Buffer[] {
     ascii(percent(bytes, true, true));
   }
   // JSON string escapes: the minimal one JSON.stringify writes, with `\/` (PHP, some Java), and with
-  // every non-ASCII or every char as \uXXXX (Python's ensure_ascii and friends), hex in either case.
+  // every non-ASCII or every char as a six-character \u escape with four hex digits (Python's ensure_ascii and friends), hex in either case.
   const json = JSON.stringify(value).slice(1, -1);
   for (const s of [json, json.replace(/\//gu, '\\/'), unicodeEscaped(value, false, false), unicodeEscaped(value, false, true), unicodeEscaped(value, true, false), unicodeEscaped(value, true, true)]) {
     out.push(Buffer.from(s, 'utf8'));
@@ -174,7 +174,7 @@ function percent(bytes: Buffer, all: boolean, lower: boolean): string {
   return out;
 }
 
-/** A JSON string body with non-ASCII (or every) UTF-16 unit as \uXXXX, and the JSON escapes otherwise. */
+/** A JSON string body with non-ASCII (or every) UTF-16 unit as a \u escape (four hex digits), and the JSON escapes otherwise. */
 function unicodeEscaped(value: string, all: boolean, lower: boolean): string {
   let out = '';
   for (let i = 0; i < value.length; i++) {
