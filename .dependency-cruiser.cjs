@@ -17,6 +17,7 @@ const LAYERS = [
   ['telemetry', '^host/src/telemetry/'],
   ['host', '^host/src/(host|index)\\.ts$'],
   ['mcp', '^host/src/mcp/'],
+  ['cluster', '^host/src/cluster/'],
   ['serve', '^host/src/serve/'],
   ['cli', '^host/src/cli/'],
 ];

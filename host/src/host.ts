@@ -21,12 +21,13 @@ import { checkHeader, type ComponentInfo } from './component/inspect.js';
 import { ComponentCache, type PreparedComponent } from './component/prepare.js';
 import { ComponentStore } from './component/store.js';
 import { processAlive } from './ledger/recover.js';
-import { endInterruptedRuns, isHostRecord, LedgerStore, newRunId, verifyRun, type LimitKind, type RunCause, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
+import { endInterruptedRuns, isHostRecord, LedgerStore, newRunId, verifyRun, type IntentLogEntry, type LimitKind, type RunCause, type RunCounts, type StoredRecord, type VerifyResult } from './ledger/index.js';
 import { notReplayable, ReplayError, replayRun, type ReplayOptions, type ReplayReport } from './replay/replay.js';
 import { endCutRun, endStoppedRun, governedRun, type RunRequest, type RunServices, type RunSummary } from './sandbox/governed-run.js';
 import { HostGateway, type Approver } from './sandbox/host-gateway.js';
 import { instantiateGenerated } from './sandbox/instantiate.js';
 import { WorkerPool } from './sandbox/pool.js';
+import { SHARE_INTENTS } from './sandbox/protocol.js';
 import { openStateDb, type StateDb } from './storage/db.js';
 import { newWriteLockBuffer } from './storage/write-lock.js';
 import { WalSync } from './storage/wal-sync.js';
@@ -86,6 +87,12 @@ export interface HostOptions {
   readonly resolve?: (hostname: string) => Promise<readonly string[]>;
   /** Extra CA certificates trusted for egress TLS. */
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /**
+   * Where a run's intents are also made durable before their effects start, beyond this machine's
+   * intent log (a cluster's shared database: cluster/). A rejection fails the intent, so the effect
+   * never starts. Worker execution only.
+   */
+  readonly shareIntents?: (runId: string, entries: readonly IntentLogEntry[]) => Promise<void>;
 }
 
 export type RunOutcome = 'ok' | 'error' | 'trap' | 'limit';
@@ -199,6 +206,9 @@ export class Host {
       options.onGuestLog ??
       ((entry) => this.logger.debug({ guest: entry.component, run: entry.runId, level: entry.level }, entry.message));
     this.execution = options.execution ?? 'worker';
+    if (options.shareIntents && this.execution === 'in-process') {
+      throw new RangeError('shareIntents needs worker execution: an in-process run cannot wait for the host thread to share an intent');
+    }
     this.secrets = secretSource(options.secrets, process.env, options.secretsSource);
     this.gateway = new HostGateway({
       secrets: this.secrets,
@@ -430,7 +440,14 @@ export class Host {
   private async inWorker(agent: Agent, request: RunRequest, traceparent?: string): Promise<RunSummary> {
     const { policy, prepared } = agent;
     const { memoryMiB, timeoutMs } = policy.limits;
-    this.pool ??= new WorkerPool(Math.max(1, this.options.workers ?? availableParallelism()), this.stateDir, (op, args) => this.gateway.serve(op, args), this.writeLock);
+    const share = this.options.shareIntents;
+    this.pool ??= new WorkerPool(
+      Math.max(1, this.options.workers ?? availableParallelism()),
+      this.stateDir,
+      (op, args) => (op === SHARE_INTENTS && share ? shareFrom(share, args) : this.gateway.serve(op, args)),
+      this.writeLock,
+      share !== undefined,
+    );
     this.gateway.begin(request.runId, policy, traceparent);
     const outcome = await this.pool.run({
       job: {
@@ -670,3 +687,10 @@ function isCompiled(policy: object): policy is IcePolicy {
   return 'grants' in policy && 'digest' in policy && 'document' in policy;
 }
 
+/** A run's intents from its worker, handed to `HostOptions.shareIntents` (checked: the worker is not trusted with shapes). */
+async function shareFrom(share: NonNullable<HostOptions['shareIntents']>, args: unknown): Promise<null> {
+  const { runId, entries } = (args ?? {}) as { runId?: unknown; entries?: unknown };
+  if (typeof runId !== 'string' || !Array.isArray(entries)) throw new Error('malformed intents from a run worker');
+  await share(runId, entries as IntentLogEntry[]);
+  return null;
+}

@@ -37,7 +37,8 @@ type Subcommand = (argv: string[], io: Io) => number | Promise<number>;
 const SUBCOMMANDS: Record<string, Subcommand> = {
   list,
   show,
-  verify,
+  // --db: a cluster's shared ledger (loaded on demand: it talks to PostgreSQL).
+  verify: async (argv, io) => (argv.some((a) => a === '--db' || a.startsWith('--db=')) ? (await import('./audit-db.js')).verifyShared(argv, io) : verify(argv, io)),
   export: exportRun,
   trace,
   // Loaded on demand: it is the one subcommand that may talk HTTP.

@@ -10,6 +10,7 @@ import { loadSecretsFile } from '../capabilities/secrets.js';
 import { terminalSafe } from '../core/text.js';
 import { loadMcpConfig } from '../mcp/config.js';
 import { ServeSetupError } from '../serve/files.js';
+import { ClusterError } from '../cluster/node.js';
 import { startServer } from '../serve/server.js';
 import { UsageError, withUsage } from './args.js';
 import { MAX_COMPONENT_BYTES_OPTION, maxComponentBytes } from './component-size.js';
@@ -32,6 +33,8 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
         'allow-origin': { type: 'string', multiple: true },
         workers: { type: 'string' },
         secrets: { type: 'string' },
+        db: { type: 'string' },
+        'lease-ms': { type: 'string' },
         ...MAX_COMPONENT_BYTES_OPTION,
       },
       allowPositionals: true,
@@ -42,6 +45,10 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   if (!values.config) throw new UsageError(`ice serve: --config <ice.yaml> is required: it names each agent's component, policy and triggers\nusage: ${SERVE_USAGE}`);
   const drainMs = values['drain-ms'] === undefined ? DEFAULT_DRAIN_MS : wholeNumber('--drain-ms', values['drain-ms'], 0, 3_600_000);
   const workers = values.workers === undefined ? undefined : wholeNumber('--workers', values.workers, 1, 256);
+  const db = values.db;
+  if (db !== undefined && !/^postgres(ql)?:\/\//u.test(db)) throw new UsageError(`ice serve: --db takes a PostgreSQL URL (postgres://user@host:port/database), got ${JSON.stringify(db.replace(/:[^:@/]*@/u, ':***@'))}\nusage: ${SERVE_USAGE}`);
+  const leaseMs = values['lease-ms'] === undefined ? undefined : wholeNumber('--lease-ms', values['lease-ms'], 300, 600_000);
+  if (leaseMs !== undefined && db === undefined) throw new UsageError(`ice serve: --lease-ms applies to a cluster: add --db postgres://…\nusage: ${SERVE_USAGE}`);
   const config = loadMcpConfig(values.config, 'serve');
   const secrets = values.secrets !== undefined ? loadSecretsFile(values.secrets) : undefined;
   const logger = pino({ name: 'ice-serve', level: process.env.ICE_LOG_LEVEL ?? 'info' }, pino.destination({ fd: 2, sync: true }));
@@ -56,6 +63,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       ...(values.listen !== undefined ? { listen: values.listen } : {}),
       ...(values['token-file'] !== undefined ? { tokenFile: values['token-file'] } : {}),
       ...(values['allow-origin'] ? { allowOrigins: values['allow-origin'] } : {}),
+      ...(db !== undefined ? { cluster: { url: db, ...(leaseMs !== undefined ? { leaseMs } : {}) } } : {}),
       logger,
       host: {
         logger,
@@ -68,7 +76,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
       },
     });
   } catch (error) {
-    if (error instanceof ServeSetupError) throw new UsageError(`ice serve: ${error.message}`);
+    if (error instanceof ServeSetupError || error instanceof ClusterError) throw new UsageError(`ice serve: ${error.message}`);
     throw error;
   }
   io.stderr(`ice serve: ${config.agents.length} agent${config.agents.length === 1 ? '' : 's'} (${config.agents.map((a) => a.name).join(', ')}) on ${server.url}\n`);

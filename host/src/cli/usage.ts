@@ -3,13 +3,14 @@ const HOST_OPTIONS = '[--state <dir>] [--log] [--in-process] [--secrets <file>] 
 export const RUN_USAGE = `ice run <component.wasm> --policy <file> [--input <text> | --input-file <path>] ${HOST_OPTIONS} [-- <args of a WASI command>…]`;
 export const CALL_USAGE = `ice call <component.wasm> <function> --policy <file> (--args '<json object>' | --args-file <path>) ${HOST_OPTIONS}`;
 export const MCP_USAGE = 'ice mcp --config <agents.yaml> [--state <dir>] [--in-process] [--secrets <file>] [--max-component-bytes <n>]';
-export const SERVE_USAGE = 'ice serve --config <ice.yaml> [--state <dir>] [--listen <host:port>] [--token-file <file>] [--drain-ms <ms>] [--workers <n>] [--allow-origin <origin>]… [--secrets <file>] [--max-component-bytes <n>]';
+export const SERVE_USAGE = 'ice serve --config <ice.yaml> [--state <dir>] [--listen <host:port>] [--token-file <file>] [--drain-ms <ms>] [--workers <n>] [--allow-origin <origin>]… [--secrets <file>] [--max-component-bytes <n>] [--db <postgres://…> [--lease-ms <ms>]]';
 export const INSPECT_USAGE = 'ice inspect <component.wasm> [--json] [--max-component-bytes <n>]';
 export const BUILD_USAGE = 'ice build <guest: AssemblyScript .ts or dir with index.ts, or Rust package dir> -o <out.wasm>';
 export const AUDIT_USAGE = [
   'ice audit list [--limit <n>] [--state <dir>]',
   'ice audit show <run-id | last> [--json] [--denied] [--interface <name>] [--state <dir>]',
   'ice audit verify [<run-id> [--root <hex>] | --all | --file <export.jsonl>] [--state <dir>]',
+  'ice audit verify --db <postgres://…>   (a cluster\'s shared ledger; ICE_LEDGER_KEY is its key)',
   'ice audit export <run-id | last> --format jsonl [--state <dir>]',
   'ice audit trace <run-id | last> [--limit <n>] [--json] [--state <dir>]',
   'ice audit tail [--after <row id>] [--json] [--state <dir> | --server <url> --token-file <file>]',

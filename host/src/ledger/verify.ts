@@ -315,34 +315,59 @@ export function verifyStore(
   store: { rows(): Iterable<LedgerRow> },
   options: VerifyKeyOptions & { inFlight?: ReadonlySet<string>; legacyRuns?: number } = {},
 ): VerifyResult {
-  const chains = new Map<string, RunChain>();
-  let previousRunStart: string | null = null;
-  let records = 0;
-  let keyedSeen = false;
+  const verifier = new StoreVerifier(options);
   for (const row of store.rows()) {
-    let chain = chains.get(row.run);
+    const failure = verifier.add(row);
+    if (failure) return failure;
+  }
+  return verifier.finish();
+}
+
+/**
+ * `verifyStore` one row at a time, for rows that arrive in pages (a shared database read
+ * asynchronously, cluster/verify.ts). `runStarts: 'external'`: run-starts are chained outside their
+ * bodies (per agent, by the cluster's chain table), so a run-start's own `prev` is not checked here.
+ */
+export class StoreVerifier {
+  private readonly chains = new Map<string, RunChain>();
+  private previousRunStart: string | null = null;
+  private recordCount = 0;
+  private keyedSeen = false;
+
+  constructor(private readonly options: VerifyKeyOptions & { inFlight?: ReadonlySet<string>; legacyRuns?: number; runStarts?: 'chained' | 'external' } = {}) {}
+
+  /** Checks the next row in append order; a failure ends the walk. */
+  add(row: LedgerRow): (VerifyResult & { ok: false }) | undefined {
+    const { options } = this;
+    let chain = this.chains.get(row.run);
     if (chain === undefined) {
       chain = new RunChain(row.run, options.key);
-      chains.set(row.run, chain);
+      this.chains.set(row.run, chain);
     }
     const isStart = chain.expectsRunStart;
     const before = chain.records;
-    const failure = chain.check(row.hash, row.body, isStart ? previousRunStart : undefined, row);
+    const startPrev = isStart && options.runStarts !== 'external' ? this.previousRunStart : undefined;
+    const failure = chain.check(row.hash, row.body, startPrev, row);
     if (failure) return { ok: false, run: row.run, ...failure };
     if (isStart) {
-      previousRunStart = row.hash;
+      this.previousRunStart = row.hash;
       // A run rewritten unkeyed (rehashed with plain SHA-256) after keys came in is a downgrade.
-      const legacy = options.legacyRuns === undefined ? !keyedSeen : chains.size <= options.legacyRuns;
+      const legacy = options.legacyRuns === undefined ? !this.keyedSeen : this.chains.size <= options.legacyRuns;
       if (!chain.keyed && !legacy) return { ok: false, run: row.run, seq: 0, reason: DOWNGRADED };
-      keyedSeen ||= chain.keyed;
+      this.keyedSeen ||= chain.keyed;
     }
-    records += chain.records - before;
+    this.recordCount += chain.records - before;
+    return undefined;
   }
-  for (const chain of chains.values()) {
-    const failure = chain.finish(options.inFlight?.has(chain.run) === true);
-    if (failure) return { ok: false, run: chain.run, ...failure };
+
+  /** After the last row: every run not in flight must have ended. */
+  finish(): VerifyResult {
+    for (const chain of this.chains.values()) {
+      const failure = chain.finish(this.options.inFlight?.has(chain.run) === true);
+      if (failure) return { ok: false, run: chain.run, ...failure };
+    }
+    return withNotes({ ok: true, records: this.recordCount, runs: this.chains.size }, this.chains.values(), this.options.inFlight);
   }
-  return withNotes({ ok: true, records, runs: chains.size }, chains.values(), options.inFlight);
 }
 
 /** Adds the notes (in flight, unkeyed, recovered) only when there are some, so results of plain ledgers keep their shape. */

@@ -40,6 +40,12 @@ export interface RunServices extends CapabilityServices {
   readonly ledger: LedgerStore;
   /** The host thread, for host effects and approvals (worker execution). */
   readonly bridge?: HostBridge;
+  /**
+   * Also makes a run's intents durable outside this machine before their effects (a cluster's shared
+   * database, cluster/): called after the local intent log's write, and a throw fails the intent — so
+   * an effect never starts that the shared ledger could not account for.
+   */
+  readonly shareIntents?: (runId: string, entries: readonly IntentLogEntry[]) => void;
 }
 
 /** What a run left, as plain data (it crosses back from a worker). */
@@ -64,10 +70,19 @@ export function governedRun(request: RunRequest, instantiate: Instantiate, servi
   const { journal } = services;
   journal?.clear();
   const intentLog = IntentLog.forRun(services.state.dir, runId);
+  const { shareIntents } = services;
   // The run-start commits with the run's first records (often with its run-end): one commit per run.
   const writer = new BufferedRunWriter(startRun(services.ledger, request, true), services.state, {
     ...(journal ? { onQueued: (queued, seq) => journal.write(seq, queued), onFlushed: () => journal.clear() } : {}),
-    intentLog,
+    intentLog: shareIntents
+      ? {
+          write: (entries) => {
+            intentLog.write(entries);
+            shareIntents(runId, entries);
+          },
+          clear: () => intentLog.clear(),
+        }
+      : intentLog,
   });
   const output = commandOutput(request.invocation);
   const run = { component: policy.component, runId, capture: policy.capture, maxCaptureBytes: policy.maxCaptureBytes, limits: policy.limits, services, ...output.context };

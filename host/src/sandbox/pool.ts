@@ -83,6 +83,8 @@ export class WorkerPool {
     private readonly serve: BridgeHandler,
     /** The process's write lock on the state database, shared with every worker. */
     private readonly writeLock: SharedArrayBuffer,
+    /** Runs hand their intents to the host thread too (`SHARE_INTENTS`). */
+    private readonly shareIntents = false,
   ) {}
 
   run(task: PoolTask): Promise<PoolOutcome> {
@@ -166,7 +168,7 @@ export class WorkerPool {
     const { port1, port2 } = new MessageChannel();
     const journal = new Journal(new SharedArrayBuffer(JOURNAL_BYTES));
     const bridgeBuffer = new SharedArrayBuffer(BRIDGE_BYTES);
-    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer, bridge: bridgeBuffer, writeLock: this.writeLock };
+    const init: WorkerInit = { stateDir: this.stateDir, port: port2, journal: journal.buffer, bridge: bridgeBuffer, writeLock: this.writeLock, shareIntents: this.shareIntents };
     const worker = new Worker(WORKER_URL, { workerData: init, transferList: [port2] });
     worker.unref();
     port1.unref();

@@ -18,7 +18,12 @@ export interface WorkerInit {
   readonly bridge: SharedArrayBuffer;
   /** The process's write lock on the state database (storage/write-lock.ts). */
   readonly writeLock: SharedArrayBuffer;
+  /** Whether runs' intents also go to the host thread before their effects (`SHARE_INTENTS`, a cluster). */
+  readonly shareIntents?: boolean;
 }
+
+/** The bridge operation that hands a run's intents to the host thread (HostOptions.shareIntents). */
+export const SHARE_INTENTS = 'ice:share-intents';
 
 export interface WorkerJob {
   readonly runId: string;

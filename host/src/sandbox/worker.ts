@@ -9,7 +9,7 @@ import { prepareCapabilities } from '../capabilities/admit.js';
 import { compilePolicy, type IcePolicy } from '../capabilities/policy.js';
 import type { GuestEvent, GuestLogEntry, WasiOutputEntry } from '../capabilities/run-services.js';
 import type { GeneratedInstantiate } from '../component/prepare.js';
-import { LedgerStore } from '../ledger/index.js';
+import { LedgerStore, type IntentLogEntry } from '../ledger/index.js';
 import { openStateDb } from '../storage/db.js';
 import { KvStore } from '../views/kv-store.js';
 import { enqueueDeliveries, type EmittedEvent } from '../views/deliveries.js';
@@ -17,12 +17,13 @@ import { BridgeClient } from './bridge.js';
 import { governedRun } from './governed-run.js';
 import { instantiateGenerated } from './instantiate.js';
 import { Journal } from './journal.js';
-import type { FromWorker, WorkerInit, WorkerJob } from './protocol.js';
+import { SHARE_INTENTS, type FromWorker, type WorkerInit, type WorkerJob } from './protocol.js';
 
-const { stateDir, port, journal, bridge, writeLock } = workerData as WorkerInit;
+const { stateDir, port, journal, bridge, writeLock, shareIntents } = workerData as WorkerInit;
 const post = (message: FromWorker): void => port.postMessage(message);
 
 const state = openStateDb(stateDir, { writeLock });
+const hostThread = new BridgeClient(bridge);
 const services = {
   journal: new Journal(journal),
   state,
@@ -32,7 +33,9 @@ const services = {
   events: (event: GuestEvent) => post({ type: 'event', event }),
   deliveries: (event: EmittedEvent) => enqueueDeliveries(state, event),
   wasiOutput: (entry: WasiOutputEntry) => post({ type: 'output', entry }),
-  bridge: new BridgeClient(bridge),
+  bridge: hostThread,
+  // A cluster: an intent is in the shared database before its effect starts (the host thread writes it).
+  ...(shareIntents ? { shareIntents: (runId: string, entries: readonly IntentLogEntry[]) => void hostThread.call(SHARE_INTENTS, { runId, entries }) } : {}),
 };
 
 interface Component {

@@ -22,6 +22,9 @@ import { agentsWithPending, claimDeliveries, deliveryCounts, finishDelivery, rec
 import { readAgent, recordRefusal, recordTransition, TransitionError, type RecordSubject } from '../views/lifecycle.js';
 import type { ApprovalRequest } from '../capabilities/define.js';
 import type { RunSpanIds, RunTracer } from '../telemetry/traces.js';
+import type { ClusterMember, ClusterNode } from '../cluster/node.js';
+import { importRegistryRow } from '../cluster/spool.js';
+import type { AgentRow, SharedDelivery } from '../cluster/store.js';
 
 /** What a run of an agent calls. */
 export type AgentRequest =
@@ -51,6 +54,11 @@ export interface ServeRuntimeOptions {
   readonly tracer?: RunTracer;
   /** Asks of runs started by an MCP session go to its client (serve/mcp-http.ts). */
   readonly approve?: (request: ApprovalRequest) => Promise<{ approved: boolean; by?: string; reason?: string }> | undefined;
+  /**
+   * One host of a cluster (`ice serve --db postgres://…`, cluster/): ledger, kv, registry and deliveries
+   * are shared; an agent runs on the host holding its lease. Undefined: this state directory alone.
+   */
+  readonly cluster?: ClusterNode;
 }
 
 export interface AgentStatus {
@@ -72,7 +80,7 @@ interface Work {
   readonly request: AgentRequest;
   readonly cause: RunCause | undefined;
   readonly trigger: TriggerKind;
-  /** The delivery this run completes. */
+  /** The delivery this run completes (its id in the cluster's database, on a cluster host). */
   readonly delivery?: number;
   /** The caller's W3C trace context (traces). */
   readonly traceparent?: string;
@@ -127,9 +135,11 @@ export class ServeRuntime {
    */
   static async start(config: McpConfig, options: ServeRuntimeOptions): Promise<ServeRuntime> {
     let runtime: ServeRuntime | undefined;
+    const { cluster } = options;
     const host = await createHost({
       ...options.host,
       stateDir: options.stateDir,
+      ...(cluster ? { shareIntents: cluster.shareIntents } : {}),
       approve: (request) =>
         options.approve?.(request) ?? Promise.resolve({ approved: false, by: 'ice-serve', reason: 'a run started by a trigger has nobody to ask: grant or deny it in the policy' }),
       approverName: 'ice-serve',
@@ -157,9 +167,26 @@ export class ServeRuntime {
       loaded.push({ entry, agent });
     }
     const state = this.host.state;
-    for (const { entry, agent } of loaded) {
-      const served = this.reconcile(entry, agent);
-      this.agents.set(entry.name, served);
+    const cluster = this.options.cluster;
+    if (cluster) {
+      checkNamespaces(loaded.map(({ entry, agent }) => ({ name: entry.name, namespace: agent.policy.component })), this.config.source);
+      // Hosts reconcile one at a time against the shared registry: the first records what the config
+      // changes, the others find it recorded.
+      await cluster.store.withLock('config', async () => {
+        for (const row of await cluster.registry()) importRegistryRow(state, row);
+        for (const { entry, agent } of loaded) this.agents.set(entry.name, this.reconcile(entry, agent));
+        await cluster.attach(state, this.member());
+        // Shipped now where this host can take the agent's lease; else by this host when it next takes it.
+        for (const { agent, runId } of this.recorded.splice(0)) {
+          await cluster.take(agent);
+          await cluster.hostRecord(agent, runId);
+        }
+      });
+    } else {
+      for (const { entry, agent } of loaded) {
+        const served = this.reconcile(entry, agent);
+        this.agents.set(entry.name, served);
+      }
     }
     // Agents of an earlier config that this one no longer has: stopped, so nothing is delivered to them.
     for (const row of state.db.prepare<[], { name: string; state: string }>("SELECT name, state FROM agents WHERE state <> 'stopped'").all()) {
@@ -222,6 +249,7 @@ export class ServeRuntime {
 
   private transition(subject: RecordSubject, to: AgentState, cause: RunCause): string {
     const { runId } = recordTransition({ state: this.host.state, ledger: this.host.ledger }, subject, to, cause);
+    this.shipHostRecord(subject.agent, runId);
     const served = this.agents.get(subject.agent);
     if (served) {
       served.state = to;
@@ -254,7 +282,7 @@ export class ServeRuntime {
       triggers: { ...(entry.on.events ? { events: entry.on.events } : {}), ...(entry.on.schedule ? { schedule: entry.on.schedule } : {}), ...(entry.on.http ? { http: entry.on.http } : {}) },
       queue: { length: served.queue.length, capacity: entry.queue, running: served.running, concurrency: entry.concurrency },
       faults: { recent: served.faults.filter((t) => now - t <= entry.faults.windowMs).length, max: entry.faults.max, windowMs: entry.faults.windowMs },
-      deliveries: deliveryCounts(this.host.state, name),
+      deliveries: this.options.cluster ? this.options.cluster.deliveries(name) : deliveryCounts(this.host.state, name),
       ...(served.lastRun ? { lastRun: served.lastRun } : {}),
       since: { run: served.since },
     };
@@ -355,6 +383,15 @@ export class ServeRuntime {
     cause: RunCause | undefined,
     options: { readonly runId?: string; /** W3C trace context of the caller: the run's span becomes its child. */ readonly traceparent?: string } = {},
   ): Promise<RunResult> {
+    const cluster = this.options.cluster;
+    if (cluster && !cluster.holds(name)) {
+      this.served(name);
+      // The agent runs where its lease is: take it if free, else say where it runs.
+      return cluster.take(name, 2 * cluster.leaseMs).then(async (taken) => {
+        if (!taken) throw new Refused(409, `agent ${name} runs on another host of the cluster now (${(await cluster.holder(name)) ?? 'unknown'}): send the request there, or retry once it is idle`);
+        return this.invoke(name, request, trigger, cause, options);
+      });
+    }
     const runId = options.runId ?? newRunId();
     const served = this.served(name);
     if (this.closing) throw new Refused(503, 'the server is shutting down');
@@ -389,7 +426,63 @@ export class ServeRuntime {
     const more = seen.suppressed > 0 ? ` (and ${seen.suppressed} more refused since the last record)` : '';
     seen.last = now;
     seen.suppressed = 0;
-    recordRefusal({ state: this.host.state, ledger: this.host.ledger }, subjectOf(agent.entry.name, agent.agent), trigger, `${reason}${more}`, cause);
+    const { runId } = recordRefusal({ state: this.host.state, ledger: this.host.ledger }, subjectOf(agent.entry.name, agent.agent), trigger, `${reason}${more}`, cause);
+    this.shipHostRecord(agent.entry.name, runId);
+  }
+
+  /** Host records written before the cluster is attached (the start's reconcile), shipped once it is. */
+  private readonly recorded: { agent: string; runId: string }[] = [];
+
+  /** On a cluster host: a host record goes to the shared ledger (now if this host holds the agent, else when it next does). */
+  private shipHostRecord(agent: string, runId: string): void {
+    const cluster = this.options.cluster;
+    if (cluster === undefined) return;
+    if (!this.attached) {
+      this.recorded.push({ agent, runId });
+      return;
+    }
+    cluster.hostRecord(agent, runId).catch((error: unknown) => this.options.logger.warn({ agent, run: runId, error: String(error) }, 'cluster: a host record is not shipped yet; it will be with the next'));
+  }
+
+  private attached = false;
+
+  /** What the cluster asks of this runtime (cluster/node.ts). */
+  private member(): ClusterMember {
+    this.attached = true;
+    const namespaces = new Map([...this.agents].map(([name, served]) => [name, { namespace: served.agent.policy.component }]));
+    return {
+      agents: () => namespaces,
+      room: (agent) => {
+        const served = this.agents.get(agent);
+        return served && served.state === 'active' && !this.closing ? served.entry.queue - served.queue.length : 0;
+      },
+      enqueue: (agent, claimed) => {
+        const served = this.agents.get(agent);
+        if (served === undefined) return;
+        for (const { delivery, run } of claimed) served.queue.push(deliveryWork(sharedDelivery(delivery), run));
+        this.pump(served);
+      },
+      idle: (agent) => {
+        const served = this.agents.get(agent);
+        return served === undefined || (served.running === 0 && served.queue.length === 0);
+      },
+      lost: (agent) => {
+        const served = this.agents.get(agent);
+        if (served === undefined) return [];
+        const dropped = served.queue.splice(0);
+        for (const work of dropped) work.settle?.(new Refused(503, `agent ${agent} moved to another host of the cluster before the run started`));
+        return dropped.flatMap((work) => (work.delivery === undefined ? [] : [work.delivery]));
+      },
+      registry: (agent, row) => this.adopt(agent, row),
+    };
+  }
+
+  /** The shared registry's state of an agent this host just took (another host may have changed it). */
+  private adopt(agent: string, row: AgentRow): void {
+    const served = this.agents.get(agent);
+    if (served === undefined) return;
+    served.state = row.state as AgentState;
+    served.since = row.since;
   }
 
   /** The agent a webhook path belongs to. */
@@ -423,6 +516,11 @@ export class ServeRuntime {
 
   /** Moves pending deliveries into the queues of active agents with room, claiming each for its run. */
   private pumpDeliveries(): void {
+    const cluster = this.options.cluster;
+    if (cluster) {
+      for (const name of this.agents.keys()) if (cluster.holds(name)) void cluster.pull(name);
+      return;
+    }
     const state = this.host.state;
     for (const name of agentsWithPending(state)) {
       const served = this.agents.get(name);
@@ -457,10 +555,13 @@ export class ServeRuntime {
     served.running++;
     // A traced run's span ids are chosen now, so its outbound requests can name it as their parent.
     const ids = this.options.tracer?.begin(work.traceparent);
+    const cluster = this.options.cluster;
+    // On a cluster the delivery is the shared database's, completed by the run-end's shipment.
+    cluster?.begin(work.runId, served.entry.name, work.delivery);
     const options = {
       runId: work.runId,
       ...(work.cause ? { cause: work.cause } : {}),
-      ...(work.delivery !== undefined ? { delivery: work.delivery } : {}),
+      ...(work.delivery !== undefined && !cluster ? { delivery: work.delivery } : {}),
       ...(ids ? { traceparent: ids.traceparent } : {}),
     };
     const agent = served.agent;
@@ -469,12 +570,29 @@ export class ServeRuntime {
       request.kind === 'run' ? agent.run(request.input, options) : request.kind === 'call' ? agent.call(request.function, request.args, options) : agent.command(request.args, request.stdin, options);
     const done = run
       .then(
-        (result) => this.finished(served, work, result, ids),
-        (error: unknown) => this.failed(served, work, error),
+        async (result) => {
+          await this.shipped(served, work.runId);
+          this.finished(served, work, result, ids);
+        },
+        async (error: unknown) => {
+          await this.shipped(served, work.runId, !(error instanceof RunStopped));
+          this.failed(served, work, error);
+        },
       )
       .catch((error: unknown) => this.options.logger.error({ agent: served.entry.name, run: work.runId, error: error instanceof Error ? error.message : String(error) }, 'after a run'));
     this.running.add(done);
     void done.finally(() => this.running.delete(done));
+  }
+
+  /** On a cluster: the run's records in the shared ledger before anyone learns its result. */
+  private async shipped(served: Served, runId: string, abandoned = false): Promise<void> {
+    const cluster = this.options.cluster;
+    if (cluster === undefined) return;
+    try {
+      await cluster.ended(runId, abandoned);
+    } catch (error) {
+      this.options.logger.error({ agent: served.entry.name, run: runId, error: error instanceof Error ? error.message : String(error) }, 'cluster: the run is not in the shared ledger');
+    }
   }
 
   private finished(served: Served, work: Work, result: RunResult, ids?: RunSpanIds): void {
@@ -497,7 +615,7 @@ export class ServeRuntime {
     } else if (work.delivery !== undefined) {
       // Refused before it ran (an input over the host's limit): recorded, and the delivery is done with.
       this.refuse(served, 'event', `delivery of ${work.cause?.kind === 'event' ? work.cause.event : 'an event'} refused: ${error instanceof Error ? error.message : String(error)}`, work.cause);
-      finishDelivery(this.host.state, work.delivery);
+      if (!this.options.cluster) finishDelivery(this.host.state, work.delivery);
     }
     work.settle?.(error instanceof Error ? error : new Error(String(error)));
     if (!this.closing) this.pump(served);
@@ -532,13 +650,20 @@ export class ServeRuntime {
     for (const served of this.agents.values()) {
       served.cron?.stop();
       clearTimeout(served.backoffTimer);
+      const unstarted: number[] = [];
       for (const work of served.queue.splice(0)) {
-        if (work.delivery !== undefined) releaseDelivery(this.host.state, work.delivery);
+        if (work.delivery !== undefined) {
+          if (this.options.cluster) unstarted.push(work.delivery);
+          else releaseDelivery(this.host.state, work.delivery);
+        }
         work.settle?.(new Refused(503, 'the server shut down before the run started'));
       }
+      if (unstarted.length > 0) await this.options.cluster?.store.unclaim(this.options.cluster.id, unstarted);
     }
     const cut = await this.host.shutdown(drainMs);
     await Promise.allSettled([...this.running]);
+    // Runs cut off were ended `incomplete` locally: shipped, with their deliveries pending again.
+    await this.options.cluster?.close();
     return cut;
   }
 }
@@ -597,5 +722,25 @@ function checkRequest(agent: Agent, request: AgentRequest): void {
     case 'command':
       if (!agent.commandExport) throw new RunInputError(`${agent.name} is not a WASI command`);
       return;
+  }
+}
+
+/** A delivery from the cluster's queue, as a local one (the same fields). */
+function sharedDelivery(delivery: SharedDelivery): Delivery {
+  return delivery;
+}
+
+/**
+ * On a cluster a lease fences one agent's writes: two agents writing one kv namespace (one component
+ * name) could not be fenced apart, so a config that has them is refused.
+ */
+function checkNamespaces(agents: readonly { name: string; namespace: string }[], source: string): void {
+  const seen = new Map<string, string>();
+  for (const { name, namespace } of agents) {
+    const other = seen.get(namespace);
+    if (other !== undefined) {
+      throw new McpConfigError(`agents ${other} and ${name} in ${source} run the same component "${namespace}" and so share its kv namespace; on a cluster (--db) each agent's kv is fenced by its own lease: give each its own component name`);
+    }
+    seen.set(namespace, name);
   }
 }

@@ -16,6 +16,7 @@ import { McpSessions } from './mcp-http.js';
 import { ServeMetrics } from './metrics.js';
 import { RunTracer } from '../telemetry/traces.js';
 import { ServeRuntime } from './runtime.js';
+import { ClusterNode, type ClusterOptions } from '../cluster/node.js';
 import { WebhookVerifier } from './webhook.js';
 
 export interface ServeOptions {
@@ -27,7 +28,12 @@ export interface ServeOptions {
   readonly logger: Logger;
   /** Extra origins allowed on /mcp. */
   readonly allowOrigins?: readonly string[];
+  /** A cluster's shared PostgreSQL (`--db`): this server is one host of it (cluster/). */
+  readonly cluster?: ClusterOptionsFor;
 }
+
+/** How a server joins a cluster (the logger is the server's). */
+export type ClusterOptionsFor = Omit<ClusterOptions, 'logger'>;
 
 export interface RunningServer {
   readonly url: string;
@@ -46,13 +52,20 @@ export async function startServer(config: McpConfig, options: ServeOptions): Pro
   // Traces of runs, exported over OTLP/HTTP when the environment names an endpoint.
   const tracer = RunTracer.fromEnvironment();
   const sessions = new McpSessions(() => runtime!, config.source);
-  runtime = await ServeRuntime.start(config, {
-    stateDir: options.stateDir,
+  const cluster = options.cluster ? await ClusterNode.open({ ...options.cluster, logger: options.logger }) : undefined;
+  try {
+    runtime = await ServeRuntime.start(config, {
+      stateDir: options.stateDir,
+      ...(cluster ? { cluster } : {}),
     ...(options.host ? { host: options.host } : {}),
     logger: options.logger,
-    approve: (request) => sessions.approve(request),
-    ...(tracer ? { tracer } : {}),
-  });
+      approve: (request) => sessions.approve(request),
+      ...(tracer ? { tracer } : {}),
+    });
+  } catch (error) {
+    await cluster?.close().catch(() => undefined);
+    throw error;
+  }
   const secrets = secretSource(options.host?.secrets, process.env, options.host?.secretsSource);
   let origins: string[] = [];
   let stopping = false;
