@@ -361,6 +361,8 @@ export class ClusterNode {
       });
     } catch (error) {
       this.failed(agent, error);
+      // A retry after an unknown outcome links from the chain as it is, not as this host last saw it.
+      if (!(error instanceof LeaseLost)) held.head = await this.store.chainHead(agent).catch(() => held.head);
       throw error;
     }
     for (const [run, seq] of advanced) {

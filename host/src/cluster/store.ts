@@ -178,11 +178,7 @@ export class ClusterStore {
 
   /** Fails the transaction unless `host` still holds `lease`; extends it. */
   private async fence(client: pg.PoolClient, host: string, lease: Lease, ttlMs: number): Promise<void> {
-    const { rowCount } = await client.query(
-      `UPDATE ice_leases SET expires = now() + $4 * interval '1 millisecond' WHERE agent = $1 AND holder = $2 AND token = $3`,
-      [lease.agent, host, lease.token, ttlMs],
-    );
-    if (rowCount !== 1) throw new LeaseLost(`host ${host} no longer holds the lease of agent ${lease.agent} (token ${lease.token}): another host took it over`);
+    await typed(client.query('SELECT ice_fence($1, $2, $3, $4)', [host, lease.agent, lease.token, ttlMs]));
   }
 
   // --- what a new lease holder reads --------------------------------------------------------------
@@ -269,25 +265,14 @@ export class ClusterStore {
     return rows.map((r) => r.agent);
   }
 
-  /** Claims up to `limit` of the agent's oldest pending deliveries, each for a run id from `runId`, under the lease. */
+  /** Claims up to `limit` of the agent's oldest pending deliveries, each for a run id from `runId`, under the lease (one round trip). */
   async claim(host: string, lease: Lease, limit: number, ttlMs: number, runId: () => string): Promise<{ delivery: SharedDelivery; run: string }[]> {
     if (limit <= 0) return [];
-    return this.transaction(async (client) => {
-      await this.fence(client, host, lease, ttlMs);
-      const { rows } = await client.query<SharedDelivery & { id: string }>(
-        `SELECT id, event, agent, kind, payload, source, attempts FROM ice_deliveries
-          WHERE agent = $1 AND status = 'pending' ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [lease.agent, limit],
-      );
-      if (rows.length === 0) return [];
-      const claimed = rows.map((row) => ({ delivery: { ...row, id: Number(row.id) }, run: runId() }));
-      await client.query(
-        `UPDATE ice_deliveries d SET status = 'running', attempts = d.attempts + 1, run = c.run, host = $3
-           FROM unnest($1::bigint[], $2::text[]) c(id, run) WHERE d.id = c.id`,
-        [claimed.map((c) => c.delivery.id), claimed.map((c) => c.run), host],
-      );
-      return claimed;
-    });
+    const runs = Array.from({ length: Math.min(limit, CLAIM_MAX) }, runId);
+    const { rows } = await typed(
+      this.pool.query<SharedDelivery & { id: string; run: string }>('SELECT * FROM ice_claim($1, $2, $3, $4, $5)', [host, lease.agent, lease.token, ttlMs, runs]),
+    );
+    return rows.map(({ run, ...row }) => ({ delivery: { ...row, id: Number(row.id) }, run }));
   }
 
   /** Claimed deliveries a host gives back unstarted (it is stopping, or lost the agent). */
@@ -315,86 +300,34 @@ export class ClusterStore {
    * chain head. @throws LeaseLost, ShipConflict
    */
   async ship(host: string, lease: Lease, ttlMs: number, key: Buffer, head: ChainHead | null, shipment: Shipment): Promise<ChainHead | null> {
-    return this.transaction(async (client) => {
-      await this.fence(client, host, lease, ttlMs);
-      let chain = head;
-      const { rows } = shipment;
-      if (rows.length > 0) {
-        const inserted = await client.query<{ run: string; seq: number }>(
-          `INSERT INTO ice_ledger (run, seq, type, hash, body, agent, host)
-             SELECT r.run, r.seq, r.type, r.hash, r.body, $6, $7 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY r(run, seq, type, hash, body, o)
-             ORDER BY r.o
-           ON CONFLICT (run, seq) DO NOTHING RETURNING run, seq`,
-          [rows.map((r) => r.run), rows.map((r) => r.seq), rows.map((r) => r.type), rows.map((r) => r.hash), rows.map((r) => r.body), lease.agent, host],
-        );
-        const fresh = new Set(inserted.rows.map((r) => `${r.run}\0${r.seq}`));
-        const retried = rows.filter((r) => !fresh.has(`${r.run}\0${r.seq}`));
-        if (retried.length > 0) {
-          const found = await client.query<{ run: string; seq: number; hash: string }>(
-            'SELECT l.run, l.seq, l.hash FROM ice_ledger l JOIN unnest($1::text[], $2::int[]) r(run, seq) ON l.run = r.run AND l.seq = r.seq',
-            [retried.map((r) => r.run), retried.map((r) => r.seq)],
-          );
-          const stored = new Map(found.rows.map((r) => [`${r.run}\0${r.seq}`, r.hash]));
-          for (const row of retried) {
-            if (stored.get(`${row.run}\0${row.seq}`) !== row.hash) {
-              throw new ShipConflict(`run ${row.run} seq ${row.seq} is already in the shared ledger with another hash: another host wrote this run (it ended it after this host lost the lease)`);
-            }
-          }
-        }
-        const ended = new Set(shipment.ends.map((e) => e.run));
-        for (const row of rows) {
-          if (row.seq !== 0 || !fresh.has(`${row.run}\0${row.seq}`)) continue;
-          const n = (chain?.n ?? 0) + 1;
-          const link = chainLink(key, lease.agent, n, row.run, row.hash, chain?.link ?? null);
-          await client.query('INSERT INTO ice_runs (agent, n, run, start_hash, link) VALUES ($1, $2, $3, $4, $5)', [lease.agent, n, row.run, row.hash, link]);
-          chain = { n, link };
-          if (!ended.has(row.run)) {
-            await client.query('INSERT INTO ice_running (run, agent, host, token) VALUES ($1, $2, $3, $4) ON CONFLICT (run) DO NOTHING', [row.run, lease.agent, host, lease.token]);
-          }
-        }
-      }
-      if (shipment.intents.length > 0) {
-        const { intents } = shipment;
-        await client.query(
-          'INSERT INTO ice_intents (run, seq, entry) SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) ON CONFLICT (run, seq) DO NOTHING',
-          [intents.map((i) => i.run), intents.map((i) => i.seq), intents.map((i) => i.entry)],
-        );
-      }
-      if (shipment.ends.length > 0) {
-        const runs = shipment.ends.map((e) => e.run);
-        await client.query('DELETE FROM ice_running WHERE run = ANY($1::text[])', [runs]);
-        await client.query('DELETE FROM ice_intents WHERE run = ANY($1::text[])', [runs]);
-        for (const end of shipment.ends) {
-          if (end.delivery === undefined) continue;
-          if (end.incomplete) await client.query(`UPDATE ice_deliveries SET status = 'pending', host = NULL WHERE id = $1 AND run = $2 AND status = 'running'`, [end.delivery, end.run]);
-          else await client.query(`DELETE FROM ice_deliveries WHERE id = $1 AND run = $2`, [end.delivery, end.run]);
-        }
-      }
-      if (shipment.done.length > 0) await client.query('DELETE FROM ice_deliveries WHERE id = ANY($1::bigint[])', [shipment.done]);
-      for (const write of shipment.kv) {
-        if (write.value === null) await client.query('DELETE FROM ice_kv WHERE namespace = $1 AND key = $2', [write.namespace, write.key]);
-        else {
-          await client.query('INSERT INTO ice_kv (namespace, key, value) VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value', [write.namespace, write.key, write.value]);
-        }
-      }
-      if (shipment.deliveries.length > 0) {
-        const d = shipment.deliveries;
-        await client.query(
-          `INSERT INTO ice_deliveries (event, agent, kind, payload, source)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) ON CONFLICT (event, agent) DO NOTHING`,
-          [d.map((x) => x.event), d.map((x) => x.agent), d.map((x) => x.kind), d.map((x) => x.payload), d.map((x) => x.source)],
-        );
-        await client.query("SELECT pg_notify('ice_work', '')");
-      }
-      for (const row of shipment.registry) {
-        await client.query(
-          `INSERT INTO ice_agents (name, state, component, digest, policy_digest, since) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (name) DO UPDATE SET state = excluded.state, component = excluded.component, digest = excluded.digest, policy_digest = excluded.policy_digest, since = excluded.since`,
-          [row.name, row.state, row.component, row.digest, row.policyDigest, row.since],
-        );
-      }
-      return chain;
-    });
+    const { rows, ends, kv, deliveries: d, intents: i } = shipment;
+    // The chain rows of the shipment's run-starts, linked from the head this (single) writer holds.
+    const chain: { run: string; n: number; hash: string; link: string }[] = [];
+    let last = head;
+    for (const row of rows) {
+      if (row.seq !== 0) continue;
+      const n = (last?.n ?? 0) + 1;
+      const link = chainLink(key, lease.agent, n, row.run, row.hash, last?.link ?? null);
+      chain.push({ run: row.run, n, hash: row.hash, link });
+      last = { n, link };
+    }
+    const { rows: answer } = await typed(
+      this.pool.query<{ n: string | null; link: string | null }>(
+        `SELECT * FROM ice_ship($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)`,
+        [
+          host, lease.agent, lease.token, ttlMs,
+          rows.map((r) => r.run), rows.map((r) => r.seq), rows.map((r) => r.type), rows.map((r) => r.hash), rows.map((r) => r.body),
+          chain.map((c) => c.run), chain.map((c) => c.n), chain.map((c) => c.hash), chain.map((c) => c.link),
+          ends.map((e) => e.run), ends.map((e) => e.incomplete), ends.map((e) => e.delivery ?? null),
+          kv.map((w) => w.namespace), kv.map((w) => w.key), kv.map((w) => w.value),
+          d.map((x) => x.event), d.map((x) => x.agent), d.map((x) => x.kind), d.map((x) => x.payload), d.map((x) => x.source),
+          i.map((x) => x.run), i.map((x) => x.seq), i.map((x) => x.entry),
+          shipment.done, JSON.stringify(shipment.registry),
+        ],
+      ),
+    );
+    const top = answer[0];
+    return top && top.n !== null && top.link !== null ? { n: Number(top.n), link: top.link } : null;
   }
 
   // --- checkpoints ------------------------------------------------------------------------------------
@@ -418,6 +351,22 @@ export class ClusterStore {
       await client.query('INSERT INTO ice_checkpoints (at, host, heads, signature) VALUES ($1, $2, $3, $4)', [at, host, signed.heads, signed.signature]);
       return true;
     });
+  }
+}
+
+/** Most deliveries one claim takes (a queue of 100,000 does not claim 100,000 in one statement). */
+const CLAIM_MAX = 256;
+
+/** The database's refusals (ice_fence, ice_ship) as the errors callers handle. */
+async function typed<T>(query: Promise<T>): Promise<T> {
+  try {
+    return await query;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const message = error instanceof Error ? error.message : String(error);
+    if (code === 'IC001') throw new LeaseLost(message);
+    if (code === 'IC002') throw new ShipConflict(message);
+    throw error;
   }
 }
 

@@ -388,7 +388,12 @@ export class ServeRuntime {
       this.served(name);
       // The agent runs where its lease is: take it if free, else say where it runs.
       return cluster.take(name, 2 * cluster.leaseMs).then(async (taken) => {
-        if (!taken) throw new Refused(409, `agent ${name} runs on another host of the cluster now (${(await cluster.holder(name)) ?? 'unknown'}): send the request there, or retry once it is idle`);
+        if (!taken) {
+          const reason = `agent ${name} runs on another host of the cluster now (${(await cluster.holder(name)) ?? 'unknown'}): send the request there, or retry once it is idle`;
+          // A webhook was already answered 202: its refusal is recorded. A schedule fires on every host; the holder runs it.
+          if (trigger === 'webhook') this.refuse(name, trigger, reason, cause);
+          throw new Refused(409, reason);
+        }
         return this.invoke(name, request, trigger, cause, options);
       });
     }
