@@ -22,7 +22,7 @@ import { freshDatabase, query, stopPostgres } from './postgres.js';
 import { api, policy, serve, sleep, stopAll, type Served } from './serve-harness.js';
 
 const KEY = 'cluster-test-ledger-key-0123456789abcdef';
-const LEASE_MS = '1500';
+const LEASE_MS = '3000';
 
 afterEach(async () => {
   await stopAll();
@@ -174,12 +174,17 @@ describe('ice serve --db: three hosts on one PostgreSQL', () => {
 
       // The agent goes on: the next event runs on a surviving host.
       const next = await emit(survivors[0]!, '/second');
-      await until('the next event done', async () => {
-        const rows = await query(db, `SELECT 1 FROM ice_ledger s WHERE s.type = 'run-start' AND s.body::jsonb -> 'cause' ->> 'event' = $1`, [next]);
-        const [left] = await query<{ n: string }>(db, 'SELECT count(*) AS n FROM ice_deliveries');
-        return rows.length === 1 && Number(left!.n) === 0;
+      const nextEnd = await until('the next event done', async () => {
+        const rows = await query<{ body: string }>(
+          db,
+          `SELECT e.body FROM ice_ledger s JOIN ice_ledger e ON e.run = s.run AND e.type = 'run-end' WHERE s.type = 'run-start' AND s.body::jsonb -> 'cause' ->> 'event' = $1`,
+          [next],
+        );
+        return rows[0];
       }, 30_000);
-      await until('fetches = 2', async () => (await query<{ value: string }>(db, 'SELECT value FROM ice_kv WHERE namespace = $1', ['fetcher']))[0]?.value === '2');
+      expect(JSON.parse(nextEnd.body)).toMatchObject({ outcome: 'ok', output: { value: 'status=200 fetches=2' } });
+      expect(await query(db, 'SELECT value FROM ice_kv WHERE namespace = $1', ['fetcher'])).toEqual([{ value: '2' }]);
+      expect(await query(db, 'SELECT id FROM ice_deliveries')).toEqual([]);
 
       const verified = verifyShared(db);
       expect(verified.stdout).toMatch(/^ok: \d+ records in \d+ runs of 2 agents verified/);

@@ -75,6 +75,8 @@ export class ClusterNode {
   readonly id: string;
   private readonly held = new Map<string, Held>();
   private readonly cursors = new Map<string, Cursor>();
+  /** Runs whose cursor went with a lost lease, with why: their callers learn it (ended). */
+  private readonly lostRuns = new Map<string, string>();
   private readonly shipping = new Map<string, Promise<void>>();
   private state: StateDb | undefined;
   private member: ClusterMember | undefined;
@@ -123,7 +125,7 @@ export class ClusterNode {
     this.state = state;
     this.member = member;
     prepareSpool(state);
-    this.liveHosts = await this.store.heartbeat(this.id);
+    this.liveHosts = await this.store.heartbeat(this.id, this.leaseMs);
     await this.store.addAgents([...member.agents().keys()]);
     // Another host's shipment of deliveries wakes this one at once instead of at its next tick.
     const listener = new pg.Client({ connectionString: this.options.url, application_name: 'ice-listen' });
@@ -179,8 +181,16 @@ export class ClusterNode {
     this.cursors.set(runId, { agent, shipped: -1, ...(delivery !== undefined ? { delivery } : {}) });
   }
 
-  /** The run ended (or never started: `abandoned`): ships the agent. */
+  /**
+   * The run ended (or never started: `abandoned`): ships the agent. Rejects with LeaseLost when the
+   * run's records cannot reach the shared ledger (the agent moved to another host meanwhile).
+   */
   ended(runId: string, abandoned = false): Promise<void> {
+    const lost = this.lostRuns.get(runId);
+    if (lost !== undefined) {
+      this.lostRuns.delete(runId);
+      return Promise.reject(new LeaseLost(lost));
+    }
     const cursor = this.cursors.get(runId);
     if (cursor === undefined) return Promise.resolve();
     if (abandoned) cursor.abandoned = true;
@@ -226,9 +236,14 @@ export class ClusterNode {
 
   private async tick(): Promise<void> {
     const member = this.member!;
-    this.liveHosts = await this.store.heartbeat(this.id);
+    this.liveHosts = await this.store.heartbeat(this.id, this.leaseMs);
+    // Only leases held before the renewal was asked for can be missing from its answer: one taken
+    // meanwhile (an operator's invoke) is not lost.
+    const before = new Map(this.held);
     const renewed = new Set((await this.store.renew(this.id, this.leaseMs)).map((l) => `${l.agent}\0${l.token}`));
-    for (const [agent, held] of this.held) if (!renewed.has(`${agent}\0${held.lease.token}`)) this.lose(agent, 'its lease was not renewed in time');
+    for (const [agent, held] of before) {
+      if (this.held.get(agent) === held && !renewed.has(`${agent}\0${held.lease.token}`)) this.lose(agent, 'its lease was not renewed in time');
+    }
     const served = [...member.agents().keys()];
     const pending = new Set(await this.store.agentsWithPending(served));
     // A fair share of the agents with work; a host over it stops pulling for the excess (newest first)
@@ -291,7 +306,10 @@ export class ClusterNode {
   private lose(agent: string, why: string): void {
     if (!this.held.delete(agent)) return;
     const dropped = [...this.cursors].filter(([, c]) => c.agent === agent).map(([run]) => run);
-    for (const run of dropped) this.cursors.delete(run);
+    for (const run of dropped) {
+      this.cursors.delete(run);
+      this.lostRuns.set(run, `run ${run} of agent ${agent} is not in the shared ledger: host ${this.id} lost the agent's lease (${why}); its records stay in this host's state directory`);
+    }
     const unstarted = this.member?.lost(agent) ?? [];
     void this.store.unclaim(this.id, unstarted).catch(() => undefined);
     this.options.logger.error({ agent, why, unshipped: dropped }, 'cluster: lost the lease; runs of the agent on this host are no longer recorded in the shared ledger');

@@ -125,9 +125,10 @@ export class ClusterStore {
 
   // --- hosts and leases ---------------------------------------------------------------------------
 
-  async heartbeat(host: string): Promise<number> {
+  /** Marks `host` alive; returns how many hosts were seen within `liveMs`. */
+  async heartbeat(host: string, liveMs: number): Promise<number> {
     await this.pool.query('INSERT INTO ice_hosts (id, pid) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen = now()', [host, process.pid]);
-    const { rows } = await this.pool.query<{ n: string }>("SELECT count(*) AS n FROM ice_hosts WHERE seen > now() - interval '15 seconds'");
+    const { rows } = await this.pool.query<{ n: string }>("SELECT count(*) AS n FROM ice_hosts WHERE seen > now() - $1 * interval '1 millisecond'", [liveMs]);
     return Number(rows[0]?.n ?? 1);
   }
 

@@ -24,7 +24,7 @@ import type { ApprovalRequest } from '../capabilities/define.js';
 import type { RunSpanIds, RunTracer } from '../telemetry/traces.js';
 import type { ClusterMember, ClusterNode } from '../cluster/node.js';
 import { importRegistryRow } from '../cluster/spool.js';
-import type { AgentRow, SharedDelivery } from '../cluster/store.js';
+import { LeaseLost, type AgentRow, type SharedDelivery } from '../cluster/store.js';
 
 /** What a run of an agent calls. */
 export type AgentRequest =
@@ -576,8 +576,9 @@ export class ServeRuntime {
     const done = run
       .then(
         async (result) => {
-          await this.shipped(served, work.runId);
-          this.finished(served, work, result, ids);
+          const unshipped = await this.shipped(served, work.runId);
+          if (unshipped) this.failed(served, work, unshipped);
+          else this.finished(served, work, result, ids);
         },
         async (error: unknown) => {
           await this.shipped(served, work.runId, !(error instanceof RunStopped));
@@ -589,14 +590,20 @@ export class ServeRuntime {
     void done.finally(() => this.running.delete(done));
   }
 
-  /** On a cluster: the run's records in the shared ledger before anyone learns its result. */
-  private async shipped(served: Served, runId: string, abandoned = false): Promise<void> {
+  /**
+   * On a cluster: the run's records in the shared ledger before anyone learns its result. Returns the
+   * error when they cannot be (the lease was lost): the caller gets that, not a result the shared
+   * ledger does not hold.
+   */
+  private async shipped(served: Served, runId: string, abandoned = false): Promise<Error | undefined> {
     const cluster = this.options.cluster;
-    if (cluster === undefined) return;
+    if (cluster === undefined) return undefined;
     try {
       await cluster.ended(runId, abandoned);
+      return undefined;
     } catch (error) {
       this.options.logger.error({ agent: served.entry.name, run: runId, error: error instanceof Error ? error.message : String(error) }, 'cluster: the run is not in the shared ledger');
+      return error instanceof LeaseLost ? new Refused(503, error.message) : undefined;
     }
   }
 
@@ -615,8 +622,9 @@ export class ServeRuntime {
   private failed(served: Served, work: Work, error: unknown): void {
     served.running--;
     this.emitting.delete(work.runId);
-    if (error instanceof RunStopped) {
+    if (error instanceof RunStopped || (error instanceof Refused && error.status === 503)) {
       // Cut off by shutdown and ended incomplete: the next start puts its delivery back to pending.
+      // (On a cluster, a run whose agent moved to another host: that host ends it and redelivers.)
     } else if (work.delivery !== undefined) {
       // Refused before it ran (an input over the host's limit): recorded, and the delivery is done with.
       this.refuse(served, 'event', `delivery of ${work.cause?.kind === 'event' ? work.cause.event : 'an event'} refused: ${error instanceof Error ? error.message : String(error)}`, work.cause);
