@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { ClusterStore, LeaseLost, ShipConflict, type Shipment } from '../host/src/cluster/store.js';
 import { verifyCluster } from '../host/src/cluster/verify.js';
 import { capture } from '../host/src/core/capture.js';
@@ -29,9 +29,22 @@ afterEach(async () => {
 });
 afterAll(() => stopPostgres());
 
-function host(config: string, db: string): Promise<Served> {
-  return serve(config, tempDir(), ['--db', db, '--lease-ms', LEASE_MS], { ICE_LEDGER_KEY: KEY });
+/** Every host a test started, so a failure shows what each one logged. */
+const started: Served[] = [];
+
+/** One cluster host: one worker (three hosts and PostgreSQL share this machine's cores with the other test files). */
+async function host(config: string, db: string): Promise<Served> {
+  const s = await serve(config, tempDir(), ['--db', db, '--lease-ms', LEASE_MS, '--workers', '1'], { ICE_LEDGER_KEY: KEY, ICE_LOG_LEVEL: 'info' });
+  started.push(s);
+  return s;
 }
+
+beforeEach(() => {
+  started.length = 0;
+  onTestFailed(() => {
+    for (const s of started) console.log(`--- ice serve pid ${s.process.pid}:\n${s.stderr()}`);
+  });
+});
 
 function verifyShared(db: string): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [ICE_BIN, 'audit', 'verify', '--db', db], { env: { ...process.env, ICE_LEDGER_KEY: KEY }, encoding: 'utf8' });
@@ -188,6 +201,72 @@ describe('ice serve --db: three hosts on one PostgreSQL', () => {
 
       const verified = verifyShared(db);
       expect(verified.stdout).toMatch(/^ok: \d+ records in \d+ runs of 2 agents verified/);
+      expect(verified.stdout).toContain(`recovered: run ${running.run} was ended by recovery`);
+      expect(verified.status).toBe(4);
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+    }
+  }, 120_000);
+});
+
+describe('a host that stalls past its lease (SIGSTOP)', () => {
+  it('is fenced off: another host ends and reruns its run, and what it does when it wakes never reaches the shared ledger', async () => {
+    const db = await freshDatabase();
+    const dir = tempDir();
+    // The first GET hangs until released; later ones answer at once.
+    let requests = 0;
+    let release: () => void = () => undefined;
+    const slow: Server = createServer((_request, response) => {
+      requests++;
+      if (requests === 1) release = () => response.end('late');
+      else response.end('fine');
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    try {
+      const emitter = policy(dir, 'emitter', 'grants:\n  log: {}\n  events: { kinds: ["fetch"], maxCalls: 100 }\n');
+      const fetcher = policy(dir, 'fetcher', `grants:\n  log: {}\n  kv: { read: ["*"], write: ["*"] }\n  http: { allow: [{ url: "${origin}/*" }], timeoutMs: 60000 }\n  events: { receive: ["fetch"] }\n`);
+      const config = join(dir, 'ice.yaml');
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(config, `agents:\n  - { name: emitter, component: ${guestWasm('event-emitter')}, policy: ${emitter} }\n  - { name: fetcher, component: ${guestWasm('event-fetcher')}, policy: ${fetcher}, on: { events: ["fetch"] } }\n`);
+      const hosts = await Promise.all([host(config, db), host(config, db)]);
+      const emitted = await api(hosts[0]!, 'POST', '/v1/agents/emitter/invoke', { input: `fetch ${origin}/once` });
+      const event = `${emitted.json.run.runId as string}#1`;
+      const running = await until('the fetch in flight', async () => {
+        const rows = await query<{ run: string; host: string }>(db, 'SELECT r.run, r.host FROM ice_running r JOIN ice_intents i ON i.run = r.run');
+        return requests === 1 && rows[0];
+      });
+      const stalled = hosts.find((h) => h.process.pid === pidOf(running.host))!;
+      stalled.process.kill('SIGSTOP');
+      try {
+        // The other host takes the agent over: the stalled run ends incomplete, the event runs again.
+        await until('the rerun, ok', async () => {
+          const rows = await query(db, `SELECT 1 FROM ice_ledger s JOIN ice_ledger e ON e.run = s.run AND e.type = 'run-end' AND e.body::jsonb ->> 'outcome' = 'ok'
+            WHERE s.type = 'run-start' AND s.body::jsonb -> 'cause' ->> 'event' = $1`, [event]);
+          return rows.length === 1;
+        }, 30_000);
+      } finally {
+        // The stalled host wakes with its GET answered: its run goes on and ends, locally.
+        release();
+        stalled.process.kill('SIGCONT');
+      }
+      await until('the woken host gives up the agent', async () => stalled.stderr().includes('cluster: lost the lease'), 20_000);
+      await sleep(500);
+      // In the shared ledger the stalled run is what the new holder recorded: its prefix and an incomplete end.
+      const cut = await query<{ seq: number; type: string; host: string }>(db, 'SELECT seq, type, host FROM ice_ledger WHERE run = $1 ORDER BY seq', [running.run]);
+      expect(cut.map((r) => r.type)).toEqual(['run-start', 'intent', 'run-end']);
+      expect(cut[2]!.host).not.toBe(running.host);
+      const attempts = await query<{ outcome: string }>(
+        db,
+        `SELECT e.body::jsonb ->> 'outcome' AS outcome FROM ice_ledger s JOIN ice_ledger e ON e.run = s.run AND e.type = 'run-end'
+          WHERE s.type = 'run-start' AND s.body::jsonb -> 'cause' ->> 'event' = $1 ORDER BY s.id`,
+        [event],
+      );
+      expect(attempts.map((a) => a.outcome)).toEqual(['incomplete', 'ok']);
+      // Its kv write (fetches=1 on its own copy) was fenced off: the shared kv has the rerun's only.
+      expect(await query(db, 'SELECT value FROM ice_kv WHERE namespace = $1', ['fetcher'])).toEqual([{ value: '1' }]);
+      const verified = verifyShared(db);
       expect(verified.stdout).toContain(`recovered: run ${running.run} was ended by recovery`);
       expect(verified.status).toBe(4);
     } finally {

@@ -264,6 +264,8 @@ export class ClusterNode {
       for (const lease of await this.store.acquire(this.id, wanted, share - this.held.size, this.leaseMs)) await this.taken(lease);
     }
     await Promise.all([...this.held.keys()].filter((a) => pending.has(a)).map((a) => this.pull(a)));
+    // What a failed shipment (the database unreachable for a moment) left behind goes now.
+    await Promise.all([...this.held.keys()].filter((a) => this.hasCursors(a)).map((a) => this.ship(a).catch(() => undefined)));
     this.counts = await this.store.deliveryCounts(served);
     await this.store.checkpoint(this.id, this.checkpointMs, (heads, at) => {
       const text = checkpointHeads(heads);

@@ -603,7 +603,12 @@ export class ServeRuntime {
       return undefined;
     } catch (error) {
       this.options.logger.error({ agent: served.entry.name, run: runId, error: error instanceof Error ? error.message : String(error) }, 'cluster: the run is not in the shared ledger');
-      return error instanceof LeaseLost ? new Refused(503, error.message) : undefined;
+      return new Refused(
+        503,
+        error instanceof LeaseLost
+          ? error.message
+          : `run ${runId} ended, but its records are not in the shared ledger yet (${error instanceof Error ? error.message : String(error)}): they are in this host's state and are shipped when the database answers`,
+      );
     }
   }
 
