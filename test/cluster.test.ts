@@ -118,6 +118,11 @@ describe('ice serve --db: three hosts on one PostgreSQL', () => {
     const wrongKey = spawnSync(process.execPath, [ICE_BIN, 'audit', 'verify', '--db', db], { env: { ...process.env, ICE_LEDGER_KEY: `${KEY}-not` }, encoding: 'utf8' });
     expect(wrongKey.status).toBe(1);
     expect(wrongKey.stdout).toMatch(/^FAILED run \S+ at seq 0: hash does not match body/);
+    // The shared kv is the fold of the shared ledger's writes: an edited value is named.
+    await query(db, `UPDATE ice_kv SET value = '999' WHERE namespace = 'c2' AND key = 'count'`);
+    const editedKv = verifyShared(db);
+    expect(editedKv.status).toBe(1);
+    expect(editedKv.stdout).toMatch(/^FAILED: kv: c2 "count" in ice_kv is not the value set by run \S+ seq \d+ in the shared ledger \(the kv view was edited\)/);
   }, 180_000);
 
   it('kill -9 of the host in the middle of an effect: another host ends the run incomplete with its intent, redelivers, and the agent goes on there', async () => {

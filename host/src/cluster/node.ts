@@ -342,31 +342,11 @@ export class ClusterNode {
       return;
     }
     const namespace = this.member?.agents().get(agent)?.namespace;
-    // Kv changes first: each has its record among the rows read after (they committed together).
-    const kv = namespace === undefined ? { upTo: 0, writes: [] } : kvChanges(state, namespace);
-    const rows: Shipment['rows'][number][] = [];
-    const ends: Shipment['ends'][number][] = [];
-    const deliveries: (NewDelivery & { id: number })[] = [];
-    const done: number[] = [];
-    const advanced = new Map<string, number>();
-    let lifecycle = false;
-    for (const [run, cursor] of this.cursors) {
-      if (cursor.agent !== agent) continue;
-      const fresh = runRowsAfter(state, run, cursor.shipped);
-      if (fresh.length === 0) {
-        if (cursor.abandoned) {
-          if (cursor.delivery !== undefined) done.push(cursor.delivery);
-          advanced.set(run, Infinity);
-        }
-        continue;
-      }
-      rows.push(...fresh);
-      const last = fresh.at(-1)!;
-      advanced.set(run, last.type === 'run-end' ? Infinity : last.seq);
-      if (last.type === 'run-end') ends.push({ run, incomplete: outcomeOf(last.body) === 'incomplete', ...(cursor.delivery !== undefined ? { delivery: cursor.delivery } : {}) });
-      deliveries.push(...emittedDeliveries(state, run, last.seq));
-      if (fresh[0]!.seq === 0 && fresh[0]!.body.includes('"kind":"lifecycle"')) lifecycle = true;
-    }
+    // One read snapshot of the local state: every kv value shipped has its record in the same
+    // shipment and every record its value (they committed together), so the shared kv is always the
+    // fold of the shared ledger.
+    const read = state.db.transaction(() => this.collect(state, agent, namespace)).deferred;
+    const { kv, rows, ends, deliveries, done, advanced, lifecycle } = read();
     if (rows.length === 0 && kv.writes.length === 0 && intents.length === 0 && done.length === 0) return;
     const registry = lifecycle ? [registryRow(state, agent)].filter((r): r is AgentRow => r !== undefined) : [];
     try {
@@ -394,6 +374,35 @@ export class ClusterNode {
     }
     if (namespace !== undefined) forgetKvChanges(state, namespace, kv.upTo);
     forgetDeliveries(state, deliveries.map((d) => d.id));
+  }
+
+  /** What the agent's runs wrote here since the last shipment (call inside one read transaction). */
+  private collect(state: StateDb, agent: string, namespace: string | undefined) {
+    const kv = namespace === undefined ? { upTo: 0, writes: [] } : kvChanges(state, namespace);
+    const rows: Shipment['rows'][number][] = [];
+    const ends: Shipment['ends'][number][] = [];
+    const deliveries: (NewDelivery & { id: number })[] = [];
+    const done: number[] = [];
+    const advanced = new Map<string, number>();
+    let lifecycle = false;
+    for (const [run, cursor] of this.cursors) {
+      if (cursor.agent !== agent) continue;
+      const fresh = runRowsAfter(state, run, cursor.shipped);
+      if (fresh.length === 0) {
+        if (cursor.abandoned) {
+          if (cursor.delivery !== undefined) done.push(cursor.delivery);
+          advanced.set(run, Infinity);
+        }
+        continue;
+      }
+      rows.push(...fresh);
+      const last = fresh.at(-1)!;
+      advanced.set(run, last.type === 'run-end' ? Infinity : last.seq);
+      if (last.type === 'run-end') ends.push({ run, incomplete: outcomeOf(last.body) === 'incomplete', ...(cursor.delivery !== undefined ? { delivery: cursor.delivery } : {}) });
+      deliveries.push(...emittedDeliveries(state, run, last.seq));
+      if (fresh[0]!.seq === 0 && fresh[0]!.body.includes('"kind":"lifecycle"')) lifecycle = true;
+    }
+    return { kv, rows, ends, deliveries, done, advanced, lifecycle };
   }
 
   /** Ships what is left, gives the leases back and leaves. */

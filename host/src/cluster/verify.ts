@@ -4,9 +4,12 @@
  * run-starts (`ice_runs`: contiguous, each link recomputed, each naming its run-start's actual hash),
  * that every run is in exactly one agent chain, and that every signed checkpoint is authentic and its
  * heads are still in their chains — so a run removed from the middle or the end of a chain, a row
- * edited or dropped, or a forged checkpoint all fail.
+ * edited or dropped, or a forged checkpoint all fail. And the shared kv must be exactly the fold of
+ * the shared ledger's granted kv writes (views/kv-fold.ts): state derived from the validated events.
  */
+import { sha256Hex } from '../core/digest.js';
 import { StoreVerifier, type LedgerRow, type VerifyResult } from '../ledger/index.js';
+import { KvFolder } from '../views/kv-fold.js';
 import { chainLink, checkpointSignature } from './chain.js';
 import type { ClusterStore } from './store.js';
 
@@ -24,14 +27,17 @@ export async function verifyCluster(store: ClusterStore, key: Buffer): Promise<C
     const inFlight = new Set((await client.query<{ run: string }>('SELECT run FROM ice_running')).rows.map((r) => r.run));
     const verifier = new StoreVerifier({ key, inFlight, runStarts: 'external', legacyRuns: 0 });
     const starts = new Map<string, string>();
+    const kv = new KvFolder();
     let after = 0;
     for (;;) {
       const { rows } = await client.query<LedgerRow & { id: string }>('SELECT id, run, seq, type, hash, body FROM ice_ledger WHERE id > $1 ORDER BY id LIMIT $2', [after, PAGE]);
-      for (const row of rows) {
-        const failure = verifier.add({ ...row, id: Number(row.id) });
+      const page = rows.map((row) => ({ ...row, id: Number(row.id) }));
+      for (const row of page) {
+        const failure = verifier.add(row);
         if (failure) return failure as ClusterVerifyResult;
         if (row.seq === 0) starts.set(row.run, row.hash);
       }
+      kv.advance(page);
       if (rows.length < PAGE) break;
       after = Number(rows.at(-1)!.id);
     }
@@ -92,6 +98,9 @@ export async function verifyCluster(store: ClusterStore, key: Buffer): Promise<C
         }
       }
     }
+    const view = (await client.query<{ namespace: string; key: string; value: string }>('SELECT namespace, key, value FROM ice_kv')).rows;
+    const kvFailure = compareKv(kv, view);
+    if (kvFailure) return { ok: false, reason: kvFailure };
     await client.query('COMMIT');
     const newest = checkpoints.at(-1);
     return { ...runs, ok: true, agents, checkpoints: checkpoints.length, ...(newest ? { newestCheckpoint: { at: newest.at, signature: newest.signature } } : {}) };
@@ -99,4 +108,27 @@ export async function verifyCluster(store: ClusterStore, key: Buffer): Promise<C
     await client.query('ROLLBACK').catch(() => undefined);
     client.release();
   }
+}
+
+/** The first difference between the shared kv and the fold of the shared ledger's writes, in words. */
+function compareKv(fold: KvFolder, view: readonly { namespace: string; key: string; value: string }[]): string | undefined {
+  const byHash = new Map<string, { key: string; value: string }>();
+  for (const row of view) byHash.set(`${row.namespace}\0${sha256Hex(row.key)}`, row);
+  for (const [namespace, slots] of fold.namespaces) {
+    for (const [keySha256, slot] of slots) {
+      const found = byHash.get(`${namespace}\0${keySha256}`);
+      const at = `set by run ${slot.run} seq ${slot.seq}`;
+      const name = JSON.stringify(slot.key ?? `sha256:${keySha256}`);
+      if (found === undefined) return `kv: ${namespace} ${name} is ${at} in the shared ledger but missing from ice_kv (the kv view was edited)`;
+      const same = 'text' in slot.value ? slot.value.text === found.value : slot.value.sha256 === sha256Hex(found.value);
+      if (!same) return `kv: ${namespace} ${name} in ice_kv is not the value ${at} in the shared ledger (the kv view was edited)`;
+      byHash.delete(`${namespace}\0${keySha256}`);
+    }
+  }
+  const extra = byHash.values().next();
+  if (!extra.done) {
+    const row = [...byHash.entries()][0]!;
+    return `kv: ${row[0].split('\0')[0]} ${JSON.stringify(row[1].key)} is in ice_kv but no granted write in the shared ledger set it (the kv view was edited)`;
+  }
+  return undefined;
 }
