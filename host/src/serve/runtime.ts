@@ -176,6 +176,7 @@ export class ServeRuntime {
         for (const row of await cluster.registry()) importRegistryRow(state, row);
         for (const { entry, agent } of loaded) this.agents.set(entry.name, this.reconcile(entry, agent));
         await cluster.attach(state, this.member());
+        this.attached = true;
         // Shipped now where this host can take the agent's lease; else by this host when it next takes it.
         for (const { agent, runId } of this.recorded.splice(0)) {
           await cluster.take(agent);
@@ -189,7 +190,10 @@ export class ServeRuntime {
       }
     }
     // Agents of an earlier config that this one no longer has: stopped, so nothing is delivered to them.
-    for (const row of state.db.prepare<[], { name: string; state: string }>("SELECT name, state FROM agents WHERE state <> 'stopped'").all()) {
+    // (Not on a cluster: the registry is shared, and a host cannot tell a removed agent from one that
+    // another host's newer config added; such an agent stays as recorded, and no host of this config serves it.)
+    const registered = cluster ? [] : state.db.prepare<[], { name: string; state: string }>("SELECT name, state FROM agents WHERE state <> 'stopped'").all();
+    for (const row of registered) {
       if (this.agents.has(row.name)) continue;
       // The same component and policy as its last record: it is removed, not changed.
       const since = this.host.readRun(readAgent(state, row.name)!.since)[0]?.record;
@@ -438,6 +442,9 @@ export class ServeRuntime {
   /** Host records written before the cluster is attached (the start's reconcile), shipped once it is. */
   private readonly recorded: { agent: string; runId: string }[] = [];
 
+  /** The cluster is attached: host records ship as they are written (before, they wait in `recorded`). */
+  private attached = false;
+
   /** On a cluster host: a host record goes to the shared ledger (now if this host holds the agent, else when it next does). */
   private shipHostRecord(agent: string, runId: string): void {
     const cluster = this.options.cluster;
@@ -449,11 +456,8 @@ export class ServeRuntime {
     cluster.hostRecord(agent, runId).catch((error: unknown) => this.options.logger.warn({ agent, run: runId, error: String(error) }, 'cluster: a host record is not shipped yet; it will be with the next'));
   }
 
-  private attached = false;
-
   /** What the cluster asks of this runtime (cluster/node.ts). */
   private member(): ClusterMember {
-    this.attached = true;
     const namespaces = new Map([...this.agents].map(([name, served]) => [name, { namespace: served.agent.policy.component }]));
     return {
       agents: () => namespaces,
@@ -576,9 +580,13 @@ export class ServeRuntime {
     const done = run
       .then(
         async (result) => {
+          // On a cluster the agent's next run may start while this one ships (shipments of an agent stay
+          // in order), unless this one faulted: its backoff must come first.
+          const early = this.options.cluster !== undefined && result.outcome !== 'trap' && result.outcome !== 'limit';
+          if (early) this.release(served);
           const unshipped = await this.shipped(served, work.runId);
-          if (unshipped) this.failed(served, work, unshipped);
-          else this.finished(served, work, result, ids);
+          if (unshipped) this.failed(served, work, unshipped, early);
+          else this.finished(served, work, result, ids, early);
         },
         async (error: unknown) => {
           await this.shipped(served, work.runId, !(error instanceof RunStopped));
@@ -612,8 +620,15 @@ export class ServeRuntime {
     }
   }
 
-  private finished(served: Served, work: Work, result: RunResult, ids?: RunSpanIds): void {
+  /** The run's slot is free: the agent's next queued run may start. */
+  private release(served: Served): void {
     served.running--;
+    this.pump(served);
+  }
+
+  /** `released`: its slot was already given back (release). */
+  private finished(served: Served, work: Work, result: RunResult, ids?: RunSpanIds, released = false): void {
+    if (!released) served.running--;
     served.lastRun = { run: result.runId, outcome: result.outcome, at: new Date().toISOString() };
     // Spans from the run's records (telemetry/traces.ts): nothing on the run's path, only when tracing is on.
     this.options.tracer?.record(this.host.readRun(result.runId), { agent: served.entry.name, ...(work.traceparent ? { traceparent: work.traceparent } : {}), ...(ids ? { ids } : {}) });
@@ -624,8 +639,8 @@ export class ServeRuntime {
     if (this.emitting.delete(result.runId) || this.backlogged.has(served.entry.name)) this.schedulePump();
   }
 
-  private failed(served: Served, work: Work, error: unknown): void {
-    served.running--;
+  private failed(served: Served, work: Work, error: unknown, released = false): void {
+    if (!released) served.running--;
     this.emitting.delete(work.runId);
     if (error instanceof RunStopped || (error instanceof Refused && error.status === 503)) {
       // Cut off by shutdown and ended incomplete: the next start puts its delivery back to pending.
