@@ -87,6 +87,8 @@ export class ClusterNode {
   private liveHosts = 1;
   /** The shared queue's deliveries per agent, as of the last step (status pages). */
   private counts = new Map<string, { pending: number; running: number }>();
+  /** Agents whose lease this host is taking right now (taken(): loading, recovering). */
+  private readonly taking = new Set<string>();
   /** Held agents over this host's fair share: no new claims; given back once idle. */
   private shedding = new Set<string>();
   readonly leaseMs: number;
@@ -161,10 +163,12 @@ export class ClusterNode {
     const deadline = Date.now() + waitMs;
     for (;;) {
       if (this.held.has(agent)) return true;
-      const [lease] = await this.store.acquire(this.id, [agent], 1, this.leaseMs);
-      if (lease !== undefined) {
-        await this.taken(lease);
-        return true;
+      if (!this.taking.has(agent)) {
+        const [lease] = await this.acquire([agent], 1);
+        if (lease !== undefined) {
+          await this.taken(lease);
+          return true;
+        }
       }
       if (Date.now() >= deadline || this.closed) return false;
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -211,6 +215,15 @@ export class ClusterNode {
     await this.ship(cursor.agent, entries.map((e) => ({ run: runId, seq: e.seq, entry: JSON.stringify(e) })));
   };
 
+  /** Gives back the leases of idle agents (after the start took them to ship its lifecycle records). */
+  async settle(): Promise<void> {
+    for (const [agent, held] of [...this.held]) {
+      if (!this.member?.idle(agent) || this.hasCursors(agent)) continue;
+      this.held.delete(agent);
+      await this.store.release(this.id, held.lease);
+    }
+  }
+
   /** Claims deliveries for a held agent with room (after a run ends). */
   async pull(agent: string): Promise<void> {
     const held = this.held.get(agent);
@@ -240,9 +253,15 @@ export class ClusterNode {
     // Only leases held before the renewal was asked for can be missing from its answer: one taken
     // meanwhile (an operator's invoke) is not lost.
     const before = new Map(this.held);
-    const renewed = new Set((await this.store.renew(this.id, this.leaseMs)).map((l) => `${l.agent}\0${l.token}`));
+    const renewal = await this.store.renew(this.id, this.leaseMs);
+    const renewed = new Set(renewal.map((l) => `${l.agent}\0${l.token}`));
     for (const [agent, held] of before) {
       if (this.held.get(agent) === held && !renewed.has(`${agent}\0${held.lease.token}`)) this.lose(agent, 'its lease was not renewed in time');
+    }
+    // A lease the database says this host holds but this host does not use (its taking failed half
+    // way): given back, or the agent would wait on a live host that never runs it.
+    for (const lease of renewal) {
+      if (!this.held.has(lease.agent) && !this.taking.has(lease.agent)) await this.store.release(this.id, lease);
     }
     const served = [...member.agents().keys()];
     const pending = new Set(await this.store.agentsWithPending(served));
@@ -261,7 +280,10 @@ export class ClusterNode {
     // Agents with work, and agents a dead host left (its runs to end, its claimed deliveries to requeue).
     const wanted = [...new Set([...pending, ...(await this.store.abandoned(served))])].filter((a) => !this.held.has(a));
     if (wanted.length > 0 && this.held.size < share) {
-      for (const lease of await this.store.acquire(this.id, wanted, share - this.held.size, this.leaseMs)) await this.taken(lease);
+      for (const lease of await this.acquire(wanted, share - this.held.size)) {
+        // One agent's failed taking (given back) does not leave the others half-taken.
+        await this.taken(lease).catch((error: unknown) => this.options.logger.warn({ agent: lease.agent, error: error instanceof Error ? error.message : String(error) }, 'cluster: could not take the agent over; gave the lease back'));
+      }
     }
     await Promise.all([...this.held.keys()].filter((a) => pending.has(a)).map((a) => this.pull(a)));
     // What a failed shipment (the database unreachable for a moment) left behind goes now.
@@ -278,8 +300,36 @@ export class ClusterNode {
     return false;
   }
 
+  /** Acquires leases, the agents marked `taking` from before the request (a renewal meanwhile must not give them back). */
+  private async acquire(agents: readonly string[], limit: number): Promise<Lease[]> {
+    const marked = agents.filter((a) => !this.taking.has(a));
+    for (const agent of marked) this.taking.add(agent);
+    try {
+      const leases = await this.store.acquire(this.id, marked, limit, this.leaseMs);
+      // Still marked for those taken: taken() clears them.
+      for (const agent of marked) if (!leases.some((l) => l.agent === agent)) this.taking.delete(agent);
+      return leases;
+    } catch (error) {
+      for (const agent of marked) this.taking.delete(agent);
+      throw error;
+    }
+  }
+
   /** A lease just taken: the agent's shared state replaces the local one; a dead holder's runs are ended. */
   private async taken(lease: Lease): Promise<void> {
+    this.taking.add(lease.agent);
+    try {
+      await this.adopt(lease);
+    } catch (error) {
+      // Not half-held: the next host (or this one, next tick) starts the taking over.
+      await this.store.release(this.id, lease).catch(() => undefined);
+      throw error;
+    } finally {
+      this.taking.delete(lease.agent);
+    }
+  }
+
+  private async adopt(lease: Lease): Promise<void> {
     const state = this.state!;
     const member = this.member!;
     const namespace = member.agents().get(lease.agent)?.namespace;

@@ -182,6 +182,8 @@ export class ServeRuntime {
           await cluster.take(agent);
           await cluster.hostRecord(agent, runId);
         }
+        // Taken only to ship those records: work goes to whichever host has room.
+        await cluster.settle();
       });
     } else {
       for (const { entry, agent } of loaded) {
