@@ -265,7 +265,7 @@ export class ClusterNode {
     }
     const served = [...member.agents().keys()];
     const pending = new Set(await this.store.agentsWithPending(served));
-    // A fair share of the agents with work; a host over it stops pulling for the excess (newest first)
+    // A fair share of the agents with work; a host over it stops pulling for the excess (by name)
     // and gives each back once its runs here are done, so a new or lightly loaded host gets work.
     const share = Math.max(1, Math.ceil((await this.store.busyAgents(served)) / Math.max(1, this.liveHosts)));
     const excess = [...this.held.keys()].sort().slice(share);
