@@ -12,21 +12,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterStore } from '../host/src/cluster/store.js';
 import { verifyCluster } from '../host/src/cluster/verify.js';
-import { BufferedRunWriter, capture, LedgerStore, newRunId, sha256Hex, type CallInput } from '../host/src/ledger/index.js';
+import { BufferedRunWriter, capture, LedgerStore, newRunId, sha256Hex } from '../host/src/ledger/index.js';
 import { openStateDb, type StateDb } from '../host/src/storage/db.js';
-import { key, keyedHash, verifyStore } from './ledger-keyed.js';
+import { key, keyedHash, verifyStore, call } from './ledger-keyed.js';
 import { freshDatabase, query, stopPostgres } from './postgres.js';
 
 afterAll(() => stopPostgres());
-
-const call = (i: number): CallInput => ({
-  call: 'ice:agent/kv@0.1.0#get',
-  args: [capture(`k${i}`, 'full')],
-  decision: i % 3 === 0 ? 'deny' : 'allow',
-  rule: 'grants.kv.read[0]',
-  outcome: i % 3 === 0 ? { err: { kind: 'denied', message: `kv.get("k${i}") denied` } } : { ok: capture(`v${i}`, 'full') },
-  durationUs: 3,
-});
 
 /** A run as the runtime writes one: batched calls (a v2 batch row), an intent and its result (v1 rows), a lone call, the run-end. */
 function writeRun(ledger: LedgerStore): string {

@@ -9,6 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { ClusterStore, LeaseLost, ShipConflict, type Shipment } from '../host/src/cluster/store.js';
@@ -64,6 +65,62 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 /** The pid in a cluster host id (`<hostname>:<pid>:<random>`). */
 const pidOf = (hostId: string) => Number(hostId.split(':').at(-2));
 
+/**
+ * An emitter and a fetcher agent (guests/event-fetcher: GETs the event's payload URL, counts it in kv)
+ * on `count` hosts, and the server they fetch from: its first request is held until `release()`,
+ * later ones answer at once.
+ */
+async function fetcherCluster(count: number) {
+  const db = await freshDatabase();
+  const dir = tempDir();
+  let requests = 0;
+  let release: () => void = () => undefined;
+  const slow: Server = createServer((_request, response) => {
+    requests++;
+    if (requests === 1) release = () => response.end('late');
+    else response.end('fine');
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const close = () => {
+    slow.closeAllConnections();
+    slow.close();
+  };
+  const origin = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const emitter = policy(dir, 'emitter', 'grants:\n  log: {}\n  events: { kinds: ["fetch"], maxCalls: 100 }\n');
+  const fetcher = policy(dir, 'fetcher', `grants:\n  log: {}\n  kv: { read: ["*"], write: ["*"] }\n  http: { allow: [{ url: "${origin}/*" }], timeoutMs: 60000 }\n  events: { receive: ["fetch"] }\n`);
+  const config = join(dir, 'ice.yaml');
+  writeFileSync(config, `agents:\n  - { name: emitter, component: ${guestWasm('event-emitter')}, policy: ${emitter} }\n  - { name: fetcher, component: ${guestWasm('event-fetcher')}, policy: ${fetcher}, on: { events: ["fetch"] } }\n`);
+  let hosts: Served[];
+  try {
+    hosts = await Promise.all(Array.from({ length: count }, () => host(config, db)));
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return {
+    db,
+    hosts,
+    close,
+    release: () => release(),
+    /** Emits one fetch event via `via` for `path`; returns the event's id. */
+    async emit(via: Served, path: string): Promise<string> {
+      const emitted = await api(via, 'POST', '/v1/agents/emitter/invoke', { input: `fetch ${origin}${path}` });
+      expect(emitted.json.run.outcome).toBe('ok');
+      return `${emitted.json.run.runId as string}#1`;
+    },
+    /** The run in the middle of the first GET (its intent in the shared database before the effect started) and the host running it. */
+    async inFlight(): Promise<{ running: { run: string; host: string }; on: Served }> {
+      const running = await until('the fetch in flight', async () => {
+        const rows = await query<{ run: string; host: string }>(db, 'SELECT r.run, r.host FROM ice_running r JOIN ice_intents i ON i.run = r.run');
+        return requests === 1 && rows[0];
+      });
+      const on = hosts.find((h) => h.process.pid === pidOf(running.host));
+      if (on === undefined) throw new Error(`no test host runs ${running.run} (${running.host})`);
+      return { running, on };
+    },
+  };
+}
+
 describe('ice serve --db: three hosts on one PostgreSQL', () => {
   it('delivers and records a 1,000-event burst exactly once, shared across the hosts, and the shared ledger verifies', async () => {
     const db = await freshDatabase();
@@ -73,7 +130,6 @@ describe('ice serve --db: three hosts on one PostgreSQL', () => {
     const kindOf = (c: string) => (c === 'c1' ? 'tick.a' : 'tick.b');
     const emitter = policy(dir, 'emitter', 'grants:\n  log: {}\n  events: { kinds: ["tick.*"], maxCalls: 100000 }\n');
     const config = join(dir, 'ice.yaml');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(
       config,
       `agents:\n  - { name: emitter, component: ${guestWasm('event-emitter')}, policy: ${emitter} }\n` +
@@ -129,39 +185,13 @@ describe('ice serve --db: three hosts on one PostgreSQL', () => {
   }, 180_000);
 
   it('kill -9 of the host in the middle of an effect: another host ends the run incomplete with its intent, redelivers, and the agent goes on there', async () => {
-    const db = await freshDatabase();
-    const dir = tempDir();
     // The first GET never answers (the host running it is killed meanwhile); later ones answer at once.
-    let requests = 0;
-    const slow: Server = createServer((_request, response) => {
-      requests++;
-      if (requests === 1) return;
-      response.end('fine');
-    });
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-    const origin = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    const cluster = await fetcherCluster(3);
+    const { db, hosts, emit } = cluster;
     try {
-      const emitter = policy(dir, 'emitter', 'grants:\n  log: {}\n  events: { kinds: ["fetch"], maxCalls: 100 }\n');
-      const fetcher = policy(dir, 'fetcher', `grants:\n  log: {}\n  kv: { read: ["*"], write: ["*"] }\n  http: { allow: [{ url: "${origin}/*" }], timeoutMs: 60000 }\n  events: { receive: ["fetch"] }\n`);
-      const config = join(dir, 'ice.yaml');
-      const { writeFileSync } = await import('node:fs');
-      writeFileSync(
-        config,
-        `agents:\n  - { name: emitter, component: ${guestWasm('event-emitter')}, policy: ${emitter} }\n  - { name: fetcher, component: ${guestWasm('event-fetcher')}, policy: ${fetcher}, on: { events: ["fetch"] } }\n`,
-      );
-      const hosts = await Promise.all([host(config, db), host(config, db), host(config, db)]);
-      const emit = async (via: Served, path: string) => {
-        const emitted = await api(via, 'POST', '/v1/agents/emitter/invoke', { input: `fetch ${origin}${path}` });
-        expect(emitted.json.run.outcome).toBe('ok');
-        return `${emitted.json.run.runId as string}#1`;
-      };
       const event = await emit(hosts[0]!, '/first');
       // The run is in the middle of its GET: its intent is in the shared database before the effect started.
-      const running = await until('the fetch in flight', async () => {
-        const rows = await query<{ run: string; host: string }>(db, 'SELECT r.run, r.host FROM ice_running r JOIN ice_intents i ON i.run = r.run');
-        return requests === 1 && rows[0];
-      });
-      const victim = hosts.find((h) => h.process.pid === pidOf(running.host))!;
+      const { running, on: victim } = await cluster.inFlight();
       expect(victim).toBeDefined();
       await victim.stop('SIGKILL');
       const survivors = hosts.filter((h) => h !== victim);
@@ -212,40 +242,19 @@ describe('ice serve --db: three hosts on one PostgreSQL', () => {
       expect(verified.stdout).toContain(`recovered: run ${running.run} was ended by recovery`);
       expect(verified.status).toBe(4);
     } finally {
-      slow.closeAllConnections();
-      slow.close();
+      cluster.close();
     }
   }, 120_000);
 });
 
 describe('a host that stalls past its lease (SIGSTOP)', () => {
   it('is fenced off: another host ends and reruns its run, and what it does when it wakes never reaches the shared ledger', async () => {
-    const db = await freshDatabase();
-    const dir = tempDir();
     // The first GET hangs until released; later ones answer at once.
-    let requests = 0;
-    let release: () => void = () => undefined;
-    const slow: Server = createServer((_request, response) => {
-      requests++;
-      if (requests === 1) release = () => response.end('late');
-      else response.end('fine');
-    });
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-    const origin = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    const cluster = await fetcherCluster(2);
+    const { db, hosts, emit } = cluster;
     try {
-      const emitter = policy(dir, 'emitter', 'grants:\n  log: {}\n  events: { kinds: ["fetch"], maxCalls: 100 }\n');
-      const fetcher = policy(dir, 'fetcher', `grants:\n  log: {}\n  kv: { read: ["*"], write: ["*"] }\n  http: { allow: [{ url: "${origin}/*" }], timeoutMs: 60000 }\n  events: { receive: ["fetch"] }\n`);
-      const config = join(dir, 'ice.yaml');
-      const { writeFileSync } = await import('node:fs');
-      writeFileSync(config, `agents:\n  - { name: emitter, component: ${guestWasm('event-emitter')}, policy: ${emitter} }\n  - { name: fetcher, component: ${guestWasm('event-fetcher')}, policy: ${fetcher}, on: { events: ["fetch"] } }\n`);
-      const hosts = await Promise.all([host(config, db), host(config, db)]);
-      const emitted = await api(hosts[0]!, 'POST', '/v1/agents/emitter/invoke', { input: `fetch ${origin}/once` });
-      const event = `${emitted.json.run.runId as string}#1`;
-      const running = await until('the fetch in flight', async () => {
-        const rows = await query<{ run: string; host: string }>(db, 'SELECT r.run, r.host FROM ice_running r JOIN ice_intents i ON i.run = r.run');
-        return requests === 1 && rows[0];
-      });
-      const stalled = hosts.find((h) => h.process.pid === pidOf(running.host))!;
+      const event = await emit(hosts[0]!, '/once');
+      const { running, on: stalled } = await cluster.inFlight();
       stalled.process.kill('SIGSTOP');
       try {
         // The other host takes the agent over: the stalled run ends incomplete, the event runs again.
@@ -256,7 +265,7 @@ describe('a host that stalls past its lease (SIGSTOP)', () => {
         }, 30_000);
       } finally {
         // The stalled host wakes with its GET answered: its run goes on and ends, locally.
-        release();
+        cluster.release();
         stalled.process.kill('SIGCONT');
       }
       await until('the woken host gives up the agent', async () => stalled.stderr().includes('cluster: lost the lease'), 20_000);
@@ -278,8 +287,7 @@ describe('a host that stalls past its lease (SIGSTOP)', () => {
       expect(verified.stdout).toContain(`recovered: run ${running.run} was ended by recovery`);
       expect(verified.status).toBe(4);
     } finally {
-      slow.closeAllConnections();
-      slow.close();
+      cluster.close();
     }
   }, 120_000);
 });
@@ -413,7 +421,6 @@ describe('ice serve --db refuses what cannot work', () => {
   it('names the fix: no shared key, a URL that is not PostgreSQL, --lease-ms alone, two agents on one kv namespace', async () => {
     const dir = tempDir();
     const config = join(dir, 'ice.yaml');
-    const { writeFileSync } = await import('node:fs');
     const p = policy(dir, 'same', 'grants:\n  log: {}\n');
     writeFileSync(config, `agents:\n  - { name: one, component: ${guestWasm('hello')}, policy: ${p} }\n  - { name: two, component: ${guestWasm('hello')}, policy: ${p} }\n`);
     const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {

@@ -17,13 +17,12 @@ import {
   ledgerCalls,
   newRunId,
   sha256Hex,
-  type CallInput,
   type LedgerRow,
 } from '../host/src/ledger/index.js';
 import { exportJsonl, verifyExport } from '../host/src/ledger/export.js';
 import { ServeMetrics } from '../host/src/serve/metrics.js';
 import type { ServeRuntime } from '../host/src/serve/runtime.js';
-import { key, keyedHash, verifyRun, verifyStore } from './ledger-keyed.js';
+import { key, keyedHash, verifyRun, verifyStore, call } from './ledger-keyed.js';
 
 const dirs: string[] = [];
 const opened: StateDb[] = [];
@@ -39,15 +38,6 @@ function open(): StateDb {
   opened.push(state);
   return state;
 }
-
-const call = (i: number): CallInput => ({
-  call: 'ice:agent/kv@0.1.0#get',
-  args: [capture(`k${i}`, 'full')],
-  decision: i % 3 === 0 ? 'deny' : 'allow',
-  rule: 'grants.kv.read[0]',
-  outcome: i % 3 === 0 ? { err: { kind: 'denied', message: `kv.get("k${i}") denied` } } : { ok: capture(`v${i}`, 'full') },
-  durationUs: 3,
-});
 
 /**
  * A run written as the runtime writes one: calls queued in batches of `maxPending`, an intent and its

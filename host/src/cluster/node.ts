@@ -19,11 +19,12 @@ import type { Logger } from 'pino';
 import pg from 'pg';
 import { newRunId, type IntentLogEntry } from '../ledger/index.js';
 import type { StateDb } from '../storage/db.js';
+import type { Delivery } from '../views/deliveries.js';
 import { LEDGER_KEY_ENV } from '../storage/ledger-key.js';
 import { checkpointHeads, checkpointSignature, type ChainHead } from './chain.js';
 import { endOrphanedRun } from './recover.js';
 import { emittedDeliveries, forgetDeliveries, forgetKvChanges, importRegistryRow, kvChanges, loadNamespace, prepareSpool, registryRow, runRowsAfter } from './spool.js';
-import { ClusterStore, LeaseLost, type AgentRow, type Lease, type NewDelivery, type SharedDelivery, type Shipment } from './store.js';
+import { ClusterStore, LeaseLost, type AgentRow, type Lease, type NewDelivery, type Shipment } from './store.js';
 
 /** What the cluster needs from the runtime serving the agents (serve/runtime.ts). */
 export interface ClusterMember {
@@ -32,7 +33,7 @@ export interface ClusterMember {
   /** How many more runs the agent's queue takes now. */
   room(agent: string): number;
   /** Deliveries claimed for the agent under its lease: queue their runs. */
-  enqueue(agent: string, claimed: readonly { readonly delivery: SharedDelivery; readonly run: string }[]): void;
+  enqueue(agent: string, claimed: readonly { readonly delivery: Delivery; readonly run: string }[]): void;
   /** Nothing of the agent is running or queued on this host. */
   idle(agent: string): boolean;
   /** The lease was taken over: drop the agent's queued runs; returns their claimed deliveries. */

@@ -2,15 +2,15 @@
  * Ending a run whose host died (its lease expired and this host took the agent over): the shared
  * ledger holds a verifiable prefix of the run (what its host shipped: at least up to its last intent)
  * and `ice_intents` the intents it made durable before their effects. The run is continued exactly as
- * a single host recovers a run after a crash (ledger/recover.ts): the logged records the ledger does
- * not have are appended, then a run-end `incomplete` whose `unknown` lists the intents without a
- * result. It is done in a scratch SQLite state holding only that run, with the same writer code, and
+ * a single host recovers a run after a crash (`endRecovered`, ledger/recover.ts): the logged records
+ * the ledger does not have are appended, then a run-end `incomplete` whose `unknown` lists the
+ * intents without a result. It is done in a scratch SQLite state holding only that run, with the same writer code, and
  * the new rows are shipped back under the new lease.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appendLogged, LedgerStore, type IntentLogEntry, type LedgerRow } from '../ledger/index.js';
+import { endRecovered, LedgerStore, type IntentLogEntry, type LedgerRow } from '../ledger/index.js';
 import { openStateDb } from '../storage/db.js';
 import { LEDGER_KEY_ENV } from '../storage/ledger-key.js';
 
@@ -32,15 +32,7 @@ export function endOrphanedRun(rows: readonly Omit<LedgerRow, 'id'>[], intents: 
         for (const row of rows) insert.run(row.run, row.seq, row.type, row.hash, row.body);
         state.db.prepare('INSERT INTO running (run, pid, started) VALUES (?, 0, ?)').run(first.run, new Date().toISOString());
       });
-      const records = ledger.readRun(first.run);
-      const found = { records: records.length, lastSeq: last.seq, lastHash: last.hash };
-      state.transaction(() => {
-        const writer = ledger.resumeRun(first.run);
-        appendLogged(writer, intents.map((entry) => JSON.parse(entry) as IntentLogEntry));
-        const startedAt = Date.parse(records[0]!.record.at);
-        const lastAt = Date.parse(ledger.readRun(first.run).at(-1)!.record.at);
-        writer.end({ outcome: 'incomplete', reason, durationUs: Math.max(0, (lastAt - startedAt) * 1000), recovered: found });
-      });
+      state.transaction(() => endRecovered(ledger, first.run, intents.map((entry) => JSON.parse(entry) as IntentLogEntry), reason));
       return state.db.prepare<[string, number], Omit<LedgerRow, 'id'>>('SELECT run, seq, type, hash, body FROM ledger WHERE run = ? AND seq > ? ORDER BY seq').all(first.run, last.seq);
     } finally {
       state.close();

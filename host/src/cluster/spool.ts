@@ -8,8 +8,7 @@
  * last one, with their values as of the shipment. The changes are read before the ledger rows: a kv
  * write commits with its call record, so every shipped change has its record in the same shipment.
  */
-import type { Statement } from 'better-sqlite3';
-import type { StateDb } from '../storage/db.js';
+import { preparedOnce, type StateDb } from '../storage/db.js';
 import type { NewDelivery } from './store.js';
 
 const SPOOL_SCHEMA = `
@@ -26,17 +25,6 @@ const SPOOL_SCHEMA = `
   BEGIN INSERT INTO cluster_kv_changes (namespace, key) VALUES (OLD.namespace, OLD.key); END;
 `;
 
-const statements = new WeakMap<StateDb, Map<string, Statement>>();
-
-/** A statement prepared once per connection (a shipment runs several per run). */
-function prepared<P extends unknown[] | object, R = unknown>(state: StateDb, sql: string): Statement<P, R> {
-  let bySql = statements.get(state);
-  if (bySql === undefined) statements.set(state, (bySql = new Map()));
-  let statement = bySql.get(sql);
-  if (statement === undefined) bySql.set(sql, (statement = state.db.prepare(sql)));
-  return statement as unknown as Statement<P, R>;
-}
-
 /** Adds the kv change capture to a state database (idempotent). */
 export function prepareSpool(state: StateDb): void {
   state.transaction(() => state.db.exec(SPOOL_SCHEMA));
@@ -50,16 +38,16 @@ export interface KvChanges {
 
 /** The keys of `namespace` changed since the last shipment, with their values now (null: deleted). */
 export function kvChanges(state: StateDb, namespace: string): KvChanges {
-  const changed = prepared<[string], { id: number; key: string }>(state, 'SELECT id, key FROM cluster_kv_changes WHERE namespace = ? ORDER BY id').all(namespace);
+  const changed = preparedOnce<[string], { id: number; key: string }>(state, 'SELECT id, key FROM cluster_kv_changes WHERE namespace = ? ORDER BY id').all(namespace);
   if (changed.length === 0) return { upTo: 0, writes: [] };
-  const value = prepared<[string, string], { value: string }>(state, 'SELECT value FROM kv WHERE namespace = ? AND key = ?');
+  const value = preparedOnce<[string, string], { value: string }>(state, 'SELECT value FROM kv WHERE namespace = ? AND key = ?');
   const keys = [...new Set(changed.map((c) => c.key))];
   return { upTo: changed.at(-1)!.id, writes: keys.map((key) => ({ namespace, key, value: value.get(namespace, key)?.value ?? null })) };
 }
 
 export function forgetKvChanges(state: StateDb, namespace: string, upTo: number): void {
   if (upTo === 0) return;
-  state.transaction(() => prepared<[string, number]>(state, 'DELETE FROM cluster_kv_changes WHERE namespace = ? AND id <= ?').run(namespace, upTo));
+  state.transaction(() => preparedOnce<[string, number]>(state, 'DELETE FROM cluster_kv_changes WHERE namespace = ? AND id <= ?').run(namespace, upTo));
 }
 
 /** A new lease holder's kv: the namespace as the shared database has it, replacing whatever this host had. */
@@ -74,20 +62,20 @@ export function loadNamespace(state: StateDb, namespace: string, entries: readon
 
 /** A run's rows after `afterSeq`, in seq order. */
 export function runRowsAfter(state: StateDb, run: string, afterSeq: number): { run: string; seq: number; type: string; hash: string; body: string }[] {
-  return prepared<[string, number], { run: string; seq: number; type: string; hash: string; body: string }>(state, 'SELECT run, seq, type, hash, body FROM ledger WHERE run = ? AND seq > ? ORDER BY seq').all(run, afterSeq);
+  return preparedOnce<[string, number], { run: string; seq: number; type: string; hash: string; body: string }>(state, 'SELECT run, seq, type, hash, body FROM ledger WHERE run = ? AND seq > ? ORDER BY seq').all(run, afterSeq);
 }
 
 /** Deliveries this host's runs queued locally for events of `run` up to `seq` (emits it has recorded). */
 export function emittedDeliveries(state: StateDb, run: string, upToSeq: number): (NewDelivery & { id: number })[] {
   // Event ids are `<run>#<seq>`: '#' sorts just before '$', so the range is the run's events.
-  const rows = prepared<[string, string], NewDelivery & { id: number }>(state, 'SELECT id, event, agent, kind, payload, source FROM deliveries WHERE event > ? AND event < ?').all(`${run}#`, `${run}$`);
+  const rows = preparedOnce<[string, string], NewDelivery & { id: number }>(state, 'SELECT id, event, agent, kind, payload, source FROM deliveries WHERE event > ? AND event < ?').all(`${run}#`, `${run}$`);
   return rows.filter((row) => Number(row.event.slice(row.event.lastIndexOf('#') + 1)) <= upToSeq);
 }
 
 export function forgetDeliveries(state: StateDb, ids: readonly number[]): void {
   if (ids.length === 0) return;
   state.transaction(() => {
-    const remove = prepared<[number]>(state, 'DELETE FROM deliveries WHERE id = ?');
+    const remove = preparedOnce<[number]>(state, 'DELETE FROM deliveries WHERE id = ?');
     for (const id of ids) remove.run(id);
   });
 }

@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import type { LedgerRow } from '../ledger/index.js';
+import type { Delivery } from '../views/deliveries.js';
 import { chainLink, type ChainHead } from './chain.js';
 import { migrateCluster } from './schema.js';
 
@@ -26,23 +27,8 @@ export interface Lease {
   readonly token: number;
 }
 
-export interface SharedDelivery {
-  readonly id: number;
-  readonly event: string;
-  readonly agent: string;
-  readonly kind: string;
-  readonly payload: string;
-  readonly source: string;
-  readonly attempts: number;
-}
-
-export interface NewDelivery {
-  readonly event: string;
-  readonly agent: string;
-  readonly kind: string;
-  readonly payload: string;
-  readonly source: string;
-}
+/** A delivery as the shipment carries it: one of `deliveries`, before it has an id or attempts. */
+export type NewDelivery = Omit<Delivery, 'id' | 'attempts'>;
 
 export interface AgentRow {
   readonly name: string;
@@ -267,11 +253,11 @@ export class ClusterStore {
   }
 
   /** Claims up to `limit` of the agent's oldest pending deliveries, each for a run id from `runId`, under the lease (one round trip). */
-  async claim(host: string, lease: Lease, limit: number, ttlMs: number, runId: () => string): Promise<{ delivery: SharedDelivery; run: string }[]> {
+  async claim(host: string, lease: Lease, limit: number, ttlMs: number, runId: () => string): Promise<{ delivery: Delivery; run: string }[]> {
     if (limit <= 0) return [];
     const runs = Array.from({ length: Math.min(limit, CLAIM_MAX) }, runId);
     const { rows } = await typed(
-      this.pool.query<SharedDelivery & { id: string; run: string }>('SELECT * FROM ice_claim($1, $2, $3, $4, $5)', [host, lease.agent, lease.token, ttlMs, runs]),
+      this.pool.query<Delivery & { id: string; run: string }>('SELECT * FROM ice_claim($1, $2, $3, $4, $5)', [host, lease.agent, lease.token, ttlMs, runs]),
     );
     return rows.map(({ run, ...row }) => ({ delivery: { ...row, id: Number(row.id) }, run }));
   }

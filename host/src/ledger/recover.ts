@@ -9,8 +9,8 @@
 import { rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { StateDb } from '../storage/db.js';
-import { appendLogged, intentLogFiles, intentLogPath, readIntentLog, removeIntentLog } from './intent-log.js';
-import type { LedgerStore } from './store.js';
+import { appendLogged, intentLogFiles, intentLogPath, readIntentLog, removeIntentLog, type IntentLogEntry } from './intent-log.js';
+import type { LedgerStore, RunWriter } from './store.js';
 
 export interface RecoveredRun {
   readonly run: string;
@@ -42,34 +42,38 @@ export function endInterruptedRuns(
     if (pid === process.pid ? own === undefined : alive(pid)) continue;
     state.durable(() =>
       state.transaction(() => {
-        const records = ledger.readRun(run);
-        const last = records.at(-1);
-        if (last === undefined || last.record.type === 'run-end') {
-          state.db.prepare('DELETE FROM running WHERE run = ?').run(run);
-          return;
-        }
-        // What the ledger held when recovery began, recorded in the run-end: a run truncated before
-        // recovery (records deleted, a `running` row forged) shows what was left, never a plain end.
-        const found = { records: records.length, lastSeq: last.record.seq, lastHash: last.hash };
-        const writer = ledger.resumeRun(run);
+        const reason = pid === process.pid && own ? own.reason : `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`;
         // What the run had made durable outside the ledger: its intents, and the records queued before them.
-        appendLogged(writer, readIntentLog(state.dir, run));
-        const first = Date.parse(records[0]!.record.at);
-        const lastAt = Date.parse(ledger.readRun(run).at(-1)!.record.at);
-        writer.end({
-          outcome: 'incomplete',
-          reason: pid === process.pid && own ? own.reason : `the process running it (pid ${pid}) stopped before the run ended; ended when the state was next opened`,
-          // What is known: from the run-start to its last committed record.
-          durationUs: Math.max(0, (lastAt - first) * 1000),
-          recovered: found,
-        });
-        recovered.push({ run, pid, calls: writer.counts.calls });
+        const writer = endRecovered(ledger, run, readIntentLog(state.dir, run), reason);
+        if (writer === undefined) state.db.prepare('DELETE FROM running WHERE run = ?').run(run);
+        else recovered.push({ run, pid, calls: writer.counts.calls });
       }),
     );
     removeIntentLog(state.dir, run);
   }
   removeStaleIntentLogs(state);
   return recovered;
+}
+
+/**
+ * Ends an unfinished run `incomplete` (call inside a transaction): appends the records it had made
+ * durable outside the ledger (`logged`: its intents and the records queued before them) that the
+ * ledger does not have, then a run-end listing the intents left without a result and, as `recovered`,
+ * what the ledger held when recovery began — a run truncated before recovery (records deleted, a
+ * `running` row forged) shows what was left, never a plain end. Its duration is what is known: from
+ * the run-start to its last record. Undefined (nothing written) if the run has no records or has ended.
+ */
+export function endRecovered(ledger: LedgerStore, run: string, logged: readonly IntentLogEntry[], reason: string): RunWriter | undefined {
+  const records = ledger.readRun(run);
+  const last = records.at(-1);
+  if (last === undefined || last.record.type === 'run-end') return undefined;
+  const found = { records: records.length, lastSeq: last.record.seq, lastHash: last.hash };
+  const writer = ledger.resumeRun(run);
+  appendLogged(writer, logged);
+  const first = Date.parse(records[0]!.record.at);
+  const lastAt = Date.parse(ledger.readRun(run).at(-1)!.record.at);
+  writer.end({ outcome: 'incomplete', reason, durationUs: Math.max(0, (lastAt - first) * 1000), recovered: found });
+  return writer;
 }
 
 /** Logs of runs no longer in flight (their process ended them, then stopped before removing the log). */

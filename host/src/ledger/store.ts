@@ -22,7 +22,7 @@
  * ```
  */
 import type { Statement } from 'better-sqlite3';
-import type { StateDb } from '../storage/db.js';
+import { preparedOnce, type StateDb } from '../storage/db.js';
 import {
   DECISION_COUNTER,
   BATCH_TYPE,
@@ -434,17 +434,6 @@ function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
-const statementCache = new WeakMap<StateDb, Map<string, Statement>>();
-
-/** A statement prepared once per connection (a writer lives for one run; preparing costs more than running these). */
-function cached(state: StateDb, sql: string): Statement {
-  let byText = statementCache.get(state);
-  if (byText === undefined) statementCache.set(state, (byText = new Map()));
-  let statement = byText.get(sql);
-  if (statement === undefined) byText.set(sql, (statement = state.db.prepare(sql)));
-  return statement;
-}
-
 /** A RunWriter that writes its run-start only when it first writes anything (LedgerStore.deferRun). */
 class DeferredRunWriter implements RunWriter {
   private real: RunWriter | undefined;
@@ -563,7 +552,7 @@ class SqliteRunWriter implements RunWriter {
 
   /** Saves the decision tallies in the run's `running` row (in the caller's transaction): what resumeRun reads. */
   saveTally(): void {
-    this.saveTallyStmt ??= cached(this.state, 'UPDATE running SET tally = ? WHERE run = ?');
+    this.saveTallyStmt ??= preparedOnce(this.state, 'UPDATE running SET tally = ? WHERE run = ?');
     this.saveTallyStmt.run(JSON.stringify(this.countsValue), this.run);
   }
 
@@ -755,7 +744,7 @@ class SqliteRunWriter implements RunWriter {
     // The run-end and the end of "in flight" commit together: a crash leaves either both or neither.
     const hash = this.state.transaction(() => {
       const written = this.insert(record);
-      cached(this.state, 'DELETE FROM running WHERE run = ?').run(this.run);
+      preparedOnce(this.state, 'DELETE FROM running WHERE run = ?').run(this.run);
       return written;
     });
     this.endedValue = true;

@@ -24,7 +24,7 @@ import type { ApprovalRequest } from '../capabilities/define.js';
 import type { RunSpanIds, RunTracer } from '../telemetry/traces.js';
 import type { ClusterMember, ClusterNode } from '../cluster/node.js';
 import { importRegistryRow } from '../cluster/spool.js';
-import { LeaseLost, type AgentRow, type SharedDelivery } from '../cluster/store.js';
+import { LeaseLost, type AgentRow } from '../cluster/store.js';
 
 /** What a run of an agent calls. */
 export type AgentRequest =
@@ -470,7 +470,7 @@ export class ServeRuntime {
       enqueue: (agent, claimed) => {
         const served = this.agents.get(agent);
         if (served === undefined) return;
-        for (const { delivery, run } of claimed) served.queue.push(deliveryWork(sharedDelivery(delivery), run));
+        for (const { delivery, run } of claimed) served.queue.push(deliveryWork(delivery, run));
         this.pump(served);
       },
       idle: (agent) => {
@@ -758,11 +758,6 @@ function checkRequest(agent: Agent, request: AgentRequest): void {
       if (!agent.commandExport) throw new RunInputError(`${agent.name} is not a WASI command`);
       return;
   }
-}
-
-/** A delivery from the cluster's queue, as a local one (the same fields). */
-function sharedDelivery(delivery: SharedDelivery): Delivery {
-  return delivery;
 }
 
 /**

@@ -75,6 +75,21 @@ export interface StateDb {
   onRollback(undo: () => void): void;
 }
 
+const statementCache = new WeakMap<StateDb, Map<string, Database.Statement>>();
+
+/**
+ * A statement prepared once per connection: for code that runs the same SQL many times but lives
+ * shorter than the connection (a run's writer, a cluster shipment), where preparing costs more than
+ * running it.
+ */
+export function preparedOnce<P extends unknown[] | object = unknown[], R = unknown>(state: StateDb, sql: string): Database.Statement<P, R> {
+  let bySql = statementCache.get(state);
+  if (bySql === undefined) statementCache.set(state, (bySql = new Map()));
+  let statement = bySql.get(sql);
+  if (statement === undefined) bySql.set(sql, (statement = state.db.prepare(sql)));
+  return statement as unknown as Database.Statement<P, R>;
+}
+
 /** Schema migrations: index i brings a database from version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
   `
